@@ -1,0 +1,1 @@
+//! nweb: scanprint, canonical JSON and Merkle roots (see design D6).
