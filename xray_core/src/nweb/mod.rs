@@ -1,1 +1,7 @@
 //! nweb: scanprint, canonical JSON and Merkle roots (see design D6).
+
+mod error;
+pub mod jcs;
+pub mod merkle;
+
+pub use error::NwebError;

@@ -1,0 +1,660 @@
+//! The scan-result contract (worker → database), `schema_version` 1.x.
+//!
+//! Parsing is strict about what the engine relies on (ids, timestamps, types)
+//! and tolerant of everything else: unknown fields are ignored and optional
+//! blocks may be absent, as contract §12 requires.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::Value;
+use uuid::Uuid;
+
+/// Major version of the contract this engine implements. Minor versions only
+/// add optional fields, so every `1.x` is accepted.
+pub const SUPPORTED_MAJOR: u64 = 1;
+
+/// Why a payload was refused. Each variant maps to one SQLSTATE so that SQL
+/// callers can tell a caller bug from a version problem.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ContractError {
+    #[error("{field}: {problem}")]
+    Malformed { field: String, problem: String },
+    #[error("{field}: required field is missing")]
+    Missing { field: String },
+    #[error("{field}: {problem}")]
+    WrongType { field: String, problem: String },
+    #[error("{field}: invalid UUID {value:?}")]
+    InvalidUuid { field: String, value: String },
+    #[error("{field}: invalid timestamp {value:?} (expected UTC ISO 8601 ending in Z)")]
+    InvalidTimestamp { field: String, value: String },
+    #[error("{field}: {problem}")]
+    InvalidValue { field: String, problem: String },
+    #[error("schema_version: unsupported version {version:?} (this engine accepts 1.x)")]
+    UnsupportedVersion { version: String },
+}
+
+impl ContractError {
+    /// The PostgreSQL SQLSTATE for this error class.
+    pub fn sqlstate(&self) -> &'static str {
+        match self {
+            ContractError::Malformed { .. } => "22032",  // invalid_json_text
+            ContractError::Missing { .. } => "23502",    // not_null_violation
+            ContractError::WrongType { .. } => "22023",  // invalid_parameter_value
+            ContractError::InvalidUuid { .. } => "22P02", // invalid_text_representation
+            ContractError::InvalidTimestamp { .. } => "22007", // invalid_datetime_format
+            ContractError::InvalidValue { .. } => "22023",
+            ContractError::UnsupportedVersion { .. } => "0A000", // feature_not_supported
+        }
+    }
+}
+
+/// A UTC instant written as ISO 8601 with a literal `Z` (contract §12).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Timestamp(pub DateTime<Utc>);
+
+const TS_MARKER: &str = "xray-invalid-timestamp:";
+const UUID_MARKER: &str = "xray-invalid-uuid:";
+
+impl Timestamp {
+    pub fn parse(s: &str) -> Option<Timestamp> {
+        if !s.ends_with('Z') {
+            return None;
+        }
+        DateTime::parse_from_rfc3339(s)
+            .ok()
+            .map(|d| Timestamp(d.with_timezone(&Utc)))
+    }
+}
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
+    }
+}
+
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Timestamp::parse(&s).ok_or_else(|| serde::de::Error::custom(format!("{TS_MARKER}{s}")))
+    }
+}
+
+impl Serialize for Timestamp {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// A UUID whose parse error names the offending text, for clear messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct Id(pub Uuid);
+
+impl<'de> Deserialize<'de> for Id {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Uuid::parse_str(&s)
+            .map(Id)
+            .map_err(|_| serde::de::Error::custom(format!("{UUID_MARKER}{s}")))
+    }
+}
+
+impl fmt::Display for Id {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.hyphenated().fmt(f)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct ScanPayload {
+    pub schema_version: String,
+    pub scan: ScanMeta,
+    #[serde(default)]
+    pub tool_versions: BTreeMap<String, Option<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<Value>,
+    #[serde(default)]
+    pub asset_results: Vec<AssetResult>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<Value>,
+    #[serde(default)]
+    pub artifacts: Vec<Value>,
+    #[serde(default)]
+    pub errors: Vec<ErrorEntry>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct ScanMeta {
+    pub scan_id: Id,
+    pub tenant_id: Id,
+    #[serde(default)]
+    pub scan_kind: Option<String>,
+    #[serde(default)]
+    pub scan_profile: Option<String>,
+    #[serde(default)]
+    pub triggered_by_user_id: Option<Id>,
+    #[serde(default)]
+    pub requested_asset_ids: Vec<Id>,
+    pub started_at: Timestamp,
+    /// Absent when the scan did not finish; such a scan is never authoritative.
+    #[serde(default)]
+    pub finished_at: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker: Option<Value>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct AssetResult {
+    pub asset: Asset,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolution: Option<Value>,
+    #[serde(default)]
+    pub endpoints: Vec<Endpoint>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct Asset {
+    pub asset_id: Id,
+    pub asset_type: String,
+    #[serde(default)]
+    pub asset_value: Option<String>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    #[serde(default)]
+    pub canonical_host: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+pub struct Endpoint {
+    #[serde(default)]
+    pub endpoint_id: Option<String>,
+    #[serde(default)]
+    pub ip: Option<String>,
+    #[serde(default)]
+    pub domain_context: Option<String>,
+    #[serde(default)]
+    pub observed_host: Option<String>,
+    #[serde(default)]
+    pub ports: Ports,
+    #[serde(default)]
+    pub http: Vec<HttpObservation>,
+    #[serde(default)]
+    pub tls: Vec<TlsObservation>,
+    #[serde(default)]
+    pub findings: Findings,
+    #[serde(default)]
+    pub dns_email: Option<DnsEmail>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timings: Option<Value>,
+    #[serde(default)]
+    pub errors: Vec<ErrorEntry>,
+    /// Schema 1.2 (design D3): what the worker actually checked on this endpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coverage: Option<Coverage>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+pub struct Ports {
+    #[serde(default)]
+    pub tcp: Vec<PortObservation>,
+    #[serde(default)]
+    pub udp: Vec<PortObservation>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct PortObservation {
+    #[serde(default)]
+    pub tool: Option<String>,
+    #[serde(default)]
+    pub protocol: Option<String>,
+    pub port: u16,
+    pub state: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verified: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rtt_ms: Option<f64>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct HttpObservation {
+    #[serde(default)]
+    pub tool: Option<String>,
+    pub url: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub final_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheme: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_code: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    /// `None` means headers were not collected, which is not the same as "no headers".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub headers: Option<BTreeMap<String, Value>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub technologies: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raw: Option<Value>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct TlsObservation {
+    #[serde(default)]
+    pub tool: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<String>,
+    pub port: u16,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sni: Option<String>,
+    #[serde(default)]
+    pub tls_versions: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cipher: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ja3: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jarm: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<Certificate>,
+    /// Schema 1.2: cipher suites the worker classified as weak or insecure
+    /// (tlsx `-cipher-enum`, nmap `ssl-enum-ciphers` grades).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cipher_classes: Option<CipherClasses>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+pub struct CipherClasses {
+    #[serde(default)]
+    pub weak: Vec<String>,
+    #[serde(default)]
+    pub insecure: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+pub struct Certificate {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject_cn: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer_cn: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serial: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_before: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_after: Option<Timestamp>,
+    #[serde(default)]
+    pub sans: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub is_self_signed: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spki_sha256: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert_sha256: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+pub struct Findings {
+    #[serde(default)]
+    pub nuclei: Vec<NucleiFinding>,
+    #[serde(default)]
+    pub nmap: Vec<NmapFinding>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct NucleiFinding {
+    #[serde(default)]
+    pub tool: Option<String>,
+    pub template_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template_path: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub severity: Option<String>,
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    pub matched_at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub matcher_name: Option<String>,
+    #[serde(default)]
+    pub extracted_results: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<NucleiMetadata>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raw: Option<Value>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+pub struct NucleiMetadata {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct NmapFinding {
+    #[serde(default)]
+    pub tool: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    pub port: u16,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub product: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scripts: Option<BTreeMap<String, Option<String>>>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+pub struct DnsEmail {
+    #[serde(default)]
+    pub domain: Option<String>,
+    #[serde(default)]
+    pub spf: Option<SpfPosture>,
+    #[serde(default)]
+    pub dmarc: Option<DmarcPosture>,
+    #[serde(default)]
+    pub dkim: Option<DkimPosture>,
+    #[serde(default)]
+    pub errors: Vec<Value>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+pub struct SpfPosture {
+    #[serde(default)]
+    pub present: Option<bool>,
+    #[serde(default)]
+    pub raw: Option<String>,
+    #[serde(default)]
+    pub assessment: Option<String>,
+    #[serde(default)]
+    pub issues: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+pub struct DmarcPosture {
+    #[serde(default)]
+    pub present: Option<bool>,
+    #[serde(default)]
+    pub raw: Option<String>,
+    #[serde(default)]
+    pub policy: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alignment: Option<Value>,
+    #[serde(default)]
+    pub assessment: Option<String>,
+    #[serde(default)]
+    pub issues: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+pub struct DkimPosture {
+    #[serde(default)]
+    pub checked_selectors: Vec<String>,
+    #[serde(default)]
+    pub present_selectors: Vec<String>,
+    #[serde(default)]
+    pub assessment: Option<String>,
+    #[serde(default)]
+    pub issues: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+pub struct ErrorEntry {
+    #[serde(default)]
+    pub scope: Option<String>,
+    #[serde(default)]
+    pub tool: Option<String>,
+    #[serde(default)]
+    pub message: Option<String>,
+    #[serde(default)]
+    pub kind: Option<String>,
+    #[serde(default)]
+    pub details: Option<Value>,
+}
+
+impl ErrorEntry {
+    fn detail_str(&self, key: &str) -> Option<&str> {
+        self.details.as_ref()?.get(key)?.as_str()
+    }
+
+    /// RB6 symptom reported by the worker (design D4).
+    pub fn symptom(&self) -> Option<&str> {
+        self.detail_str("symptom")
+    }
+
+    pub fn symptom_port(&self) -> Option<u16> {
+        let v = self.details.as_ref()?.get("port")?;
+        v.as_u64().and_then(|p| u16::try_from(p).ok())
+    }
+
+    pub fn asset_id(&self) -> Option<&str> {
+        self.detail_str("asset_id")
+    }
+
+    pub fn endpoint_id(&self) -> Option<&str> {
+        self.detail_str("endpoint_id")
+    }
+}
+
+/// Schema 1.2 coverage block (design D3). Every list says what was checked,
+/// whether or not anything was found, so absence can be proven.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+pub struct Coverage {
+    #[serde(default)]
+    pub tools: Vec<String>,
+    #[serde(default)]
+    pub tcp_ports: Vec<u16>,
+    #[serde(default)]
+    pub tls_ports: Vec<u16>,
+    #[serde(default)]
+    pub http_urls: Vec<String>,
+    #[serde(default)]
+    pub nuclei_urls: Vec<String>,
+    #[serde(default)]
+    pub dns_checks: Vec<String>,
+}
+
+/// The RB6 symptom categories of contract §7.6.
+pub const SYMPTOMS: [&str; 4] = [
+    "tcp_open_no_banner",
+    "http_timeout",
+    "tls_handshake_fail",
+    "protocol_mismatch",
+];
+
+impl ScanPayload {
+    /// Parses and validates a payload given as JSON text.
+    pub fn from_json_str(text: &str) -> Result<ScanPayload, ContractError> {
+        let value: Value = serde_json::from_str(text).map_err(|e| ContractError::Malformed {
+            field: "payload".into(),
+            problem: format!("malformed JSON: {e}"),
+        })?;
+        ScanPayload::from_value(&value)
+    }
+
+    /// Parses and validates a payload given as a JSON value.
+    pub fn from_value(value: &Value) -> Result<ScanPayload, ContractError> {
+        let Some(obj) = value.as_object() else {
+            return Err(ContractError::WrongType {
+                field: "payload".into(),
+                problem: format!("must be a JSON object, got {}", json_kind(value)),
+            });
+        };
+        match obj.get("schema_version") {
+            None | Some(Value::Null) => {
+                return Err(ContractError::Missing { field: "schema_version".into() })
+            }
+            Some(Value::String(v)) => check_version(v)?,
+            Some(other) => {
+                return Err(ContractError::WrongType {
+                    field: "schema_version".into(),
+                    problem: format!("expected a string like \"1.1\", got {}", json_kind(other)),
+                })
+            }
+        }
+        let payload: ScanPayload =
+            serde_path_to_error::deserialize(value).map_err(classify_serde_error)?;
+        payload.validate()?;
+        Ok(payload)
+    }
+
+    fn validate(&self) -> Result<(), ContractError> {
+        let requested: std::collections::BTreeSet<Id> =
+            self.scan.requested_asset_ids.iter().copied().collect();
+        for (ai, ar) in self.asset_results.iter().enumerate() {
+            let at = ar.asset.asset_type.as_str();
+            if !matches!(at, "ip" | "domain" | "cidr") {
+                return Err(ContractError::InvalidValue {
+                    field: format!("asset_results[{ai}].asset.asset_type"),
+                    problem: format!("must be one of ip, domain, cidr; got {at:?}"),
+                });
+            }
+            if !requested.is_empty() && !requested.contains(&ar.asset.asset_id) {
+                return Err(ContractError::InvalidValue {
+                    field: format!("asset_results[{ai}].asset.asset_id"),
+                    problem: format!(
+                        "asset {} is not in scan.requested_asset_ids",
+                        ar.asset.asset_id
+                    ),
+                });
+            }
+            for (ei, ep) in ar.endpoints.iter().enumerate() {
+                let at = |rest: String| format!("asset_results[{ai}].endpoints[{ei}].{rest}");
+                for (pi, p) in ep.ports.tcp.iter().chain(ep.ports.udp.iter()).enumerate() {
+                    if !matches!(p.state.as_str(), "open" | "closed" | "filtered" | "unknown") {
+                        return Err(ContractError::InvalidValue {
+                            field: at(format!("ports[{pi}].state")),
+                            problem: format!(
+                                "must be one of open, closed, filtered, unknown; got {:?}",
+                                p.state
+                            ),
+                        });
+                    }
+                }
+                for (xi, e) in ep.errors.iter().enumerate() {
+                    if let Some(s) = e.symptom() {
+                        if !SYMPTOMS.contains(&s) {
+                            return Err(ContractError::InvalidValue {
+                                field: at(format!("errors[{xi}].details.symptom")),
+                                problem: format!(
+                                    "unknown symptom {s:?} (expected one of {})",
+                                    SYMPTOMS.join(", ")
+                                ),
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The instant the scan observed the world: `finished_at`, else `started_at`.
+    /// Expiry is judged against this, never the wall clock (design D2).
+    pub fn observed_at(&self) -> Timestamp {
+        self.scan.finished_at.unwrap_or(self.scan.started_at)
+    }
+
+    /// Assets whose previous state this scan may change (diff contract §6.1).
+    pub fn scope_asset_ids(&self) -> Vec<Id> {
+        let mut ids: Vec<Id> = if self.scan.requested_asset_ids.is_empty() {
+            self.asset_results.iter().map(|a| a.asset.asset_id).collect()
+        } else {
+            self.scan.requested_asset_ids.clone()
+        };
+        ids.sort();
+        ids.dedup();
+        ids
+    }
+}
+
+fn check_version(v: &str) -> Result<(), ContractError> {
+    let mut parts = v.split('.');
+    let major = parts.next().and_then(|m| m.parse::<u64>().ok());
+    let minor_ok = parts.next().map(|m| m.parse::<u64>().is_ok()).unwrap_or(false);
+    match (major, minor_ok, parts.next()) {
+        (Some(SUPPORTED_MAJOR), true, None) => Ok(()),
+        (Some(_), true, None) => Err(ContractError::UnsupportedVersion { version: v.into() }),
+        _ => Err(ContractError::InvalidValue {
+            field: "schema_version".into(),
+            problem: format!("must look like MAJOR.MINOR, got {v:?}"),
+        }),
+    }
+}
+
+fn json_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn classify_serde_error(err: serde_path_to_error::Error<serde_json::Error>) -> ContractError {
+    let path = err.path().to_string();
+    let msg = err.inner().to_string();
+    // serde_json appends " at line L column C", meaningless for a Value input.
+    let msg = match msg.find(" at line ") {
+        Some(i) => msg[..i].to_string(),
+        None => msg,
+    };
+    let join = |field: &str| {
+        if path == "." || path.is_empty() {
+            field.to_string()
+        } else {
+            format!("{path}.{field}")
+        }
+    };
+    if let Some(rest) = msg.strip_prefix("missing field `") {
+        let field = rest.trim_end_matches('`');
+        return ContractError::Missing { field: join(field) };
+    }
+    if let Some(value) = msg.strip_prefix(TS_MARKER) {
+        return ContractError::InvalidTimestamp { field: path, value: value.into() };
+    }
+    if let Some(value) = msg.strip_prefix(UUID_MARKER) {
+        return ContractError::InvalidUuid { field: path, value: value.into() };
+    }
+    if msg.starts_with("invalid type: null") {
+        // A required field given as null reads like a missing one to a user.
+        return ContractError::Missing { field: path };
+    }
+    ContractError::WrongType { field: path, problem: msg }
+}

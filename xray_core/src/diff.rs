@@ -1,0 +1,483 @@
+//! Steps 4–7 of the diff contract: compare the normalised exposures of a scan
+//! with the stored state and decide NEW / CHANGED / FIXED, gating FIXED on
+//! proof that the scan really covered the check (§6.3, design D3/D4).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::str::FromStr;
+
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use crate::canon::{canonical_host, canonical_url_root, url_scheme_port};
+use crate::config::EngineConfig;
+use crate::contract::{Endpoint, Id, ScanPayload};
+use crate::identity::RiskBucket;
+use crate::normalize::{endpoint_views, normalize, service_identified, EndpointView, Exposure};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExposureStatus {
+    Open,
+    Fixed,
+    Suppressed,
+    FalsePositive,
+}
+
+impl ExposureStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExposureStatus::Open => "open",
+            ExposureStatus::Fixed => "fixed",
+            ExposureStatus::Suppressed => "suppressed",
+            ExposureStatus::FalsePositive => "false_positive",
+        }
+    }
+
+    /// Triaged by a person: tracked, but silent (design D5).
+    pub fn is_triaged(self) -> bool {
+        matches!(self, ExposureStatus::Suppressed | ExposureStatus::FalsePositive)
+    }
+}
+
+impl FromStr for ExposureStatus {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "open" => Ok(ExposureStatus::Open),
+            "fixed" => Ok(ExposureStatus::Fixed),
+            "suppressed" => Ok(ExposureStatus::Suppressed),
+            "false_positive" => Ok(ExposureStatus::FalsePositive),
+            other => Err(format!("status: unknown exposure status {other:?}")),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub enum EventType {
+    #[serde(rename = "NEW")]
+    New,
+    #[serde(rename = "CHANGED")]
+    Changed,
+    #[serde(rename = "FIXED")]
+    Fixed,
+}
+
+impl EventType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::New => "NEW",
+            EventType::Changed => "CHANGED",
+            EventType::Fixed => "FIXED",
+        }
+    }
+}
+
+impl fmt::Display for EventType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What the database knows about an identity before this scan.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PriorState {
+    pub identity_key: String,
+    pub asset_id: Id,
+    pub observed_host: String,
+    pub risk_bucket: RiskBucket,
+    pub proto: String,
+    pub port: u16,
+    pub fingerprint: String,
+    pub status: ExposureStatus,
+    pub material_hash: String,
+    pub reopen_count: i32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Event {
+    pub event_type: EventType,
+    pub identity_key: String,
+    pub asset_id: Id,
+    pub risk_bucket: RiskBucket,
+    pub observed_host: String,
+    pub observed_ip: Option<String>,
+    pub proto: String,
+    pub port: u16,
+    pub fingerprint: String,
+    pub detail: Option<String>,
+    pub prev_material_hash: Option<String>,
+    pub material_hash: Option<String>,
+    /// For NEW/CHANGED the current evidence; for FIXED the proof of fix
+    /// (`{"proof": ...}`), to which the database adds the last open evidence.
+    pub evidence: Value,
+    pub reopened: bool,
+}
+
+/// A full exposure row to insert or overwrite.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StateUpsert {
+    pub exposure: Exposure,
+    pub status: ExposureStatus,
+    /// `None` keeps the stored value (a triaged exposure seen again).
+    pub last_change_type: Option<EventType>,
+    pub reopen_count: i32,
+}
+
+/// Why an absent exposure was kept open.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HeldOpen {
+    pub identity_key: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DiffOutcome {
+    pub events: Vec<Event>,
+    pub upserts: Vec<StateUpsert>,
+    /// Still open with the same material: only last_seen moves.
+    pub touched: Vec<String>,
+    pub fixed: Vec<String>,
+    pub held_open: Vec<HeldOpen>,
+    pub current_count: usize,
+}
+
+/// Normalise a payload and diff it against `prior` (which must hold the
+/// tenant's exposures for the scan's scope: every non-fixed one, plus fixed
+/// ones whose identity reappears).
+pub fn diff_scan(payload: &ScanPayload, prior: &[PriorState], config: &EngineConfig) -> DiffOutcome {
+    let current = normalize(payload, config);
+    diff_normalized(payload, current, prior, config)
+}
+
+pub fn diff_normalized(
+    payload: &ScanPayload,
+    current: Vec<Exposure>,
+    prior: &[PriorState],
+    config: &EngineConfig,
+) -> DiffOutcome {
+    let scope: BTreeSet<Id> = payload.scope_asset_ids().into_iter().collect();
+    let prior: BTreeMap<&str, &PriorState> = prior
+        .iter()
+        .filter(|p| scope.contains(&p.asset_id))
+        .map(|p| (p.identity_key.as_str(), p))
+        .collect();
+    let mut out = DiffOutcome { current_count: current.len(), ..Default::default() };
+    let current_keys: BTreeSet<String> = current.iter().map(|e| e.identity_key.clone()).collect();
+
+    // `normalize` returns exposures sorted by identity_key.
+    for cur in current {
+        match prior.get(cur.identity_key.as_str()) {
+            None => {
+                out.events.push(event_from(EventType::New, &cur, None, false));
+                out.upserts.push(StateUpsert {
+                    exposure: cur,
+                    status: ExposureStatus::Open,
+                    last_change_type: Some(EventType::New),
+                    reopen_count: 0,
+                });
+            }
+            Some(prev) if prev.status == ExposureStatus::Fixed => {
+                out.events.push(event_from(EventType::New, &cur, Some(prev), true));
+                out.upserts.push(StateUpsert {
+                    exposure: cur,
+                    status: ExposureStatus::Open,
+                    last_change_type: Some(EventType::New),
+                    reopen_count: prev.reopen_count + 1,
+                });
+            }
+            Some(prev) if prev.status.is_triaged() => {
+                out.upserts.push(StateUpsert {
+                    exposure: cur,
+                    status: prev.status,
+                    last_change_type: None,
+                    reopen_count: prev.reopen_count,
+                });
+            }
+            Some(prev) if prev.material_hash != cur.material_hash => {
+                out.events.push(event_from(EventType::Changed, &cur, Some(prev), false));
+                out.upserts.push(StateUpsert {
+                    exposure: cur,
+                    status: ExposureStatus::Open,
+                    last_change_type: Some(EventType::Changed),
+                    reopen_count: prev.reopen_count,
+                });
+            }
+            Some(_) => out.touched.push(cur.identity_key),
+        }
+    }
+
+    let authority = Authority::new(payload, config);
+    for (key, prev) in &prior {
+        if current_keys.contains(*key) || prev.status == ExposureStatus::Fixed {
+            continue;
+        }
+        match authority.proof_of_absence(prev) {
+            Ok(proof) => {
+                if prev.status == ExposureStatus::Open {
+                    out.events.push(Event {
+                        event_type: EventType::Fixed,
+                        identity_key: prev.identity_key.clone(),
+                        asset_id: prev.asset_id,
+                        risk_bucket: prev.risk_bucket,
+                        observed_host: prev.observed_host.clone(),
+                        observed_ip: None,
+                        proto: prev.proto.clone(),
+                        port: prev.port,
+                        fingerprint: prev.fingerprint.clone(),
+                        detail: None,
+                        prev_material_hash: Some(prev.material_hash.clone()),
+                        material_hash: None,
+                        evidence: json!({ "proof": proof }),
+                        reopened: false,
+                    });
+                    out.fixed.push(prev.identity_key.clone());
+                }
+                // A triaged exposure that went away stays triaged and silent.
+            }
+            Err(reason) => out.held_open.push(HeldOpen { identity_key: prev.identity_key.clone(), reason }),
+        }
+    }
+    out
+}
+
+fn event_from(t: EventType, cur: &Exposure, prev: Option<&PriorState>, reopened: bool) -> Event {
+    Event {
+        event_type: t,
+        identity_key: cur.identity_key.clone(),
+        asset_id: cur.asset_id,
+        risk_bucket: cur.risk_bucket,
+        observed_host: cur.observed_host.clone(),
+        observed_ip: cur.observed_ip.clone(),
+        proto: cur.proto.clone(),
+        port: cur.port,
+        fingerprint: cur.fingerprint.clone(),
+        detail: Some(cur.detail.clone()),
+        prev_material_hash: prev.map(|p| p.material_hash.clone()),
+        material_hash: Some(cur.material_hash.clone()),
+        evidence: cur.evidence.clone(),
+        reopened,
+    }
+}
+
+/// The tools that can do each kind of check.
+const PORT_TOOLS: &[&str] = &["naabu", "nmap", "masscan"];
+const TLS_TOOLS: &[&str] = &["tlsx", "nmap"];
+const HTTP_TOOLS: &[&str] = &["httpx", "nmap"];
+const NUCLEI_TOOLS: &[&str] = &["nuclei"];
+
+/// Decides whether this scan proves an exposure absent (diff contract §6.3).
+struct Authority<'a> {
+    payload: &'a ScanPayload,
+    config: &'a EngineConfig,
+    scan_failure: Option<String>,
+    failed_tools: BTreeSet<String>,
+    fatal_assets: BTreeSet<String>,
+    views: Vec<EndpointView<'a>>,
+}
+
+impl<'a> Authority<'a> {
+    fn new(payload: &'a ScanPayload, config: &'a EngineConfig) -> Self {
+        let mut scan_failure = None;
+        if payload.scan.finished_at.is_none() {
+            scan_failure = Some("scan did not finish (no scan.finished_at)".to_string());
+        }
+        let mut failed_tools = BTreeSet::new();
+        let mut fatal_assets = BTreeSet::new();
+        for e in &payload.errors {
+            match (e.scope.as_deref(), e.tool.as_deref(), e.asset_id()) {
+                (Some("asset"), _, Some(asset)) => {
+                    fatal_assets.insert(asset.to_ascii_lowercase());
+                }
+                (_, Some(tool), _) if e.scope.as_deref() != Some("scan") => {
+                    failed_tools.insert(tool.to_ascii_lowercase());
+                }
+                _ => {
+                    scan_failure.get_or_insert_with(|| {
+                        format!("scan-wide error: {}", e.message.as_deref().unwrap_or("unspecified"))
+                    });
+                }
+            }
+        }
+        Authority { payload, config, scan_failure, failed_tools, fatal_assets, views: endpoint_views(payload) }
+    }
+
+    fn proof_of_absence(&self, prev: &PriorState) -> Result<Value, String> {
+        if let Some(f) = &self.scan_failure {
+            return Err(f.clone());
+        }
+        if self.fatal_assets.contains(&prev.asset_id.to_string()) {
+            return Err("asset-level error in this scan".into());
+        }
+        let endpoints: Vec<&EndpointView<'a>> = self
+            .views
+            .iter()
+            .filter(|v| v.asset_id == prev.asset_id)
+            .filter(|v| {
+                if prev.risk_bucket == RiskBucket::Rb7 {
+                    v.ep.dns_email
+                        .as_ref()
+                        .and_then(|d| d.domain.as_deref())
+                        .is_some_and(|d| canonical_host(d) == prev.observed_host)
+                } else {
+                    v.observed_host == prev.observed_host
+                }
+            })
+            .collect();
+        if endpoints.is_empty() {
+            return Err(format!("host {} was not scanned", prev.observed_host));
+        }
+        let mut checks = Vec::new();
+        for v in endpoints {
+            if let Some(fatal) = v.ep.errors.iter().find(|e| e.tool.is_none() && e.symptom().is_none()) {
+                return Err(format!(
+                    "endpoint {} had a fatal error: {}",
+                    v.endpoint_id,
+                    fatal.message.as_deref().unwrap_or("unspecified")
+                ));
+            }
+            let result = self.endpoint_check(v.ep, prev)?;
+            checks.push(json!({"endpoint_id": v.endpoint_id, "ip": v.ep.ip, "result": result}));
+        }
+        Ok(json!({
+            "basis": if self.uses_coverage() { "coverage" } else { "inferred" },
+            "bucket": prev.risk_bucket,
+            "scan_finished_at": self.payload.scan.finished_at,
+            "endpoints": checks,
+        }))
+    }
+
+    fn uses_coverage(&self) -> bool {
+        self.views.iter().any(|v| v.ep.coverage.is_some())
+    }
+
+    /// A tool family ran on the endpoint without reporting an error.
+    fn ran(&self, ep: &Endpoint, tools: &[&str]) -> Option<String> {
+        let failed = |t: &str| {
+            self.failed_tools.contains(t)
+                || ep.errors.iter().any(|e| e.symptom().is_none() && e.tool.as_deref().is_some_and(|x| x.eq_ignore_ascii_case(t)))
+        };
+        let declared: Vec<String> = match &ep.coverage {
+            Some(c) => c.tools.iter().map(|t| t.to_ascii_lowercase()).collect(),
+            None => self
+                .payload
+                .tool_versions
+                .iter()
+                .filter(|(_, v)| v.is_some())
+                .map(|(k, _)| k.to_ascii_lowercase())
+                .collect(),
+        };
+        let mut ran = tools.iter().filter(|t| declared.iter().any(|d| d == *t));
+        if tools.iter().any(|t| failed(t)) {
+            return None;
+        }
+        ran.next().map(|t| t.to_string())
+    }
+
+    /// Port P's state was determined on this endpoint.
+    fn port_scanned(&self, ep: &Endpoint, port: u16) -> Option<String> {
+        let tool = self.ran(ep, PORT_TOOLS);
+        let tool = match (&ep.coverage, tool) {
+            (_, Some(t)) => t,
+            // Ports in the payload prove a port scan ran even if tool_versions is silent.
+            (None, None) if !ep.ports.tcp.is_empty() && !PORT_TOOLS.iter().any(|t| self.failed_tools.contains(*t)) && !ep.errors.iter().any(|e| e.symptom().is_none() && e.tool.as_deref().is_some_and(|x| PORT_TOOLS.contains(&x))) => "port scan".into(),
+            _ => return None,
+        };
+        let listed = match &ep.coverage {
+            Some(c) => c.tcp_ports.contains(&port),
+            None => {
+                self.config.ports_for_profile(self.payload.scan.scan_profile.as_deref()).contains(&port)
+                    || ep.ports.tcp.iter().any(|p| p.port == port)
+            }
+        };
+        listed.then_some(tool)
+    }
+
+    fn port_open(ep: &Endpoint, port: u16) -> bool {
+        ep.ports.tcp.iter().any(|p| p.port == port && p.state == "open")
+    }
+
+    /// Port closed now, proven by a port scan: any service-level exposure on it is gone.
+    fn port_gone(&self, ep: &Endpoint, port: u16) -> Option<String> {
+        let tool = self.port_scanned(ep, port)?;
+        (!Self::port_open(ep, port)).then(|| format!("tcp/{port} not open ({tool})"))
+    }
+
+    fn endpoint_check(&self, ep: &Endpoint, prev: &PriorState) -> Result<String, String> {
+        let port = prev.port;
+        let not_covered = |what: &str| Err(format!("{what} not covered on endpoint {}", ep.ip.as_deref().unwrap_or("?")));
+        match prev.risk_bucket {
+            RiskBucket::Rb1 => match self.port_scanned(ep, port) {
+                Some(tool) => Ok(format!("tcp/{port} port-scanned by {tool}, not open")),
+                None => not_covered(&format!("port scan of tcp/{port}")),
+            },
+            RiskBucket::Rb3 | RiskBucket::Rb4 => {
+                if let Some(r) = self.port_gone(ep, port) {
+                    return Ok(r);
+                }
+                let listed = ep.coverage.as_ref().is_none_or(|c| c.tls_ports.contains(&port));
+                let seen = ep.tls.iter().any(|t| t.port == port && (!t.tls_versions.is_empty() || t.certificate.is_some()));
+                match self.ran(ep, TLS_TOOLS) {
+                    Some(tool) if listed && seen => Ok(format!("tls/{port} handshake completed by {tool}, issue absent")),
+                    _ => not_covered(&format!("TLS check of port {port}")),
+                }
+            }
+            RiskBucket::Rb2 | RiskBucket::Rb5 => {
+                let url = prev.fingerprint.split("url:").nth(1).unwrap_or_default();
+                let Some(root) = canonical_url_root(url) else {
+                    return Err(format!("fingerprint {:?} has no URL", prev.fingerprint));
+                };
+                if let Some(r) = self.port_gone(ep, port) {
+                    return Ok(r);
+                }
+                let answered = ep.http.iter().any(|h| {
+                    h.status_code.is_some()
+                        && canonical_url_root(&h.url).as_deref() == Some(root.as_str())
+                        && (prev.risk_bucket == RiskBucket::Rb2 || h.headers.is_some())
+                });
+                let (tools, listed): (&[&str], bool) = if prev.risk_bucket == RiskBucket::Rb2 {
+                    (NUCLEI_TOOLS, ep.coverage.as_ref().is_none_or(|c| c.nuclei_urls.iter().any(|u| canonical_url_root(u).as_deref() == Some(root.as_str()))))
+                } else {
+                    (HTTP_TOOLS, ep.coverage.as_ref().is_none_or(|c| c.http_urls.iter().any(|u| canonical_url_root(u).as_deref() == Some(root.as_str()))))
+                };
+                match self.ran(ep, tools) {
+                    Some(tool) if listed && answered => Ok(format!("{root} probed by {tool}, exposure absent")),
+                    _ => not_covered(&format!("{root}")),
+                }
+            }
+            RiskBucket::Rb6 => {
+                if let Some(r) = self.port_gone(ep, port) {
+                    return Ok(r);
+                }
+                if self.port_scanned(ep, port).is_some() && service_identified(ep, port) {
+                    return Ok(format!("tcp/{port} now answers as a known service"));
+                }
+                not_covered(&format!("classification of tcp/{port}"))
+            }
+            RiskBucket::Rb7 => {
+                let record = prev.fingerprint.strip_prefix("record:").unwrap_or_default();
+                let record = record.split('|').next().unwrap_or_default();
+                let Some(dns) = &ep.dns_email else { return not_covered("DNS email checks") };
+                if !dns.errors.is_empty() {
+                    return Err(format!("DNS errors for {}", prev.observed_host));
+                }
+                let listed = ep.coverage.as_ref().is_none_or(|c| c.dns_checks.iter().any(|d| d == record));
+                let assessment = match record {
+                    "spf" => dns.spf.as_ref().and_then(|s| s.assessment.clone()),
+                    "dmarc" => dns.dmarc.as_ref().and_then(|s| s.assessment.clone()),
+                    "dkim" => dns.dkim.as_ref().and_then(|s| s.assessment.clone()),
+                    _ => None,
+                };
+                match assessment.as_deref() {
+                    Some(a @ ("pass" | "ok")) if listed => Ok(format!("{record} checked: {a}")),
+                    _ => not_covered(&format!("{record} record check")),
+                }
+            }
+        }
+    }
+}
+
+/// `port` of an RB2/RB5 fingerprint URL, for callers that only have the fingerprint.
+pub fn fingerprint_url_port(fingerprint: &str) -> Option<u16> {
+    url_scheme_port(fingerprint.split("url:").nth(1)?).map(|x| x.1)
+}

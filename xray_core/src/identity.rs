@@ -1,0 +1,212 @@
+//! Exposure identity and material hash (exposure-identity.md, design D1).
+//!
+//! The rules below are the single source for identity and material fields;
+//! `IDENTITY_VERSION` and `FINGERPRINT_VERSION` are stored with every exposure
+//! so that a future rule change is visible in the data.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+pub const IDENTITY_VERSION: u32 = 1;
+pub const FINGERPRINT_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum RiskBucket {
+    Rb1,
+    Rb2,
+    Rb3,
+    Rb4,
+    Rb5,
+    Rb6,
+    Rb7,
+}
+
+impl RiskBucket {
+    pub const ALL: [RiskBucket; 7] = [
+        RiskBucket::Rb1,
+        RiskBucket::Rb2,
+        RiskBucket::Rb3,
+        RiskBucket::Rb4,
+        RiskBucket::Rb5,
+        RiskBucket::Rb6,
+        RiskBucket::Rb7,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RiskBucket::Rb1 => "RB1",
+            RiskBucket::Rb2 => "RB2",
+            RiskBucket::Rb3 => "RB3",
+            RiskBucket::Rb4 => "RB4",
+            RiskBucket::Rb5 => "RB5",
+            RiskBucket::Rb6 => "RB6",
+            RiskBucket::Rb7 => "RB7",
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            RiskBucket::Rb1 => "Exposed Remote Admin",
+            RiskBucket::Rb2 => "Exposed Web Panels",
+            RiskBucket::Rb3 => "Weak Encryption",
+            RiskBucket::Rb4 => "Certificate Issues",
+            RiskBucket::Rb5 => "Risky HTTP Security Headers",
+            RiskBucket::Rb6 => "Unresponsive / Unknown Edge Service",
+            RiskBucket::Rb7 => "DNS Email Spoofing Risk",
+        }
+    }
+
+    /// The evidence keys whose change is a material change (diff contract §7,
+    /// design D1). Everything else in the evidence may churn freely.
+    pub fn material_fields(self) -> &'static [&'static str] {
+        match self {
+            RiskBucket::Rb1 => &["port", "service_family"],
+            RiskBucket::Rb2 => &["template_id", "canonical_url"],
+            RiskBucket::Rb3 => &["category", "old_tls_versions", "weak_cipher_class"],
+            RiskBucket::Rb4 => &["issue_type", "cert_anchor", "expiry_state"],
+            RiskBucket::Rb5 => &["missing_headers"],
+            RiskBucket::Rb6 => &["symptom"],
+            RiskBucket::Rb7 => &[
+                "record",
+                "spf_all_mechanism",
+                "dmarc_policy",
+                "dkim_present_selectors",
+            ],
+        }
+    }
+}
+
+impl serde::Serialize for RiskBucket {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl fmt::Display for RiskBucket {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("risk_bucket: unknown risk bucket {0:?} (expected RB1..RB7)")]
+pub struct UnknownBucket(pub String);
+
+impl FromStr for RiskBucket {
+    type Err = UnknownBucket;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        RiskBucket::ALL
+            .into_iter()
+            .find(|b| b.as_str().eq_ignore_ascii_case(s))
+            .ok_or_else(|| UnknownBucket(s.to_string()))
+    }
+}
+
+/// The components of an identity, in the order of the canonical string.
+#[derive(Debug, Clone, Copy)]
+pub struct IdentityParts<'a> {
+    pub tenant_id: &'a str,
+    pub asset_id: &'a str,
+    pub observed_host: &'a str,
+    pub risk_bucket: &'a str,
+    pub proto: &'a str,
+    pub port: i64,
+    pub fingerprint: &'a str,
+}
+
+impl IdentityParts<'_> {
+    /// `v{iv}|tenant:..|asset:..|host:..|bucket:..|proto:..|port:..|fpv:{fv}|fp:..`
+    pub fn canonical_string(&self) -> String {
+        format!(
+            "v{IDENTITY_VERSION}|tenant:{}|asset:{}|host:{}|bucket:{}|proto:{}|port:{}|fpv:{FINGERPRINT_VERSION}|fp:{}",
+            self.tenant_id,
+            self.asset_id,
+            self.observed_host,
+            self.risk_bucket,
+            self.proto,
+            self.port,
+            self.fingerprint
+        )
+    }
+
+    pub fn identity_key(&self) -> String {
+        sha256_hex(self.canonical_string().as_bytes())
+    }
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// Projects `evidence` onto the bucket's material fields (absent → null) and
+/// hashes the sorted-key JSON. The same function serves the engine and
+/// `xray_material_hash()`, so a stored exposure can be re-checked in SQL.
+pub fn material_hash(bucket: RiskBucket, evidence: &Value) -> String {
+    sha256_hex(material_json(bucket, evidence).as_bytes())
+}
+
+pub fn material_json(bucket: RiskBucket, evidence: &Value) -> String {
+    let mut projected = Map::new();
+    for field in bucket.material_fields() {
+        let v = evidence.get(*field).cloned().unwrap_or(Value::Null);
+        projected.insert((*field).to_string(), v);
+    }
+    // serde_json's default map is ordered by key, which makes this stable.
+    Value::Object(projected).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn identity_string_follows_the_spec_format() {
+        let parts = IdentityParts {
+            tenant_id: "11111111-1111-1111-1111-111111111111",
+            asset_id: "22222222-2222-2222-2222-222222222222",
+            observed_host: "203.0.113.10",
+            risk_bucket: "RB1",
+            proto: "tcp",
+            port: 22,
+            fingerprint: "svc:ssh",
+        };
+        let s = parts.canonical_string();
+        assert_eq!(
+            s,
+            "v1|tenant:11111111-1111-1111-1111-111111111111|asset:22222222-2222-2222-2222-222222222222|host:203.0.113.10|bucket:RB1|proto:tcp|port:22|fpv:1|fp:svc:ssh"
+        );
+        // Independently computed with: printf '%s' "$s" | sha256sum
+        assert_eq!(
+            parts.identity_key(),
+            "21399a6284d097f7abde11738aa0121a8b5761f02bd177ba9b3dc1c315adfc25"
+        );
+    }
+
+    #[test]
+    fn material_hash_ignores_non_material_fields_and_key_order() {
+        let a = json!({"missing_headers": ["content-security-policy"], "title": "a", "rtt": 1});
+        let b = json!({"rtt": 9, "missing_headers": ["content-security-policy"]});
+        assert_eq!(material_hash(RiskBucket::Rb5, &a), material_hash(RiskBucket::Rb5, &b));
+        let c = json!({"missing_headers": ["x-frame-options"]});
+        assert_ne!(material_hash(RiskBucket::Rb5, &a), material_hash(RiskBucket::Rb5, &c));
+    }
+
+    #[test]
+    fn material_json_is_sorted_and_null_filled() {
+        let e = json!({"issue_type": "expired", "cert_anchor": "spki:x"});
+        assert_eq!(
+            material_json(RiskBucket::Rb4, &e),
+            r#"{"cert_anchor":"spki:x","expiry_state":null,"issue_type":"expired"}"#
+        );
+    }
+
+    #[test]
+    fn bucket_parses_case_insensitively_and_rejects_unknown() {
+        assert_eq!("rb4".parse::<RiskBucket>().unwrap(), RiskBucket::Rb4);
+        assert!("RB8".parse::<RiskBucket>().is_err());
+    }
+}

@@ -1,0 +1,89 @@
+//! The one error type of the nweb module.
+
+use thiserror::Error;
+
+/// Everything that can go wrong in nweb. Each message names where (a line, a field, an
+/// index) and what, because these errors end up in front of a person who has to find the
+/// bad record in a file of a million lines.
+#[derive(Debug, Clone, PartialEq, Error)]
+pub enum NwebError {
+    /// A problem tied to one line of a line-oriented input (scanprint JSONL, masscan, the
+    /// line an XML element starts on in nmap output). `line` is 1-based.
+    #[error("line {line}: {problem}")]
+    Line { line: usize, problem: String },
+
+    /// A problem with a named field that does not come from a numbered line.
+    #[error("{field}: {problem}")]
+    Field { field: String, problem: String },
+
+    /// Input that should have been one JSON document was not.
+    #[error("invalid JSON: {0}")]
+    Json(String),
+
+    /// JCS has no representation for NaN or infinities (RFC 8785 section 3.2.2.3).
+    #[error("number {0} is not finite; RFC 8785 cannot represent it")]
+    NonFiniteNumber(f64),
+
+    /// An inclusion proof was asked for a leaf that the tree does not have.
+    #[error("leaf index {index} is outside a tree of {size} leaves")]
+    IndexOutOfRange { index: u64, size: u64 },
+
+    /// The input is not the format the caller said it was, so nothing could be read.
+    #[error("not {expected}: {problem}")]
+    WrongFormat {
+        expected: &'static str,
+        problem: String,
+    },
+}
+
+impl NwebError {
+    /// Shorthand for the most common case, a problem on a numbered line.
+    pub(crate) fn line(line: usize, problem: impl Into<String>) -> Self {
+        NwebError::Line {
+            line,
+            problem: problem.into(),
+        }
+    }
+
+    /// Shorthand for a problem with a named field.
+    pub(crate) fn field(field: impl Into<String>, problem: impl Into<String>) -> Self {
+        NwebError::Field {
+            field: field.into(),
+            problem: problem.into(),
+        }
+    }
+
+    /// The 1-based line number this error points at, when it has one, so callers can
+    /// highlight the record without parsing the message.
+    pub fn line_number(&self) -> Option<usize> {
+        match self {
+            NwebError::Line { line, .. } => Some(*line),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_name_the_line_and_the_problem() {
+        let e = NwebError::line(3, "not a JSON object");
+        assert_eq!(e.to_string(), "line 3: not a JSON object");
+        assert_eq!(e.line_number(), Some(3));
+    }
+
+    #[test]
+    fn field_errors_name_the_field_and_have_no_line() {
+        let e = NwebError::field("root", "expected 0x and 64 hex digits");
+        assert_eq!(e.to_string(), "root: expected 0x and 64 hex digits");
+        assert_eq!(e.line_number(), None);
+    }
+
+    #[test]
+    fn index_errors_name_both_numbers() {
+        let e = NwebError::IndexOutOfRange { index: 9, size: 4 };
+        assert_eq!(e.to_string(), "leaf index 9 is outside a tree of 4 leaves");
+    }
+}
