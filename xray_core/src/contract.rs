@@ -554,6 +554,14 @@ impl ScanPayload {
             }
             for (ei, ep) in ar.endpoints.iter().enumerate() {
                 let at = |rest: String| format!("asset_results[{ai}].endpoints[{ei}].{rest}");
+                if let Some(ip) = &ep.ip {
+                    if ip.parse::<std::net::IpAddr>().is_err() {
+                        return Err(ContractError::InvalidValue {
+                            field: at("ip".into()),
+                            problem: format!("not an IP address: {ip:?}"),
+                        });
+                    }
+                }
                 for (pi, p) in ep.ports.tcp.iter().chain(ep.ports.udp.iter()).enumerate() {
                     if !matches!(p.state.as_str(), "open" | "closed" | "filtered" | "unknown") {
                         return Err(ContractError::InvalidValue {
