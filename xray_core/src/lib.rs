@@ -14,6 +14,7 @@ pub mod identity;
 pub mod memory;
 pub mod normalize;
 pub mod nweb;
+pub mod tools;
 
 pub use config::EngineConfig;
 pub use contract::{ContractError, ScanPayload};

@@ -241,13 +241,21 @@ mod tests {
             assert_eq!(number_to_string(f).unwrap(), want, "bits 0x{bits:016x}");
             // The same value reached through a Value must serialise the same way.
             let v = Value::Number(Number::from_f64(f).unwrap());
-            assert_eq!(canonicalize(&v).unwrap(), want, "bits 0x{bits:016x} via Value");
+            assert_eq!(
+                canonicalize(&v).unwrap(),
+                want,
+                "bits 0x{bits:016x} via Value"
+            );
         }
     }
 
     #[test]
     fn appendix_b_invalid_numbers_are_errors() {
-        for bits in [0x7fffffffffffffff_u64, 0x7ff0000000000000, 0xfff0000000000000] {
+        for bits in [
+            0x7fffffffffffffff_u64,
+            0x7ff0000000000000,
+            0xfff0000000000000,
+        ] {
             let f = f64::from_bits(bits);
             assert!(
                 matches!(number_to_string(f), Err(NwebError::NonFiniteNumber(_))),
@@ -330,44 +338,93 @@ mod tests {
 
     #[test]
     fn integers_beyond_2_pow_53_follow_double_formatting() {
-        assert_eq!(canonicalize_str("9007199254740993").unwrap(), "9007199254740992");
-        assert_eq!(canonicalize_str("18446744073709551615").unwrap(), "18446744073709552000");
-        assert_eq!(canonicalize_str("-9223372036854775808").unwrap(), "-9223372036854776000");
-        assert_eq!(canonicalize_str("100000000000000000000000").unwrap(), "1e+23");
-        assert_eq!(canonicalize(&json!(u64::MAX)).unwrap(), "18446744073709552000");
+        assert_eq!(
+            canonicalize_str("9007199254740993").unwrap(),
+            "9007199254740992"
+        );
+        assert_eq!(
+            canonicalize_str("18446744073709551615").unwrap(),
+            "18446744073709552000"
+        );
+        assert_eq!(
+            canonicalize_str("-9223372036854775808").unwrap(),
+            "-9223372036854776000"
+        );
+        assert_eq!(
+            canonicalize_str("100000000000000000000000").unwrap(),
+            "1e+23"
+        );
+        assert_eq!(
+            canonicalize(&json!(u64::MAX)).unwrap(),
+            "18446744073709552000"
+        );
         // Small integers print without a fraction, however they were written.
-        assert_eq!(canonicalize_str("[1.00, 1e0, 10E1, -0, -0.0]").unwrap(), "[1,1,100,0,0]");
+        assert_eq!(
+            canonicalize_str("[1.00, 1e0, 10E1, -0, -0.0]").unwrap(),
+            "[1,1,100,0,0]"
+        );
     }
 
     #[test]
     fn exponent_boundaries() {
-        assert_eq!(canonicalize_str("[1e20, 1e21, 1e-6, 1e-7]").unwrap(), "[100000000000000000000,1e+21,0.000001,1e-7]");
+        assert_eq!(
+            canonicalize_str("[1e20, 1e21, 1e-6, 1e-7]").unwrap(),
+            "[100000000000000000000,1e+21,0.000001,1e-7]"
+        );
     }
 
     #[test]
     fn decimal_parsing_is_correctly_rounded() {
         // serde_json without `float_roundtrip` reads each of these one ULP off; the
         // canonical form would then differ from every other JCS implementation.
-        for s in ["1289.8126064735945", "0.9215686321258545", "10587.436593658975"] {
+        for s in [
+            "1289.8126064735945",
+            "0.9215686321258545",
+            "10587.436593658975",
+        ] {
             assert_eq!(canonicalize_str(s).unwrap(), s);
         }
-        assert_eq!(canonicalize_str("122.416294033786585").unwrap(), "122.41629403378658");
-        assert_eq!(canonicalize_str("0.9999999999999999").unwrap(), "0.9999999999999999");
+        assert_eq!(
+            canonicalize_str("122.416294033786585").unwrap(),
+            "122.41629403378658"
+        );
+        assert_eq!(
+            canonicalize_str("0.9999999999999999").unwrap(),
+            "0.9999999999999999"
+        );
     }
 
     #[test]
     fn duplicate_member_names_are_rejected() {
         let err = canonicalize_str(r#"{"a":1,"a":2}"#).unwrap_err();
-        assert!(err.to_string().contains("duplicate member name \"a\""), "{err}");
+        assert!(
+            err.to_string().contains("duplicate member name \"a\""),
+            "{err}"
+        );
         let err = canonicalize_str(r#"{"x":[{"k":1,"k":1}]}"#).unwrap_err();
-        assert!(err.to_string().contains("duplicate member name \"k\""), "{err}");
+        assert!(
+            err.to_string().contains("duplicate member name \"k\""),
+            "{err}"
+        );
         // Same name in different objects is fine.
-        assert_eq!(canonicalize_str(r#"{"k":{"k":1}}"#).unwrap(), r#"{"k":{"k":1}}"#);
+        assert_eq!(
+            canonicalize_str(r#"{"k":{"k":1}}"#).unwrap(),
+            r#"{"k":{"k":1}}"#
+        );
     }
 
     #[test]
     fn invalid_json_is_an_error() {
-        for bad in ["", "{", "{\"a\":}", "[1,]", "\"\\ud800\"", "1e400", "NaN", "{} {}"] {
+        for bad in [
+            "",
+            "{",
+            "{\"a\":}",
+            "[1,]",
+            "\"\\ud800\"",
+            "1e400",
+            "NaN",
+            "{} {}",
+        ] {
             assert!(
                 matches!(canonicalize_str(bad), Err(NwebError::Json(_))),
                 "{bad:?} must be rejected"

@@ -120,9 +120,8 @@ fn parse_hash(field: &str, s: &str) -> Result<Hash, NwebError> {
         .strip_prefix("0x")
         .ok_or_else(|| NwebError::field(field, format!("{s:?} does not start with 0x")))?;
     let mut out = [0u8; 32];
-    hex::decode_to_slice(digits, &mut out).map_err(|e| {
-        NwebError::field(field, format!("{s:?} is not 0x and 64 hex digits ({e})"))
-    })?;
+    hex::decode_to_slice(digits, &mut out)
+        .map_err(|e| NwebError::field(field, format!("{s:?} is not 0x and 64 hex digits ({e})")))?;
     Ok(out)
 }
 
@@ -131,7 +130,9 @@ fn parse_hash(field: &str, s: &str) -> Result<Hash, NwebError> {
 /// Each such line must be a JSON object (design D6). The error names the 1-based line.
 pub fn scanprint_leaves(jsonl: &str) -> Result<Vec<Vec<u8>>, NwebError> {
     let mut leaves = Vec::new();
-    for_each_leaf(jsonl, |_, canonical| leaves.push(canonical.as_bytes().to_vec()))?;
+    for_each_leaf(jsonl, |_, canonical| {
+        leaves.push(canonical.as_bytes().to_vec())
+    })?;
     Ok(leaves)
 }
 
@@ -278,6 +279,25 @@ pub fn verify_inclusion(root: &Hash, leaf_bytes: &[u8], proof: &InclusionProof) 
     s_n == 0 && r == *root
 }
 
+/// Checks one scanprint line, as found in the file (any formatting), against a root
+/// written as `0x` + 64 hex digits. This is the whole check a challenger's evidence
+/// needs: the line is canonicalised exactly as when the root was made.
+pub fn verify_scanprint_line(
+    root_hex: &str,
+    line_json: &str,
+    proof: &InclusionProof,
+) -> Result<bool, NwebError> {
+    let root = root_from_hex(root_hex)?;
+    let value = jcs::parse_strict(line_json)?;
+    if !value.is_object() {
+        return Err(NwebError::Json(
+            "a scanprint line must be a JSON object".to_owned(),
+        ));
+    }
+    let canonical = jcs::canonicalize(&value)?;
+    Ok(verify_inclusion(&root, canonical.as_bytes(), proof))
+}
+
 mod hex_path {
     use super::{parse_hash, root_to_hex, Hash};
     use serde::{de, Deserialize, Deserializer, Serializer};
@@ -350,8 +370,8 @@ mod tests {
                     k *= 2;
                 }
                 let mut data = vec![1u8];
-                data.extend_from_slice(&reference_root(&leaves[..k].to_vec()));
-                data.extend_from_slice(&reference_root(&leaves[k..].to_vec()));
+                data.extend_from_slice(&reference_root(&leaves[..k]));
+                data.extend_from_slice(&reference_root(&leaves[k..]));
                 Sha256::digest(&data).into()
             }
         }
@@ -379,18 +399,31 @@ mod tests {
     #[test]
     fn ct_reference_interior_nodes() {
         let l: Vec<Hash> = ct_leaves().iter().map(|d| leaf_hash(d)).collect();
-        assert_eq!(l[1], h("96a296d224f285c67bee93c30f8a309157f0daa35dc5b87e410b78630a09cfc7"));
-        assert_eq!(l[7], h("46f6ffadd3d06a09ff3c5860d2755c8b9819db7df44251788c7d8e3180de8eb1"));
+        assert_eq!(
+            l[1],
+            h("96a296d224f285c67bee93c30f8a309157f0daa35dc5b87e410b78630a09cfc7")
+        );
+        assert_eq!(
+            l[7],
+            h("46f6ffadd3d06a09ff3c5860d2755c8b9819db7df44251788c7d8e3180de8eb1")
+        );
         assert_eq!(
             node_hash(&l[2], &l[3]),
             h("5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e")
         );
         assert_eq!(
-            node_hash(&l[6], &l[7]),
+            l[6],
             h("b08693ec2e721597130641e8211e7eedccb4c26413963eee6c1e2ed16ffb1a5f")
         );
+        assert_eq!(
+            node_hash(&l[6], &l[7]),
+            h("ca854ea128ed050b41b35ffc1b87b8eb2bde461e9e3b5596ece6b9d5975a0ae0")
+        );
         let right4 = node_hash(&node_hash(&l[4], &l[5]), &node_hash(&l[6], &l[7]));
-        assert_eq!(right4, h("6b47aaf29ee3c2af9af889bc1fb9254dabd31177f16232dd6aab035ca39bf6e4"));
+        assert_eq!(
+            right4,
+            h("6b47aaf29ee3c2af9af889bc1fb9254dabd31177f16232dd6aab035ca39bf6e4")
+        );
     }
 
     #[test]
@@ -417,7 +450,11 @@ mod tests {
                     "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7",
                 ],
             ),
-            (2, 3, &["fac54203e7cc696cf0dfcb42c92a1d9dbaf70ad9e621f4bd8d98662f00e3c125"]),
+            (
+                2,
+                3,
+                &["fac54203e7cc696cf0dfcb42c92a1d9dbaf70ad9e621f4bd8d98662f00e3c125"],
+            ),
             (
                 1,
                 5,
@@ -432,7 +469,11 @@ mod tests {
             let path = inclusion_proof(&leaves[..size], index).unwrap();
             let want: Vec<Hash> = want.iter().map(|s| h(s)).collect();
             assert_eq!(path, want, "leaf {index} of {size}");
-            let proof = InclusionProof { leaf_index: index as u64, tree_size: size as u64, path };
+            let proof = InclusionProof {
+                leaf_index: index as u64,
+                tree_size: size as u64,
+                path,
+            };
             assert!(verify_inclusion(&h(CT_ROOTS[size]), &leaves[index], &proof));
         }
     }
@@ -441,7 +482,11 @@ mod tests {
     fn builder_matches_the_naive_definition() {
         for n in 0..=70 {
             let leaves = numbered_leaves(n);
-            assert_eq!(merkle_root_leaves(&leaves), reference_root(&leaves), "n = {n}");
+            assert_eq!(
+                merkle_root_leaves(&leaves),
+                reference_root(&leaves),
+                "n = {n}"
+            );
         }
     }
 
@@ -464,7 +509,16 @@ mod tests {
 
     #[test]
     fn split_point_is_largest_power_of_two_below_n() {
-        for (n, k) in [(2, 1), (3, 2), (4, 2), (5, 4), (8, 4), (9, 8), (1000, 512), (1 << 20, 1 << 19)] {
+        for (n, k) in [
+            (2, 1),
+            (3, 2),
+            (4, 2),
+            (5, 4),
+            (8, 4),
+            (9, 8),
+            (1000, 512),
+            (1 << 20, 1 << 19),
+        ] {
             assert_eq!(split_point(n), k, "n = {n}");
         }
     }
@@ -478,49 +532,83 @@ mod tests {
             for i in 0..n {
                 let proof = InclusionProof::for_leaves(&leaves, i).unwrap();
                 assert_eq!(proof.tree_size, n as u64);
-                assert!(verify_inclusion(&root, &leaves[i], &proof), "leaf {i} of {n}");
+                assert!(
+                    verify_inclusion(&root, &leaves[i], &proof),
+                    "leaf {i} of {n}"
+                );
 
                 // Tampered leaf bytes.
                 let mut bad_leaf = leaves[i].clone();
                 bad_leaf.push(b'!');
-                assert!(!verify_inclusion(&root, &bad_leaf, &proof), "leaf {i}/{n}: tampered leaf");
+                assert!(
+                    !verify_inclusion(&root, &bad_leaf, &proof),
+                    "leaf {i}/{n}: tampered leaf"
+                );
                 // Another leaf's bytes with this leaf's proof.
                 if n > 1 {
                     let other = &leaves[(i + 1) % n];
-                    assert!(!verify_inclusion(&root, other, &proof), "leaf {i}/{n}: other leaf");
+                    assert!(
+                        !verify_inclusion(&root, other, &proof),
+                        "leaf {i}/{n}: other leaf"
+                    );
                 }
                 // One bit of each path element.
                 for j in 0..proof.path.len() {
                     let mut p = proof.clone();
                     p.path[j][0] ^= 0x08;
-                    assert!(!verify_inclusion(&root, &leaves[i], &p), "leaf {i}/{n}: path[{j}]");
+                    assert!(
+                        !verify_inclusion(&root, &leaves[i], &p),
+                        "leaf {i}/{n}: path[{j}]"
+                    );
                 }
                 // Every other index.
                 for wrong in 0..n as u64 + 2 {
                     if wrong == i as u64 {
                         continue;
                     }
-                    let p = InclusionProof { leaf_index: wrong, ..proof.clone() };
-                    assert!(!verify_inclusion(&root, &leaves[i], &p), "leaf {i}/{n}: index {wrong}");
+                    let p = InclusionProof {
+                        leaf_index: wrong,
+                        ..proof.clone()
+                    };
+                    assert!(
+                        !verify_inclusion(&root, &leaves[i], &p),
+                        "leaf {i}/{n}: index {wrong}"
+                    );
                 }
-                // Wrong tree size.
-                for size in [n as u64 + 1, n as u64 * 2, (n as u64) / 2] {
-                    let p = InclusionProof { tree_size: size, ..proof.clone() };
-                    assert!(!verify_inclusion(&root, &leaves[i], &p), "leaf {i}/{n}: size {size}");
+                // Wrong tree size. (Not n + 1: a proof only binds the size through the
+                // shape of the path, which is why the root must come with its size.)
+                for size in [n as u64 * 2, (n as u64) / 2] {
+                    let p = InclusionProof {
+                        tree_size: size,
+                        ..proof.clone()
+                    };
+                    assert!(
+                        !verify_inclusion(&root, &leaves[i], &p),
+                        "leaf {i}/{n}: size {size}"
+                    );
                 }
                 // Path too long or too short.
                 let mut longer = proof.clone();
                 longer.path.push(root);
-                assert!(!verify_inclusion(&root, &leaves[i], &longer), "leaf {i}/{n}: extra hash");
+                assert!(
+                    !verify_inclusion(&root, &leaves[i], &longer),
+                    "leaf {i}/{n}: extra hash"
+                );
                 if !proof.path.is_empty() {
                     let mut shorter = proof.clone();
                     shorter.path.pop();
-                    assert!(!verify_inclusion(&root, &leaves[i], &shorter), "leaf {i}/{n}: short");
+                    assert!(
+                        !verify_inclusion(&root, &leaves[i], &shorter),
+                        "leaf {i}/{n}: short"
+                    );
                 }
                 // Wrong root.
                 let mut bad_root = root;
                 bad_root[31] ^= 1;
-                assert!(!verify_inclusion(&bad_root, &leaves[i], &proof), "leaf {i}/{n}: root");
+                assert!(
+                    !verify_inclusion(&bad_root, &leaves[i], &proof),
+                    "leaf {i}/{n}: root"
+                );
             }
         }
     }
@@ -555,9 +643,14 @@ mod tests {
     #[test]
     fn proof_json_with_bad_hash_is_rejected() {
         let bad = r#"{"leaf_index":0,"tree_size":2,"path":["0x1234"]}"#;
-        let err = serde_json::from_str::<InclusionProof>(bad).unwrap_err().to_string();
+        let err = serde_json::from_str::<InclusionProof>(bad)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("path[0]"), "{err}");
-        let no_prefix = format!(r#"{{"leaf_index":0,"tree_size":2,"path":["{}"]}}"#, CT_ROOTS[1]);
+        let no_prefix = format!(
+            r#"{{"leaf_index":0,"tree_size":2,"path":["{}"]}}"#,
+            CT_ROOTS[1]
+        );
         assert!(serde_json::from_str::<InclusionProof>(&no_prefix).is_err());
     }
 
@@ -567,7 +660,10 @@ mod tests {
         let s = root_to_hex(&root);
         assert_eq!(s, format!("0x{}", CT_ROOTS[8]));
         assert_eq!(root_from_hex(&s).unwrap(), root);
-        assert_eq!(root_from_hex(&s.to_uppercase().replace("0X", "0x")).unwrap(), root);
+        assert_eq!(
+            root_from_hex(&s.to_uppercase().replace("0X", "0x")).unwrap(),
+            root
+        );
         assert!(root_from_hex(CT_ROOTS[8]).is_err());
         assert!(root_from_hex(&s[..65]).is_err());
         assert!(root_from_hex(&format!("{s}00")).is_err());
@@ -598,7 +694,11 @@ mod tests {
         assert!(err.to_string().starts_with("line 2: invalid JSON"), "{err}");
 
         let err = scanprint_leaves("{\"a\":1,\"a\":1}").unwrap_err();
-        assert!(err.to_string().starts_with("line 1: invalid JSON: duplicate member name"), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with("line 1: invalid JSON: duplicate member name"),
+            "{err}"
+        );
 
         for scalar in ["1", "\"x\"", "null", "true"] {
             assert_eq!(
@@ -611,7 +711,8 @@ mod tests {
     #[test]
     fn scanprint_root_ignores_formatting_but_not_content_or_order() {
         let a = "{\"ip\":\"1.2.3.4\",\"port\":22}\n{\"ip\":\"1.2.3.4\",\"port\":80}\n";
-        let reformatted = "\n{ \"port\" : 22.0, \"ip\" : \"1.2.3.4\" }\n\n{\"port\":8e1,\"ip\":\"1.2.3.4\"}";
+        let reformatted =
+            "\n{ \"port\" : 22.0, \"ip\" : \"1.2.3.4\" }\n\n{\"port\":8e1,\"ip\":\"1.2.3.4\"}";
         let changed = "{\"ip\":\"1.2.3.4\",\"port\":22}\n{\"ip\":\"1.2.3.4\",\"port\":81}\n";
         let reordered = "{\"ip\":\"1.2.3.4\",\"port\":80}\n{\"ip\":\"1.2.3.4\",\"port\":22}\n";
         let root = scanprint_merkle_root(a).unwrap();
@@ -622,7 +723,9 @@ mod tests {
         let leaves = scanprint_leaves(a).unwrap();
         assert_eq!(root, root_to_hex(&merkle_root_leaves(&leaves)));
         assert_eq!(root.len(), 66);
-        assert!(root[2..].chars().all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c)));
+        assert!(root[2..]
+            .chars()
+            .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c)));
     }
 
     #[test]
@@ -640,10 +743,32 @@ mod tests {
         let root = root_from_hex(&scanprint_merkle_root(&jsonl).unwrap()).unwrap();
         for i in 0..13 {
             let (leaf, proof) = scanprint_inclusion_proof(&jsonl, i).unwrap();
-            assert_eq!(leaf, format!("{{\"ip\":\"192.0.2.1\",\"port\":{i}}}").into_bytes());
+            assert_eq!(
+                leaf,
+                format!("{{\"ip\":\"192.0.2.1\",\"port\":{i}}}").into_bytes()
+            );
             assert!(verify_inclusion(&root, &leaf, &proof));
         }
         assert!(scanprint_inclusion_proof(&jsonl, 13).is_err());
+    }
+
+    #[test]
+    fn a_line_from_the_file_verifies_in_any_formatting() {
+        let jsonl = "{\"ip\":\"192.0.2.1\",\"port\":22}\n{\"ip\":\"192.0.2.1\",\"port\":80}\n{\"ip\":\"192.0.2.2\",\"port\":443}\n";
+        let root = scanprint_merkle_root(jsonl).unwrap();
+        let (_, proof) = scanprint_inclusion_proof(jsonl, 1).unwrap();
+        assert!(
+            verify_scanprint_line(&root, "{ \"port\": 80.0, \"ip\": \"192.0.2.1\" }", &proof)
+                .unwrap()
+        );
+        assert!(
+            !verify_scanprint_line(&root, "{\"ip\":\"192.0.2.1\",\"port\":81}", &proof).unwrap()
+        );
+        assert!(
+            !verify_scanprint_line(&root, "{\"ip\":\"192.0.2.1\",\"port\":22}", &proof).unwrap()
+        );
+        assert!(verify_scanprint_line(&root, "[1]", &proof).is_err());
+        assert!(verify_scanprint_line("0x00", "{}", &proof).is_err());
     }
 
     /// One million leaves: linear time and constant memory in the builder. The check
