@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Sets everything up (idempotent) and runs every test: the pure crates, the
+# loader, and the integration tests against the real PostgreSQL.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$HOME/.cargo/bin:$PATH"
+scripts/setup.sh
+export DATABASE_URL="${DATABASE_URL:-host=/var/run/postgresql dbname=postgres}"
+cargo test --workspace --exclude xray_pg --no-fail-fast
