@@ -15,7 +15,7 @@ fn code(sqlstate: &str) -> PgSqlErrorCode {
         .bytes()
         .take(5)
         .enumerate()
-        .fold(0i32, |acc, (i, ch)| acc + ((i32::from(ch) - i32::from(b'0')) & 0x3F) << (6 * i));
+        .fold(0i32, |acc, (i, ch)| acc + (((i32::from(ch) - i32::from(b'0')) & 0x3F) << (6 * i)));
     PgSqlErrorCode::from(packed)
 }
 

@@ -67,7 +67,7 @@ fn plan(client: &SpiClient<'_>, payload: &ScanPayload, raw: Option<&Value>, a: &
         client.select(
             "SELECT payload = $2::jsonb FROM xray.scan_results WHERE scan_id = $1::uuid",
             Some(1),
-            &[a.scan.clone().into(), raw.map(|v| v.to_string()).unwrap_or_default().into()],
+            &[a.scan.clone().into(), raw.map(|v| v.to_string()).into()],
         ),
     );
     if let Some(row) = existing.into_iter().next() {
@@ -293,6 +293,13 @@ fn xray_ingest_scan_result<'a>(
     let payload = parse_payload(&raw);
     let args = ScanArgs::new(&payload);
 
+    // The INSERT needs a transaction id anyway. Taking it now makes pgrx run
+    // every SPI statement read-write, and a read-write statement takes a fresh
+    // snapshot under READ COMMITTED: after waiting for the tenant lock we must
+    // see what the scan that held it committed.
+    unsafe {
+        pg_sys::GetCurrentTransactionId();
+    }
     let outcome = Spi::connect_mut(|client| {
         lock_tenant(client, &args.tenant);
         match plan(client, &payload, Some(&raw), &args) {

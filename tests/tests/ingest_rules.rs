@@ -1,0 +1,247 @@
+//! Ingestion rules of design D5 against the real database.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use xray_tests::*;
+
+#[tokio::test]
+async fn resubmitted_scan_id_writes_nothing_new() {
+    let db = TestDb::new().await;
+    let p = step_payload(&scenario("01-"), 0);
+    assert_eq!(insert(&db.client, &p).await.unwrap(), 1);
+    let events = count(&db.client, "xray.exposure_events").await;
+    let first = db.client.query_one("SELECT * FROM xray.ingest_scan($1)", &[&p]).await.unwrap();
+    assert_eq!(first.get::<_, String>("status"), "duplicate");
+    assert_eq!(first.get::<_, i32>("new_count"), 1, "same answer as the first time");
+    assert_eq!(insert(&db.client, &p).await.unwrap(), 0, "the INSERT is skipped");
+    assert_eq!(count(&db.client, "xray.exposure_events").await, events);
+    assert_eq!(count(&db.client, "xray.scan_results").await, 1);
+
+    // Same scan_id, different content: refused, not silently ignored.
+    let mut other = p.clone();
+    other["asset_results"][0]["endpoints"][0]["ports"]["tcp"] = json!([]);
+    let err = insert(&db.client, &other).await.unwrap_err();
+    assert_eq!(err.as_db_error().unwrap().code().code(), "23505");
+    assert!(err.as_db_error().unwrap().message().contains("scan.scan_id"));
+    db.finish().await;
+}
+
+#[tokio::test]
+async fn order_of_observations_does_not_change_events() {
+    let s = scenario("13-");
+    let mut results = Vec::new();
+    for reverse in [false, true] {
+        let db = TestDb::new().await;
+        for i in 0..2 {
+            let mut p = step_payload(&s, i);
+            if reverse {
+                let ep = &mut p["asset_results"][0]["endpoints"][0];
+                for key in ["http", "tls"] {
+                    ep[key].as_array_mut().unwrap().reverse();
+                }
+                ep["ports"]["tcp"].as_array_mut().unwrap().reverse();
+                // Add a duplicate observation in a different position: dedupe must absorb it.
+                let dup = ep["tls"][0].clone();
+                ep["tls"].as_array_mut().unwrap().insert(0, dup);
+            }
+            insert(&db.client, &p).await.unwrap();
+        }
+        let rows = db
+            .client
+            .query(
+                "SELECT event_type, identity_key, material_hash, evidence - 'endpoint_id' FROM xray.exposure_events ORDER BY event_id",
+                &[],
+            )
+            .await
+            .unwrap();
+        results.push(
+            rows.iter()
+                .map(|r| (r.get::<_, String>(0), r.get::<_, String>(1), r.get::<_, Option<String>>(2)))
+                .collect::<Vec<_>>(),
+        );
+        db.finish().await;
+    }
+    assert!(!results[0].is_empty());
+    assert_eq!(results[0], results[1]);
+}
+
+#[tokio::test]
+async fn older_scan_after_newer_changes_nothing() {
+    let db = TestDb::new().await;
+    let s = scenario("02-");
+    let (older, newer) = (step_payload(&s, 0), step_payload(&s, 1));
+    insert(&db.client, &newer).await.unwrap();
+    let before = db.client.query("SELECT identity_key, status, last_seen FROM xray.exposures", &[]).await.unwrap();
+    let events_before = count(&db.client, "xray.exposure_events").await;
+
+    let row = db.client.query_one("SELECT * FROM xray.ingest_scan($1)", &[&older]).await.unwrap();
+    assert_eq!(row.get::<_, String>("status"), "stale");
+    let after = db.client.query("SELECT identity_key, status, last_seen FROM xray.exposures", &[]).await.unwrap();
+    assert_eq!(before.len(), after.len());
+    assert_eq!(count(&db.client, "xray.exposure_events").await, events_before, "a stale scan emits no events");
+    let status: String = db
+        .client
+        .query_one("SELECT status FROM xray.scan_results WHERE scan_id = $1::text::uuid", &[&scan_id(&older)])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(status, "stale", "the stale scan is stored");
+    db.finish().await;
+}
+
+#[tokio::test]
+async fn concurrent_scans_of_one_tenant_serialise() {
+    let db = TestDb::new().await;
+    let s = scenario("11-");
+    let first = step_payload(&s, 0); // ssh open
+    let mut second = step_payload(&s, 2); // ssh open again, later
+    second["scan"]["scan_id"] = json!("5ca10000-0000-4000-8000-00000000c0c0");
+
+    let mut tx_client = db.session().await;
+    let tx = tx_client.transaction().await.unwrap();
+    tx.execute("INSERT INTO xray.scan_results (payload) VALUES ($1)", &[&first]).await.unwrap();
+
+    let other = db.session().await;
+    let second_clone = second.clone();
+    let waiter = tokio::spawn(async move { insert(&other, &second_clone).await.map(|_| ()) });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!waiter.is_finished(), "the second scan of the tenant must wait for the first");
+    tx.commit().await.unwrap();
+    waiter.await.unwrap().unwrap();
+
+    // Serialised: the second scan saw the first one's open SSH, so no second NEW.
+    assert_eq!(events_of(&db.client, &scan_id(&second)).await, Vec::<Value>::new());
+    assert_eq!(events_of(&db.client, &scan_id(&first)).await.len(), 1);
+    db.finish().await;
+}
+
+#[tokio::test]
+async fn dry_run_matches_insert_and_writes_nothing() {
+    let db = TestDb::new().await;
+    let s = scenario("09-");
+    insert(&db.client, &step_payload(&s, 0)).await.unwrap();
+    let p = step_payload(&s, 1);
+    let dry = db
+        .client
+        .query("SELECT event_type, identity_key FROM xray_diff_scan($1)", &[&p])
+        .await
+        .unwrap();
+    assert_eq!(count(&db.client, "xray.exposure_events").await, 1, "dry run wrote nothing");
+    assert_eq!(count(&db.client, "xray.scan_results").await, 1);
+    insert(&db.client, &p).await.unwrap();
+    let real = db
+        .client
+        .query(
+            "SELECT event_type, identity_key FROM xray.exposure_events WHERE scan_id = $1::text::uuid ORDER BY event_id",
+            &[&scan_id(&p)],
+        )
+        .await
+        .unwrap();
+    let pairs = |rows: &[tokio_postgres::Row]| {
+        rows.iter().map(|r| (r.get::<_, String>(0), r.get::<_, String>(1))).collect::<Vec<_>>()
+    };
+    assert_eq!(pairs(&dry), pairs(&real));
+    assert_eq!(real.len(), 2);
+    // Once applied, the same payload is a duplicate and the dry run is empty.
+    assert!(db.client.query("SELECT * FROM xray_diff_scan($1)", &[&p]).await.unwrap().is_empty());
+    db.finish().await;
+}
+
+#[tokio::test]
+async fn fixed_event_carries_last_open_evidence_and_proof() {
+    let db = TestDb::new().await;
+    let s = scenario("02-");
+    insert(&db.client, &step_payload(&s, 0)).await.unwrap();
+    insert(&db.client, &step_payload(&s, 1)).await.unwrap();
+    let ev: Value = db
+        .client
+        .query_one("SELECT evidence FROM xray.exposure_events WHERE event_type = 'FIXED'", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(ev["last_open"]["port"], json!(22));
+    assert_eq!(ev["last_open"]["service_family"], json!("ssh"));
+    assert_eq!(ev["proof"]["basis"], json!("inferred"));
+    let result = ev["proof"]["endpoints"][0]["result"].as_str().unwrap();
+    assert!(result.contains("tcp/22"), "{result}");
+    db.finish().await;
+}
+
+#[tokio::test]
+async fn events_are_immutable() {
+    let db = TestDb::new().await;
+    insert(&db.client, &step_payload(&scenario("01-"), 0)).await.unwrap();
+    for sql in [
+        "UPDATE xray.exposure_events SET event_type = 'FIXED'",
+        "DELETE FROM xray.exposure_events",
+        "TRUNCATE xray.exposure_events",
+    ] {
+        let err = db.client.execute(sql, &[]).await.unwrap_err();
+        assert_eq!(err.as_db_error().unwrap().code().code(), "23000", "{sql}");
+    }
+    assert_eq!(count(&db.client, "xray.exposure_events").await, 1);
+    db.finish().await;
+}
+
+#[tokio::test]
+async fn sql_functions_agree_with_the_stored_state() {
+    let db = TestDb::new().await;
+    let p = step_payload(&scenario("13-"), 0);
+    insert(&db.client, &p).await.unwrap();
+    // identity_key and material_hash can be re-derived in SQL from the stored row.
+    let mismatches: i64 = db
+        .client
+        .query_one(
+            "SELECT count(*) FROM xray.exposures
+              WHERE identity_key <> xray_identity_key(tenant_id, asset_id, upper(observed_host), risk_bucket, proto, port, fingerprint)
+                 OR material_hash <> xray_material_hash(risk_bucket, evidence)",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(mismatches, 0);
+    let normalized: i64 =
+        db.client.query_one("SELECT count(*) FROM xray_normalize($1)", &[&p]).await.unwrap().get(0);
+    assert_eq!(normalized, count(&db.client, "xray.exposures").await);
+
+    let key: String = db
+        .client
+        .query_one(
+            "SELECT xray_identity_key('11111111-1111-1111-1111-111111111111', '22222222-2222-2222-2222-222222222222',
+                                      '203.0.113.10', 'RB1', 'tcp', 22, 'svc:ssh')",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(key, "21399a6284d097f7abde11738aa0121a8b5761f02bd177ba9b3dc1c315adfc25");
+    let err = db
+        .client
+        .query_one("SELECT xray_identity_key(gen_random_uuid(), gen_random_uuid(), 'h', 'RB9', 'tcp', 1, 'x')", &[])
+        .await
+        .unwrap_err();
+    assert_eq!(err.as_db_error().unwrap().code().code(), "22023");
+    db.finish().await;
+}
+
+#[tokio::test]
+async fn triaged_exposures_emit_no_events_but_are_tracked() {
+    let db = TestDb::new().await;
+    let s = scenario("11-");
+    insert(&db.client, &step_payload(&s, 0)).await.unwrap();
+    db.client.execute("UPDATE xray.exposures SET status = 'suppressed'", &[]).await.unwrap();
+    // The port closes (would be FIXED), then reappears (would be NEW): both silent.
+    insert(&db.client, &step_payload(&s, 1)).await.unwrap();
+    insert(&db.client, &step_payload(&s, 2)).await.unwrap();
+    assert_eq!(count(&db.client, "xray.exposure_events").await, 1, "only the original NEW");
+    let row = db
+        .client
+        .query_one("SELECT status, last_seen::text, last_scan_id::text FROM xray.exposures", &[])
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, String>(0), "suppressed");
+    assert_eq!(row.get::<_, String>(2), scan_id(&step_payload(&s, 2)), "still tracked");
+    db.finish().await;
+}
