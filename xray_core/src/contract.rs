@@ -666,3 +666,83 @@ fn classify_serde_error(err: serde_path_to_error::Error<serde_json::Error>) -> C
     }
     ContractError::WrongType { field: path, problem: msg }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn minimal() -> Value {
+        json!({
+            "schema_version": "1.0",
+            "scan": {
+                "scan_id": "5ca10000-0000-4000-8000-000000000001",
+                "tenant_id": "11111111-1111-1111-1111-111111111111",
+                "started_at": "2026-02-05T10:00:00Z"
+            }
+        })
+    }
+
+    #[test]
+    fn minimal_payload_parses_and_unknown_fields_are_ignored() {
+        let mut v = minimal();
+        v["future_field"] = json!({"x": 1});
+        v["scan"]["also_new"] = json!(true);
+        let p = ScanPayload::from_value(&v).unwrap();
+        assert!(p.asset_results.is_empty());
+        assert_eq!(p.observed_at().to_string(), "2026-02-05T10:00:00Z");
+        assert!(p.scan.finished_at.is_none());
+    }
+
+    #[test]
+    fn every_minor_of_major_one_is_accepted_and_other_majors_are_not() {
+        for v in ["1.0", "1.1", "1.2", "1.9"] {
+            let mut p = minimal();
+            p["schema_version"] = json!(v);
+            assert!(ScanPayload::from_value(&p).is_ok(), "{v}");
+        }
+        let mut p = minimal();
+        p["schema_version"] = json!("2.0");
+        let err = ScanPayload::from_value(&p).unwrap_err();
+        assert!(matches!(err, ContractError::UnsupportedVersion { .. }));
+        assert_eq!(err.sqlstate(), "0A000");
+    }
+
+    #[test]
+    fn errors_name_the_field_and_classify_the_problem() {
+        let cases: Vec<(Value, &str, &str)> = vec![
+            ({ let mut p = minimal(); p["scan"].as_object_mut().unwrap().remove("scan_id"); p },
+             "scan.scan_id: required field is missing", "23502"),
+            ({ let mut p = minimal(); p["scan"]["tenant_id"] = json!("nope"); p },
+             "scan.tenant_id: invalid UUID \"nope\"", "22P02"),
+            ({ let mut p = minimal(); p["scan"]["started_at"] = json!("2026-02-05T10:00:00+00:00"); p },
+             "scan.started_at: invalid timestamp", "22007"),
+            ({ let mut p = minimal(); p["asset_results"] = json!("x"); p },
+             "asset_results: invalid type: string \"x\", expected a sequence", "22023"),
+            (json!(null), "payload: must be a JSON object, got null", "22023"),
+        ];
+        for (payload, msg, code) in cases {
+            let err = ScanPayload::from_value(&payload).unwrap_err();
+            assert!(err.to_string().starts_with(msg), "{err} should start with {msg}");
+            assert_eq!(err.sqlstate(), code, "{err}");
+        }
+    }
+
+    #[test]
+    fn malformed_json_text_is_reported_as_such() {
+        let err = ScanPayload::from_json_str("{\"schema_version\": ").unwrap_err();
+        assert_eq!(err.sqlstate(), "22032");
+        assert!(err.to_string().starts_with("payload: malformed JSON"));
+    }
+
+    #[test]
+    fn unknown_symptom_is_refused_with_its_path() {
+        let mut p = minimal();
+        p["asset_results"] = json!([{
+            "asset": {"asset_id": "aaaaaaaa-0000-4000-8000-000000000001", "asset_type": "ip"},
+            "endpoints": [{"ip": "203.0.113.10", "errors": [{"details": {"port": 80, "symptom": "slow"}}]}]
+        }]);
+        let err = ScanPayload::from_value(&p).unwrap_err();
+        assert!(err.to_string().starts_with("asset_results[0].endpoints[0].errors[0].details.symptom"), "{err}");
+    }
+}

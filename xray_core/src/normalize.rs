@@ -528,3 +528,105 @@ fn better(a: &Exposure, b: &Exposure) -> bool {
         o => o.is_lt(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn payload(endpoint: Value, finished: &str) -> ScanPayload {
+        ScanPayload::from_value(&json!({
+            "schema_version": "1.1",
+            "scan": {"scan_id": "5ca10000-0000-4000-8000-000000000001", "tenant_id": "11111111-1111-1111-1111-111111111111",
+                     "started_at": "2026-01-01T00:00:00Z", "finished_at": finished},
+            "asset_results": [{"asset": {"asset_id": "aaaaaaaa-0000-4000-8000-000000000002", "asset_type": "domain",
+                                         "asset_value": "example.com"},
+                               "endpoints": [endpoint]}]
+        }))
+        .unwrap()
+    }
+
+    fn cert_endpoint(not_after: &str, sans: &[&str]) -> Value {
+        json!({"ip": "203.0.113.20", "domain_context": "Example.COM.", "ports": {"tcp": [{"port": 443, "state": "open"}]},
+               "tls": [{"port": 443, "tls_versions": ["tls12"], "certificate": {
+                   "not_after": not_after, "sans": sans, "is_self_signed": false, "spki_sha256": "AB"}}]})
+    }
+
+    fn fingerprints(xs: &[Exposure]) -> Vec<String> {
+        let mut v: Vec<String> = xs.iter().map(|x| format!("{}:{}", x.risk_bucket, x.detail)).collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn near_expiry_boundary_is_inclusive_at_thirty_days_and_expired_is_strict() {
+        let c = EngineConfig::default();
+        let at = |finished: &str| fingerprints(&normalize(&payload(cert_endpoint("2026-01-31T00:00:00Z", &["example.com"]), finished), &c));
+        assert_eq!(at("2026-01-01T00:00:00Z"), vec!["RB4:issue:near_expiry|cert:spki:ab"]);
+        assert!(at("2025-12-31T23:59:59Z").is_empty(), "30 days and 1 second left is fine");
+        assert_eq!(at("2026-01-31T00:00:00Z"), vec!["RB4:issue:near_expiry|cert:spki:ab"], "0 days left is near expiry");
+        assert_eq!(at("2026-01-31T00:00:01Z"), vec!["RB4:issue:expired|cert:spki:ab"]);
+    }
+
+    #[test]
+    fn hostname_mismatch_honours_single_label_wildcards() {
+        let c = EngineConfig::default();
+        let run = |sans: &[&str]| fingerprints(&normalize(&payload(cert_endpoint("2027-01-01T00:00:00Z", sans), "2026-01-01T00:00:00Z"), &c));
+        assert!(run(&["example.com"]).is_empty());
+        assert_eq!(run(&["*.example.com"]), vec!["RB4:issue:hostname_mismatch|cert:spki:ab"]);
+        assert_eq!(run(&["www.example.com"]), vec!["RB4:issue:hostname_mismatch|cert:spki:ab"]);
+    }
+
+    #[test]
+    fn rb6_needs_an_open_baseline_port_without_a_classified_service() {
+        let c = EngineConfig::default();
+        let ep = |port: u16, open: bool, http: bool| {
+            let mut e = json!({"ip": "203.0.113.20",
+                "ports": {"tcp": [{"port": port, "state": if open {"open"} else {"closed"}}]},
+                "errors": [{"scope": "endpoint", "tool": "httpx", "details": {"port": port, "symptom": "http_timeout"}}]});
+            if http {
+                e["http"] = json!([{"url": format!("http://example.com:{port}/"), "status_code": 200,
+                    "headers": {"content-security-policy": "x", "x-frame-options": "x", "x-content-type-options": "x"}}]);
+            }
+            e
+        };
+        let run = |e: Value| fingerprints(&normalize(&payload(e, "2026-01-01T00:00:00Z"), &c));
+        assert_eq!(run(ep(8080, true, false)), vec!["RB6:symptom:http_timeout|port:8080"]);
+        assert!(run(ep(8080, false, false)).is_empty(), "port not open");
+        assert!(run(ep(8080, true, true)).is_empty(), "service answered");
+        assert!(run(ep(12345, true, false)).is_empty(), "not a baseline port");
+    }
+
+    #[test]
+    fn rb2_only_for_allowlisted_templates() {
+        let mut c = EngineConfig::default();
+        let finding = |id: &str, path: &str, tags: Value| json!({"ip": "203.0.113.20", "findings": {"nuclei": [
+            {"template_id": id, "template_path": path, "matched_at": "HTTP://Example.com:80/admin/?next=1", "metadata": {"tags": tags}}]}});
+        let run = |e: Value, c: &EngineConfig| fingerprints(&normalize(&payload(e, "2026-01-01T00:00:00Z"), c));
+        assert_eq!(run(finding("x-panel", "http/exposed-panels/x.yaml", json!([])), &c),
+                   vec!["RB2:tpl:x-panel|url:http://example.com/admin/"]);
+        assert_eq!(run(finding("y", "http/misc/y.yaml", json!(["Panel"])), &c).len(), 1);
+        assert!(run(finding("z", "http/cves/z.yaml", json!(["cve"])), &c).is_empty());
+        c.panel_template_ids.push("z".into());
+        assert_eq!(run(finding("z", "http/cves/z.yaml", json!(["cve"])), &c).len(), 1);
+    }
+
+    #[test]
+    fn dedupe_prefers_the_most_complete_evidence_in_any_order() {
+        let c = EngineConfig::default();
+        // The same RB5 identity seen twice: once bare, once with the embedded TLS block.
+        let http = |tls: bool| {
+            let mut h = json!({"url": "https://example.com/", "status_code": 200, "headers": {"server": "x"}});
+            if tls {
+                h["tls"] = json!({"jarm": "abc"});
+            }
+            h
+        };
+        for order in [[false, true], [true, false]] {
+            let e = json!({"ip": "203.0.113.20", "http": [http(order[0]), http(order[1])]});
+            let out = normalize(&payload(e, "2026-01-01T00:00:00Z"), &c);
+            assert_eq!(out.len(), 1);
+            assert_eq!(out[0].evidence["tls"]["jarm"], json!("abc"));
+        }
+    }
+}
