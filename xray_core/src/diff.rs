@@ -9,7 +9,7 @@ use std::str::FromStr;
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::canon::{canonical_host, canonical_url_root, url_scheme_port};
+use crate::canon::{canonical_host, canonical_url_root};
 use crate::config::EngineConfig;
 use crate::contract::{Endpoint, Id, ScanPayload};
 use crate::identity::RiskBucket;
@@ -351,12 +351,22 @@ impl<'a> Authority<'a> {
         self.views.iter().any(|v| v.ep.coverage.is_some())
     }
 
-    /// A tool family ran on the endpoint without reporting an error.
+    /// Any tool of the family reported an error for this endpoint or scan-wide.
+    fn tool_failed(&self, ep: &Endpoint, tools: &[&str]) -> bool {
+        tools.iter().any(|t| {
+            self.failed_tools.contains(*t)
+                || ep.errors.iter().any(|e| {
+                    e.symptom().is_none() && e.tool.as_deref().is_some_and(|x| x.eq_ignore_ascii_case(t))
+                })
+        })
+    }
+
+    /// A tool of the family ran on the endpoint without reporting an error:
+    /// named in the 1.2 coverage block, else in `tool_versions`.
     fn ran(&self, ep: &Endpoint, tools: &[&str]) -> Option<String> {
-        let failed = |t: &str| {
-            self.failed_tools.contains(t)
-                || ep.errors.iter().any(|e| e.symptom().is_none() && e.tool.as_deref().is_some_and(|x| x.eq_ignore_ascii_case(t)))
-        };
+        if self.tool_failed(ep, tools) {
+            return None;
+        }
         let declared: Vec<String> = match &ep.coverage {
             Some(c) => c.tools.iter().map(|t| t.to_ascii_lowercase()).collect(),
             None => self
@@ -367,21 +377,19 @@ impl<'a> Authority<'a> {
                 .map(|(k, _)| k.to_ascii_lowercase())
                 .collect(),
         };
-        let mut ran = tools.iter().filter(|t| declared.iter().any(|d| d == *t));
-        if tools.iter().any(|t| failed(t)) {
-            return None;
-        }
-        ran.next().map(|t| t.to_string())
+        tools.iter().find(|t| declared.iter().any(|d| d == *t)).map(|t| t.to_string())
     }
 
     /// Port P's state was determined on this endpoint.
     fn port_scanned(&self, ep: &Endpoint, port: u16) -> Option<String> {
-        let tool = self.ran(ep, PORT_TOOLS);
-        let tool = match (&ep.coverage, tool) {
-            (_, Some(t)) => t,
-            // Ports in the payload prove a port scan ran even if tool_versions is silent.
-            (None, None) if !ep.ports.tcp.is_empty() && !PORT_TOOLS.iter().any(|t| self.failed_tools.contains(*t)) && !ep.errors.iter().any(|e| e.symptom().is_none() && e.tool.as_deref().is_some_and(|x| PORT_TOOLS.contains(&x))) => "port scan".into(),
-            _ => return None,
+        let tool = match self.ran(ep, PORT_TOOLS) {
+            Some(t) => t,
+            // Port observations in a 1.0/1.1 payload prove a port scan ran
+            // even when tool_versions does not name it.
+            None if ep.coverage.is_none() && !ep.ports.tcp.is_empty() && !self.tool_failed(ep, PORT_TOOLS) => {
+                "port scan".to_string()
+            }
+            None => return None,
         };
         let listed = match &ep.coverage {
             Some(c) => c.tcp_ports.contains(&port),
@@ -442,7 +450,7 @@ impl<'a> Authority<'a> {
                 };
                 match self.ran(ep, tools) {
                     Some(tool) if listed && answered => Ok(format!("{root} probed by {tool}, exposure absent")),
-                    _ => not_covered(&format!("{root}")),
+                    _ => not_covered(&root),
                 }
             }
             RiskBucket::Rb6 => {
@@ -475,9 +483,4 @@ impl<'a> Authority<'a> {
             }
         }
     }
-}
-
-/// `port` of an RB2/RB5 fingerprint URL, for callers that only have the fingerprint.
-pub fn fingerprint_url_port(fingerprint: &str) -> Option<u16> {
-    url_scheme_port(fingerprint.split("url:").nth(1)?).map(|x| x.1)
 }
