@@ -222,7 +222,7 @@ pub struct PortObservation {
     pub rtt_ms: Option<f64>,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 pub struct HttpObservation {
     #[serde(default)]
     pub tool: Option<String>,
@@ -245,14 +245,32 @@ pub struct HttpObservation {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub headers: Option<BTreeMap<String, Value>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub headers_hash: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body_hash: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body_simhash: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub favicon_hash: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub technologies: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cdn: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waf: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_time_ms: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_length: Option<i64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub redirect_chain: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub raw: Option<Value>,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 pub struct TlsObservation {
     #[serde(default)]
     pub tool: Option<String>,
@@ -277,6 +295,8 @@ pub struct TlsObservation {
     /// (tlsx `-cipher-enum`, nmap `ssl-enum-ciphers` grades).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cipher_classes: Option<CipherClasses>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raw: Option<Value>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]

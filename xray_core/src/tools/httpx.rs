@@ -16,7 +16,10 @@ use std::collections::BTreeMap;
 use serde_json::{json, Map, Value};
 
 use super::tlsx::{self, TlsxRecord};
-use super::{field, go_duration_ms, is_ip, parse_error, port_value, read_json_records, str_field, string_list, utc_timestamp, ToolParse};
+use super::{
+    field, go_duration_ms, is_ip, parse_error, port_value, read_json_records, str_field, string_list, utc_timestamp,
+    ToolParse,
+};
 use crate::contract::{ErrorEntry, HttpObservation, Timestamp};
 
 pub const TOOL: &str = "httpx";
@@ -68,7 +71,11 @@ impl HttpxRecord {
 /// `details`, not observations.
 pub fn parse_httpx(text: &str) -> ToolParse<HttpxRecord> {
     let records = read_json_records(text, TOOL);
-    let mut out = ToolParse { items: Vec::new(), errors: records.errors, ignored_lines: records.ignored_lines };
+    let mut out = ToolParse {
+        items: Vec::new(),
+        errors: records.errors,
+        ignored_lines: records.ignored_lines,
+    };
     for r in records.items {
         match record(&r.object, r.line) {
             Ok(Parsed::Answer(h)) => out.items.push(*h),
@@ -95,7 +102,10 @@ fn record(obj: &Map<String, Value>, line: usize) -> Result<Parsed, String> {
         Some(p) => Some(p),
         None => parsed_url.as_ref().and_then(url::Url::port_or_known_default),
     };
-    let url_host = parsed_url.as_ref().and_then(|u| u.host_str()).map(|h| h.trim_matches(['[', ']']).to_string());
+    let url_host = parsed_url
+        .as_ref()
+        .and_then(|u| u.host_str())
+        .map(|h| h.trim_matches(['[', ']']).to_string());
     let raw_host = str_field(obj, &["host"]);
     let (host, ip) = match str_field(obj, &["host_ip"]) {
         // v1.7.3+: host is the name, host_ip the address.
@@ -103,7 +113,10 @@ fn record(obj: &Map<String, Value>, line: usize) -> Result<Parsed, String> {
         // <= v1.7.2: host is the resolved address. Some wrappers sanitise it
         // into something that is no longer an address; then it says nothing.
         None => {
-            let ip = raw_host.clone().filter(|h| is_ip(h)).or_else(|| str_field(obj, &["ip"]));
+            let ip = raw_host
+                .clone()
+                .filter(|h| is_ip(h))
+                .or_else(|| str_field(obj, &["ip"]));
             let host = url_host.or_else(|| raw_host.filter(|h| !is_ip(h)));
             (host, ip)
         }
@@ -125,20 +138,24 @@ fn record(obj: &Map<String, Value>, line: usize) -> Result<Parsed, String> {
         }));
     }
 
-    let headers = header_map(obj).or_else(|| {
-        str_field(obj, &["raw_header", "response-header"]).and_then(|raw| parse_raw_header(&raw))
-    });
+    let headers = header_map(obj)
+        .or_else(|| str_field(obj, &["raw_header", "response-header"]).and_then(|raw| parse_raw_header(&raw)));
     let technologies = field(obj, &["tech", "technologies"]).map(|v| string_list(Some(v)));
 
     let embedded = obj.get("tls").and_then(Value::as_object);
-    let tls_record = embedded.and_then(|t| tlsx::record(t, line).ok()).and_then(tlsx::TlsParsed::handshake);
+    let tls_record = embedded
+        .and_then(|t| tlsx::record(t, line).ok())
+        .and_then(tlsx::TlsParsed::handshake);
     let sni = str_field(obj, &["sni"]).or_else(|| embedded.and_then(|t| str_field(t, &["sni"])));
     let jarm = str_field(obj, &["jarm_hash", "jarm"])
         .or_else(|| embedded.and_then(|t| str_field(t, &["jarm_hash", "jarm-hash"])));
     let tls = (sni.is_some() || jarm.is_some()).then(|| json!({"sni": sni, "jarm": jarm}));
 
     let mut extra = Map::new();
-    if let Some(ms) = str_field(obj, &["time", "response-time"]).as_deref().and_then(go_duration_ms) {
+    if let Some(ms) = str_field(obj, &["time", "response-time"])
+        .as_deref()
+        .and_then(go_duration_ms)
+    {
         extra.insert("response_time_ms".into(), json!(ms.round() as u64));
     }
     if let Some(n) = field(obj, &["content_length", "content-length"]).and_then(Value::as_u64) {
@@ -158,7 +175,11 @@ fn record(obj: &Map<String, Value>, line: usize) -> Result<Parsed, String> {
         }
     }
     if let Some(hash) = field(obj, &["hash", "hashes"]).and_then(Value::as_object) {
-        for (from, to) in [("body_sha256", "body_hash"), ("header_sha256", "headers_hash"), ("body_simhash", "body_simhash")] {
+        for (from, to) in [
+            ("body_sha256", "body_hash"),
+            ("header_sha256", "headers_hash"),
+            ("body_simhash", "body_simhash"),
+        ] {
             if let Some(v) = str_field(hash, &[from]) {
                 extra.insert(to.into(), json!(v));
             }
@@ -167,7 +188,14 @@ fn record(obj: &Map<String, Value>, line: usize) -> Result<Parsed, String> {
     let chain: Vec<String> = obj
         .get("chain")
         .and_then(Value::as_array)
-        .map(|c| c.iter().filter_map(|hop| hop.as_object().and_then(|h| str_field(h, &["request-url", "request_url"]))).collect())
+        .map(|c| {
+            c.iter()
+                .filter_map(|hop| {
+                    hop.as_object()
+                        .and_then(|h| str_field(h, &["request-url", "request_url"]))
+                })
+                .collect()
+        })
         .unwrap_or_default();
     if !chain.is_empty() {
         extra.insert("redirect_chain".into(), json!(chain));
@@ -199,6 +227,8 @@ fn record(obj: &Map<String, Value>, line: usize) -> Result<Parsed, String> {
             technologies,
             tls,
             raw: Some(json!({ "httpx_json": Value::Object(raw) })),
+            // The other typed fields travel in `extra`, merged into the JSON.
+            ..Default::default()
         },
         extra,
         tls: tls_record,
@@ -241,7 +271,9 @@ pub fn parse_raw_header(raw: &str) -> Option<BTreeMap<String, Value>> {
         if l.is_empty() {
             break;
         }
-        let Some((name, value)) = l.split_once(':') else { continue };
+        let Some((name, value)) = l.split_once(':') else {
+            continue;
+        };
         let name = name.trim().to_ascii_lowercase();
         if name.is_empty() {
             continue;
@@ -322,7 +354,13 @@ mod tests {
         let urls: Vec<(&str, Option<u16>, Option<&str>)> = p
             .items
             .iter()
-            .map(|h| (h.observation.url.as_str(), h.observation.port, h.observation.title.as_deref()))
+            .map(|h| {
+                (
+                    h.observation.url.as_str(),
+                    h.observation.port,
+                    h.observation.title.as_deref(),
+                )
+            })
             .collect();
         assert_eq!(
             urls,
@@ -373,11 +411,17 @@ mod tests {
         let p = parse_httpx(&fixture("secator_fixture_2023-01-19_pretty_sanitized.json"));
         let o = &only(&p).observation;
         assert_eq!(o.title.as_deref(), Some("Jellyfin"));
-        assert_eq!(o.final_url.as_deref(), Some("https://media.example.synology.me/web/index.html"));
+        assert_eq!(
+            o.final_url.as_deref(),
+            Some("https://media.example.synology.me/web/index.html")
+        );
         assert_eq!(o.host.as_deref(), Some("media.example.synology.me"));
         // The fixture's "82.61.151.800" was sanitised into a non-address.
         assert_eq!(o.ip, None);
-        assert_eq!(o.technologies.as_deref(), Some(&["HSTS".to_string(), "Nginx".to_string()][..]));
+        assert_eq!(
+            o.technologies.as_deref(),
+            Some(&["HSTS".to_string(), "Nginx".to_string()][..])
+        );
     }
 
     #[test]
@@ -424,7 +468,10 @@ this is not json
         assert_eq!(p.errors.len(), 3, "{:?}", p.errors);
         assert_eq!(p.errors[0].kind.as_deref(), Some("network_error"));
         assert_eq!(p.errors[0].details.as_ref().unwrap()["port"], json!(8443));
-        assert_eq!(p.errors[1].message.as_deref(), Some("line 3: port \"eighty\" is not a port number"));
+        assert_eq!(
+            p.errors[1].message.as_deref(),
+            Some("line 3: port \"eighty\" is not a port number")
+        );
         assert_eq!(p.errors[2].message.as_deref(), Some("line 4: record has no url"));
     }
 

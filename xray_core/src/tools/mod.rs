@@ -37,7 +37,11 @@ pub struct ToolParse<T> {
 
 impl<T> Default for ToolParse<T> {
     fn default() -> Self {
-        ToolParse { items: Vec::new(), errors: Vec::new(), ignored_lines: 0 }
+        ToolParse {
+            items: Vec::new(),
+            errors: Vec::new(),
+            ignored_lines: 0,
+        }
     }
 }
 
@@ -45,7 +49,12 @@ impl<T> ToolParse<T> {
     /// Puts errors in input order; stream-level and record-level errors are
     /// found in two passes.
     pub(crate) fn sort_errors(&mut self) {
-        self.errors.sort_by_key(|e| e.details.as_ref().and_then(|d| d.get("line")).and_then(serde_json::Value::as_u64));
+        self.errors.sort_by_key(|e| {
+            e.details
+                .as_ref()
+                .and_then(|d| d.get("line"))
+                .and_then(serde_json::Value::as_u64)
+        });
     }
 }
 
@@ -98,7 +107,8 @@ pub(crate) fn read_json_records(text: &str, tool: &str) -> ToolParse<JsonRecord>
         let starts_value = c == b'{' || (c == b'[' && !is_log_line(current));
         if !starts_value {
             if looks_like_json(current) {
-                out.errors.push(parse_error(tool, line, format!("not JSON: {}", excerpt(current))));
+                out.errors
+                    .push(parse_error(tool, line, format!("not JSON: {}", excerpt(current))));
             } else {
                 out.ignored_lines += usize::from(!is_banner_line(current));
             }
@@ -114,7 +124,8 @@ pub(crate) fn read_json_records(text: &str, tool: &str) -> ToolParse<JsonRecord>
                 pos += consumed;
             }
             Some(Err(e)) => {
-                out.errors.push(parse_error(tool, line, format!("invalid JSON: {}", serde_message(&e))));
+                out.errors
+                    .push(parse_error(tool, line, format!("invalid JSON: {}", serde_message(&e))));
                 // Resume at the next line that can start a record at the same
                 // or lower indentation: the rest of a broken pretty-printed
                 // object is skipped silently, and a truncated JSONL line costs
@@ -155,9 +166,7 @@ fn resync(text: &str, mut pos: usize, mut line: usize, indent: usize) -> (usize,
         let l = &text[pos..end];
         let trimmed = l.trim_start();
         let this_indent = l.len() - trimmed.len();
-        if this_indent <= indent
-            && (trimmed.starts_with('{') || (trimmed.starts_with('[') && !is_log_line(trimmed)))
-        {
+        if this_indent <= indent && (trimmed.starts_with('{') || (trimmed.starts_with('[') && !is_log_line(trimmed))) {
             return (pos + this_indent, line);
         }
         pos = end;
@@ -187,7 +196,9 @@ fn excerpt(s: &str) -> String {
 
 /// `[INF] ...`, `[WRN] ...`: ProjectDiscovery's gologger prefixes.
 fn is_log_line(line: &str) -> bool {
-    let Some(rest) = line.trim_start().strip_prefix('[') else { return false };
+    let Some(rest) = line.trim_start().strip_prefix('[') else {
+        return false;
+    };
     let Some(end) = rest.find(']') else { return false };
     let tag = &rest[..end];
     (3..=7).contains(&tag.len()) && tag.bytes().all(|b| b.is_ascii_uppercase())
@@ -253,9 +264,12 @@ pub(crate) fn string_list(v: Option<&Value>) -> Vec<String> {
             })
             .filter(|s| !s.is_empty())
             .collect(),
-        Some(Value::String(s)) => {
-            s.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect()
-        }
+        Some(Value::String(s)) => s
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect(),
         _ => Vec::new(),
     }
 }
@@ -267,18 +281,23 @@ pub(crate) fn port_value(v: Option<&Value>) -> Result<Option<u16>, String> {
         None | Some(Value::Null) => return Ok(None),
         Some(Value::Number(n)) => n.as_u64().ok_or_else(|| format!("port {n} is not a port number"))?,
         Some(Value::String(s)) if s.trim().is_empty() => return Ok(None),
-        Some(Value::String(s)) => {
-            s.trim().parse::<u64>().map_err(|_| format!("port {s:?} is not a port number"))?
-        }
+        Some(Value::String(s)) => s
+            .trim()
+            .parse::<u64>()
+            .map_err(|_| format!("port {s:?} is not a port number"))?,
         Some(other) => return Err(format!("port has unexpected type: {other}")),
     };
-    u16::try_from(n).map(Some).map_err(|_| format!("port {n} is out of range"))
+    u16::try_from(n)
+        .map(Some)
+        .map_err(|_| format!("port {n} is out of range"))
 }
 
 /// An RFC 3339 timestamp with any offset, as the contract's UTC `Z` form
 /// (contract §12). Tools print local offsets (`-07:00`, `+05:30`).
 pub fn utc_timestamp(s: &str) -> Option<Timestamp> {
-    DateTime::parse_from_rfc3339(s.trim()).ok().map(|d| Timestamp(d.with_timezone(&Utc)))
+    DateTime::parse_from_rfc3339(s.trim())
+        .ok()
+        .map(|d| Timestamp(d.with_timezone(&Utc)))
 }
 
 /// A Go `time.Duration` string ("221.605004ms", "1.412761315s", "1m2.5s",
@@ -293,13 +312,17 @@ pub fn go_duration_ms(s: &str) -> Option<f64> {
     }
     let mut total = 0.0f64;
     while !rest.is_empty() {
-        let num_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        let num_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
         if num_len == 0 {
             return None;
         }
         let value: f64 = rest[..num_len].parse().ok()?;
         rest = &rest[num_len..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
         let factor = match &rest[..unit_len] {
             "ns" => 1e-6,
             "us" | "µs" | "μs" => 1e-3,
@@ -432,7 +455,10 @@ mod tests {
     #[test]
     fn tags_as_list_or_comma_string() {
         assert_eq!(string_list(Some(&json!(["a", " b "]))), vec!["a", "b"]);
-        assert_eq!(string_list(Some(&json!("panel, login,,x"))), vec!["panel", "login", "x"]);
+        assert_eq!(
+            string_list(Some(&json!("panel, login,,x"))),
+            vec!["panel", "login", "x"]
+        );
         assert!(string_list(Some(&json!(null))).is_empty());
     }
 }

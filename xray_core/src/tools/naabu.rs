@@ -11,7 +11,9 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
-use super::{bool_field, field, is_ip, parse_error, port_value, read_json_records, str_field, utc_timestamp, ToolParse};
+use super::{
+    bool_field, field, is_ip, parse_error, port_value, read_json_records, str_field, utc_timestamp, ToolParse,
+};
 use crate::contract::{PortObservation, Timestamp};
 
 pub const TOOL: &str = "naabu";
@@ -40,7 +42,11 @@ impl NaabuHit {
 /// skipped without an error; they carry no port.
 pub fn parse_naabu(text: &str) -> ToolParse<NaabuHit> {
     let records = read_json_records(text, TOOL);
-    let mut out = ToolParse { items: Vec::new(), errors: records.errors, ignored_lines: records.ignored_lines };
+    let mut out = ToolParse {
+        items: Vec::new(),
+        errors: records.errors,
+        ignored_lines: records.ignored_lines,
+    };
     for r in records.items {
         match hit(&r.object, r.line) {
             Ok(Some(h)) => out.items.push(h),
@@ -80,7 +86,9 @@ fn hit(obj: &Map<String, Value>, line: usize) -> Result<Option<NaabuHit>, String
     if port == 0 {
         return Ok(None);
     }
-    let protocol = str_field(obj, &["protocol"]).map(|s| s.to_ascii_lowercase()).or(nested_proto);
+    let protocol = str_field(obj, &["protocol"])
+        .map(|s| s.to_ascii_lowercase())
+        .or(nested_proto);
     let protocol = match protocol.as_deref() {
         None | Some("tcp") => "tcp",
         Some("udp") => "udp",
@@ -123,8 +131,14 @@ fn hit(obj: &Map<String, Value>, line: usize) -> Result<Option<NaabuHit>, String
 pub fn group_by_target(hits: &[NaabuHit]) -> BTreeMap<String, Vec<PortObservation>> {
     let mut map: BTreeMap<String, BTreeMap<(String, u16), PortObservation>> = BTreeMap::new();
     for h in hits {
-        let key = (h.observation.protocol.clone().unwrap_or_else(|| "tcp".into()), h.observation.port);
-        map.entry(h.target().to_string()).or_default().entry(key).or_insert_with(|| h.observation.clone());
+        let key = (
+            h.observation.protocol.clone().unwrap_or_else(|| "tcp".into()),
+            h.observation.port,
+        );
+        map.entry(h.target().to_string())
+            .or_default()
+            .entry(key)
+            .or_insert_with(|| h.observation.clone());
     }
     map.into_iter().map(|(k, v)| (k, v.into_values().collect())).collect()
 }
@@ -139,7 +153,10 @@ mod tests {
     }
 
     fn ports(p: &ToolParse<NaabuHit>) -> Vec<(String, u16)> {
-        p.items.iter().map(|h| (h.target().to_string(), h.observation.port)).collect()
+        p.items
+            .iter()
+            .map(|h| (h.target().to_string(), h.observation.port))
+            .collect()
     }
 
     #[test]
@@ -162,8 +179,10 @@ mod tests {
     fn legacy_host_port_shape_pr37() {
         let p = parse_naabu(&fixture("legacy_PR37_2020_shape.jsonl"));
         assert!(p.errors.is_empty());
-        let expected: Vec<(String, u16)> =
-            [443, 8443, 8080, 80].iter().map(|p| ("hackerone.com".to_string(), *p)).collect();
+        let expected: Vec<(String, u16)> = [443, 8443, 8080, 80]
+            .iter()
+            .map(|p| ("hackerone.com".to_string(), *p))
+            .collect();
         assert_eq!(ports(&p), expected);
         assert!(p.items.iter().all(|h| h.ip.is_none()));
     }
@@ -172,7 +191,10 @@ mod tests {
     fn legacy_ip_port_shape_v2_0() {
         let p = parse_naabu(&fixture("legacy_README_v2.0.x_shape.jsonl"));
         assert!(p.errors.is_empty());
-        assert_eq!(ports(&p), vec![("104.16.99.52".into(), 443), ("104.16.99.52".into(), 80)]);
+        assert_eq!(
+            ports(&p),
+            vec![("104.16.99.52".into(), 443), ("104.16.99.52".into(), 80)]
+        );
         assert!(p.items.iter().all(|h| h.host.is_none()));
     }
 

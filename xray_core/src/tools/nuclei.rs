@@ -20,7 +20,11 @@ const DROPPED_RAW_KEYS: &[&str] = &["request", "response", "template-encoded"];
 /// `-ms`) are non-matches and are skipped.
 pub fn parse_nuclei(text: &str) -> ToolParse<NucleiFinding> {
     let records = read_json_records(text, TOOL);
-    let mut out = ToolParse { items: Vec::new(), errors: records.errors, ignored_lines: records.ignored_lines };
+    let mut out = ToolParse {
+        items: Vec::new(),
+        errors: records.errors,
+        ignored_lines: records.ignored_lines,
+    };
     for r in records.items {
         if r.object.get("matcher-status").and_then(Value::as_bool) == Some(false) {
             continue;
@@ -44,7 +48,10 @@ fn finding(obj: &Map<String, Value>) -> Result<NucleiFinding, String> {
         .ok_or_else(|| format!("{template_id}: record has no matched-at, url or host"))?;
     let port = match port_value(obj.get("port"))? {
         Some(p) => Some(p),
-        None => [Some(matched_at.as_str()), raw_host.as_deref()].into_iter().flatten().find_map(port_of),
+        None => [Some(matched_at.as_str()), raw_host.as_deref()]
+            .into_iter()
+            .flatten()
+            .find_map(port_of),
     };
     let info = obj.get("info").and_then(Value::as_object);
     let metadata = info.map(|i| NucleiMetadata {
@@ -52,7 +59,9 @@ fn finding(obj: &Map<String, Value>) -> Result<NucleiFinding, String> {
         description: str_field(i, &["description"]),
         tags: string_list(i.get("tags")),
     });
-    let severity = info.and_then(|i| str_field(i, &["severity"])).map(|s| s.to_ascii_lowercase());
+    let severity = info
+        .and_then(|i| str_field(i, &["severity"]))
+        .map(|s| s.to_ascii_lowercase());
 
     let mut raw = obj.clone();
     for k in DROPPED_RAW_KEYS {
@@ -83,7 +92,12 @@ fn finding(obj: &Map<String, Value>) -> Result<NucleiFinding, String> {
 
 /// `matched-at` (or v2 `matched`), else `url`, else `host`. HTTP matches
 /// without a scheme get one so that the result parses as a URL.
-fn matched_url(obj: &Map<String, Value>, kind: Option<&str>, scheme: Option<&str>, host: Option<&str>) -> Option<String> {
+fn matched_url(
+    obj: &Map<String, Value>,
+    kind: Option<&str>,
+    scheme: Option<&str>,
+    host: Option<&str>,
+) -> Option<String> {
     let m = str_field(obj, &["matched-at", "matched", "matched_at"])
         .or_else(|| str_field(obj, &["url"]))
         .or_else(|| host.map(str::to_string))?;
@@ -175,14 +189,20 @@ mod tests {
         let m = f.metadata.as_ref().unwrap();
         assert_eq!(m.name.as_deref(), Some("Public Swagger API - Detect"));
         assert_eq!(m.tags, vec!["exposure", "api", "swagger"]);
-        assert_eq!(f.raw.as_ref().unwrap()["nuclei_json"]["info"]["classification"]["cwe-id"], json!(["cwe-200"]));
+        assert_eq!(
+            f.raw.as_ref().unwrap()["nuclei_json"]["info"]["classification"]["cwe-id"],
+            json!(["cwe-200"])
+        );
     }
 
     #[test]
     fn config_findings_severities_and_templates() {
         let p = parse_nuclei(&fixture("prismatic_config-findings.jsonl"));
-        let ids: Vec<(&str, &str)> =
-            p.items.iter().map(|f| (f.template_id.as_str(), f.severity.as_deref().unwrap_or(""))).collect();
+        let ids: Vec<(&str, &str)> = p
+            .items
+            .iter()
+            .map(|f| (f.template_id.as_str(), f.severity.as_deref().unwrap_or("")))
+            .collect();
         assert_eq!(
             ids,
             vec![
@@ -208,7 +228,10 @@ mod tests {
         let waf = p.items.iter().find(|f| f.template_id == "waf-detect").unwrap();
         assert_eq!(waf.matcher_name.as_deref(), Some("apachegeneric"));
         let wp = p.items.iter().find(|f| f.template_id == "wordpress-detect").unwrap();
-        assert_eq!(wp.metadata.as_ref().unwrap().tags, vec!["tech", "wordpress", "cms", "wp"]);
+        assert_eq!(
+            wp.metadata.as_ref().unwrap().tags,
+            vec!["tech", "wordpress", "cms", "wp"]
+        );
     }
 
     #[test]

@@ -10,7 +10,9 @@ use std::collections::BTreeSet;
 
 use serde_json::{json, Map, Value};
 
-use super::{bool_field, field, parse_error, port_value, read_json_records, str_field, string_list, utc_timestamp, ToolParse};
+use super::{
+    bool_field, field, parse_error, port_value, read_json_records, str_field, string_list, utc_timestamp, ToolParse,
+};
 use crate::contract::{Certificate, CipherClasses, ErrorEntry, Timestamp, TlsObservation};
 
 pub const TOOL: &str = "tlsx";
@@ -54,7 +56,11 @@ impl TlsxRecord {
 /// whether that symptom is reported for RB6 is the caller's decision.
 pub fn parse_tlsx(text: &str) -> ToolParse<TlsxRecord> {
     let records = read_json_records(text, TOOL);
-    let mut out = ToolParse { items: Vec::new(), errors: records.errors, ignored_lines: records.ignored_lines };
+    let mut out = ToolParse {
+        items: Vec::new(),
+        errors: records.errors,
+        ignored_lines: records.ignored_lines,
+    };
     for r in records.items {
         match record(&r.object, r.line) {
             Ok(TlsParsed::Handshake(t)) => out.items.push(*t),
@@ -123,6 +129,7 @@ pub(crate) fn record(obj: &Map<String, Value>, line: usize) -> Result<TlsParsed,
             jarm: str_field(obj, &["jarm_hash", "jarm-hash", "jarm"]),
             certificate: certificate(obj)?,
             cipher_classes: cipher_classes(obj),
+            ..Default::default()
         },
         raw: raw_without_pem(obj),
         timestamp: str_field(obj, &["timestamp"]).as_deref().and_then(utc_timestamp),
@@ -149,7 +156,9 @@ fn certificate(obj: &Map<String, Value>) -> Result<Option<Certificate>, String> 
     let date = |keys: &[&str]| -> Result<Option<Timestamp>, String> {
         match str_field(obj, keys) {
             None => Ok(None),
-            Some(s) => utc_timestamp(&s).map(Some).ok_or_else(|| format!("{} {s:?} is not an RFC 3339 time", keys[0])),
+            Some(s) => utc_timestamp(&s)
+                .map(Some)
+                .ok_or_else(|| format!("{} {s:?} is not an RFC 3339 time", keys[0])),
         }
     };
     let not_before = date(&["not_before", "not-before"])?;
@@ -158,7 +167,13 @@ fn certificate(obj: &Map<String, Value>) -> Result<Option<Certificate>, String> 
     let subject_cn = str_field(obj, &["subject_cn", "subject-cn"]);
     let serial = str_field(obj, &["serial"]);
     let sans = string_list(field(obj, &["subject_an", "subject-an"]));
-    if not_before.is_none() && not_after.is_none() && fingerprints.is_none() && subject_cn.is_none() && serial.is_none() && sans.is_empty() {
+    if not_before.is_none()
+        && not_after.is_none()
+        && fingerprints.is_none()
+        && subject_cn.is_none()
+        && serial.is_none()
+        && sans.is_empty()
+    {
         return Ok(None);
     }
     Ok(Some(Certificate {
@@ -171,7 +186,9 @@ fn certificate(obj: &Map<String, Value>) -> Result<Option<Certificate>, String> 
         // `self_signed` is omitempty: absent next to a certificate means false.
         is_self_signed: Some(bool_field(obj, &["self_signed", "self-signed"]).unwrap_or(false)),
         spki_sha256: None,
-        cert_sha256: fingerprints.and_then(|f| str_field(f, &["sha256"])).map(|s| s.to_ascii_lowercase()),
+        cert_sha256: fingerprints
+            .and_then(|f| str_field(f, &["sha256"]))
+            .map(|s| s.to_ascii_lowercase()),
     }))
 }
 
@@ -180,11 +197,16 @@ fn cipher_classes(obj: &Map<String, Value>) -> Option<CipherClasses> {
     let mut weak = BTreeSet::new();
     let mut insecure = BTreeSet::new();
     for entry in list.iter().filter_map(Value::as_object) {
-        let Some(ciphers) = entry.get("ciphers").and_then(Value::as_object) else { continue };
+        let Some(ciphers) = entry.get("ciphers").and_then(Value::as_object) else {
+            continue;
+        };
         weak.extend(string_list(ciphers.get("weak")));
         insecure.extend(string_list(ciphers.get("insecure")));
     }
-    Some(CipherClasses { weak: weak.into_iter().collect(), insecure: insecure.into_iter().collect() })
+    Some(CipherClasses {
+        weak: weak.into_iter().collect(),
+        insecure: insecure.into_iter().collect(),
+    })
 }
 
 fn raw_without_pem(obj: &Map<String, Value>) -> Value {
@@ -242,7 +264,9 @@ mod tests {
 
     #[test]
     fn self_signed_object_embedded_in_httpx() {
-        let p = parse_tlsx(&fixture("httpx_embedded_tls_object_selfsigned_2024-06-27.RESERIALIZED.json"));
+        let p = parse_tlsx(&fixture(
+            "httpx_embedded_tls_object_selfsigned_2024-06-27.RESERIALIZED.json",
+        ));
         assert!(p.errors.is_empty());
         let o = &p.items[0].observation;
         assert_eq!(o.host.as_deref(), Some("127.0.0.1"));
@@ -271,7 +295,10 @@ mod tests {
         assert_eq!(cc.insecure, vec!["TLS_RSA_WITH_RC4_128_SHA"]);
         assert_eq!(t.observation.jarm.as_deref(), Some("07d14d16d21d21d"));
         assert_eq!(t.observation.ja3.as_deref(), Some("771,4865"));
-        assert_eq!(t.observation.certificate.as_ref().unwrap().cert_sha256.as_deref(), Some("ab12"));
+        assert_eq!(
+            t.observation.certificate.as_ref().unwrap().cert_sha256.as_deref(),
+            Some("ab12")
+        );
         assert_eq!(t.expired(), Some(true));
         assert_eq!(t.mismatched(), Some(true));
         assert!(t.raw.get("certificate").is_none(), "PEM dropped");

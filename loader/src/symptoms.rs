@@ -1,0 +1,210 @@
+//! RB6 symptom detection (contract §7.6, design D4). The engine only reports
+//! RB6 for a symptom the worker reported; deciding the symptom is ours.
+
+use std::collections::BTreeSet;
+
+use serde_json::json;
+use xray_core::canon::url_scheme_port;
+use xray_core::contract::ErrorEntry;
+
+use crate::toolchain::EndpointResult;
+
+/// Ports where a service is expected to speak TLS from the first byte, so a
+/// failed handshake is the symptom rather than a plain non-TLS service.
+pub const TLS_EXPECTED_PORTS: &[u16] = &[443, 465, 636, 853, 989, 990, 992, 993, 994, 995, 5986, 8443, 9443];
+
+fn identified(res: &EndpointResult, port: u16) -> bool {
+    let http = res.http.iter().any(|h| {
+        h.obs.status_code.is_some() && h.obs.port.or_else(|| url_scheme_port(&h.obs.url).map(|x| x.1)) == Some(port)
+    });
+    let tls = res
+        .tls
+        .iter()
+        .any(|t| t.obs.port == port && (!t.obs.tls_versions.is_empty() || t.obs.certificate.is_some()));
+    let nmap = res.nmap.iter().any(|n| {
+        n.port == port
+            && n.service
+                .as_deref()
+                .is_some_and(|s| !matches!(s, "" | "unknown" | "tcpwrapped"))
+    });
+    http || tls || nmap
+}
+
+/// Replaces the tools' per-port symptom candidates (tlsx handshake failures)
+/// with at most one symptom per open baseline port that neither HTTP nor TLS
+/// (nor nmap service detection) could classify. Returns the flagged ports.
+///
+/// Nothing is reported unless the probes actually ran: a port that httpx
+/// never reached because httpx timed out is a tool error, not a symptom.
+pub fn apply_symptoms(res: &mut EndpointResult, baseline: &[u16]) -> Vec<u16> {
+    let tls_failed: BTreeSet<u16> = res
+        .errors
+        .iter()
+        .filter(|e| e.symptom() == Some("tls_handshake_fail"))
+        .filter_map(ErrorEntry::symptom_port)
+        .collect();
+    // A handshake failure on a port that answered HTTP, or on ssh, is just a
+    // non-TLS service; only the decision below may carry a symptom.
+    res.errors.retain(|e| e.symptom().is_none());
+
+    let tools: BTreeSet<&str> = res.coverage.tools.iter().map(String::as_str).collect();
+    let probes_ran = (tools.contains("httpx") && tools.contains("tlsx")) || tools.contains("nmap");
+    if !probes_ran {
+        return Vec::new();
+    }
+    let open: BTreeSet<u16> = res.tcp.iter().filter(|p| p.state == "open").map(|p| p.port).collect();
+    // Remote-admin ports (ssh, rdp, vnc, winrm) are already classified by
+    // RB1; they rarely speak HTTP or TLS, and flagging them as unknown edge
+    // services would double every RB1 with an RB6.
+    let admin = xray_core::EngineConfig::default().admin_ports;
+    let mut flagged = Vec::new();
+    for port in open {
+        if !baseline.contains(&port) || admin.contains_key(&port) || identified(res, port) {
+            continue;
+        }
+        let (symptom, tool, message) = if TLS_EXPECTED_PORTS.contains(&port) && tls_failed.contains(&port) {
+            (
+                "tls_handshake_fail",
+                Some("tlsx"),
+                format!("tcp/{port} is open but the TLS handshake failed"),
+            )
+        } else {
+            (
+                "tcp_open_no_banner",
+                None,
+                format!("tcp/{port} is open but neither HTTP nor TLS probes got an answer"),
+            )
+        };
+        res.errors.push(ErrorEntry {
+            scope: Some("endpoint".into()),
+            tool: tool.map(String::from),
+            message: Some(message),
+            kind: Some("network_error".into()),
+            details: Some(json!({"port": port, "symptom": symptom})),
+        });
+        flagged.push(port);
+    }
+    flagged
+}
+
+#[cfg(test)]
+mod tests {
+    use xray_core::contract::{HttpObservation, NmapFinding, PortObservation, TlsObservation};
+
+    use super::*;
+    use crate::toolchain::Observed;
+
+    fn open(port: u16) -> PortObservation {
+        PortObservation {
+            tool: Some("naabu".into()),
+            protocol: Some("tcp".into()),
+            port,
+            state: "open".into(),
+            verified: Some(true),
+            reason: None,
+            ttl: None,
+            rtt_ms: None,
+        }
+    }
+
+    fn tls_fail(port: u16) -> ErrorEntry {
+        ErrorEntry {
+            scope: Some("endpoint".into()),
+            tool: Some("tlsx".into()),
+            message: Some("x".into()),
+            kind: Some("network_error".into()),
+            details: Some(json!({"port": port, "symptom": "tls_handshake_fail"})),
+        }
+    }
+
+    fn http(url: &str, port: u16) -> Observed<HttpObservation> {
+        Observed::new(HttpObservation {
+            tool: Some("httpx".into()),
+            url: url.into(),
+            final_url: None,
+            host: None,
+            ip: None,
+            port: Some(port),
+            status_code: Some(200),
+            ..Default::default()
+        })
+    }
+
+    fn base() -> EndpointResult {
+        let mut r = EndpointResult {
+            tcp: [22, 80, 443, 8443, 9200, 31337].into_iter().map(open).collect(),
+            errors: [22, 80, 8443, 31337].into_iter().map(tls_fail).collect(),
+            ..Default::default()
+        };
+        r.http.push(http("http://192.0.2.1:80", 80));
+        r.tls.push(Observed::new(TlsObservation {
+            tool: Some("tlsx".into()),
+            host: None,
+            ip: None,
+            port: 443,
+            sni: None,
+            tls_versions: vec!["TLS1.3".into()],
+            cipher: None,
+            ja3: None,
+            jarm: None,
+            certificate: None,
+            cipher_classes: None,
+            ..Default::default()
+        }));
+        r.coverage.tools = vec!["httpx".into(), "naabu".into(), "tlsx".into()];
+        r
+    }
+
+    fn symptoms(r: &EndpointResult) -> Vec<(u16, &str, Option<&str>)> {
+        r.errors
+            .iter()
+            .filter_map(|e| Some((e.symptom_port()?, e.symptom()?, e.tool.as_deref())))
+            .collect()
+    }
+
+    #[test]
+    fn one_symptom_per_unclassified_open_baseline_port() {
+        let baseline = xray_core::EngineConfig::default().baseline_ports().to_vec();
+        let mut r = base();
+        let flagged = apply_symptoms(&mut r, &baseline);
+        // 22 is ssh: RB1 already classifies it, so it is no unknown edge service.
+        assert_eq!(flagged, vec![8443, 9200]);
+        assert_eq!(
+            symptoms(&r),
+            vec![(8443, "tls_handshake_fail", Some("tlsx")), (9200, "tcp_open_no_banner", None)]
+        );
+        // 31337 is not a baseline port; 80 and 443 answered.
+        assert_eq!(r.errors.len(), 2);
+    }
+
+    #[test]
+    fn nothing_when_the_probes_did_not_run() {
+        let mut r = base();
+        r.coverage.tools = vec!["naabu".into(), "tlsx".into()];
+        assert!(apply_symptoms(&mut r, &[22, 8443]).is_empty());
+        assert!(r.errors.is_empty(), "tool symptom candidates are dropped too");
+    }
+
+    #[test]
+    fn nmap_service_detection_classifies_a_port() {
+        let mut r = base();
+        r.nmap.push(NmapFinding {
+            tool: Some("nmap".into()),
+            target: None,
+            port: 22,
+            protocol: Some("tcp".into()),
+            state: Some("open".into()),
+            service: Some("ssh".into()),
+            product: Some("OpenSSH".into()),
+            version: None,
+            scripts: None,
+        });
+        r.nmap.push(NmapFinding {
+            port: 9200,
+            service: Some("tcpwrapped".into()),
+            ..r.nmap[0].clone()
+        });
+        apply_symptoms(&mut r, &[22, 9200]);
+        assert_eq!(symptoms(&r), vec![(9200, "tcp_open_no_banner", None)]);
+    }
+}
