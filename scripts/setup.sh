@@ -13,7 +13,7 @@ export PATH="$HOME/.cargo/bin:$PATH"
 log() { printf '[setup] %s\n' "$*" >&2; }
 
 need_pkgs=()
-for p in postgresql-$PG_MAJOR postgresql-server-dev-$PG_MAJOR libclang-dev clang sudo nmap pkg-config libssl-dev; do
+for p in postgresql-$PG_MAJOR postgresql-server-dev-$PG_MAJOR libclang-dev clang sudo nmap pkg-config libssl-dev nginx dnsmasq-base openssl; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need_pkgs+=("$p")
 done
 if [ ${#need_pkgs[@]} -gt 0 ]; then
@@ -50,4 +50,5 @@ fi
 
 log "building and installing the extension"
 (cd xray_pg && cargo pgrx install --release --pg-config "$PG_CONFIG" >/dev/null)
+install -m 0644 sql/archive/xray_pg--0.1.0.sql "$("$PG_CONFIG" --sharedir)/extension/" # previous release, for the upgrade test
 log "ready"

@@ -1,3 +1,5 @@
+-- Frozen: part of the 0.1.0 base that every install replays (see lib.rs);
+-- changes go into a new sql/xray_pg--A--B.sql.
 -- The ingest trigger and the convenience entry point for loaders.
 CREATE TRIGGER scan_results_ingest
     BEFORE INSERT ON xray.scan_results

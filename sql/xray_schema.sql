@@ -1,3 +1,5 @@
+-- Frozen: part of the 0.1.0 base that every install replays (see lib.rs);
+-- schema changes go into a new sql/xray_pg--A--B.sql.
 -- Watchtower XRAY tables (schema `xray`). Loaded by the extension script
 -- before any function; see docs/sql.md for the reference.
 CREATE SCHEMA xray;

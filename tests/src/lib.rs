@@ -128,3 +128,108 @@ pub fn sorted(mut v: Vec<Value>) -> Vec<Value> {
     v.sort_by_key(|x| x.to_string());
     v
 }
+
+// ---------------------------------------------------------------------------
+// Helpers for the SQL-surface tests (roles, TCP logins, LISTEN, binaries).
+// ---------------------------------------------------------------------------
+
+impl TestDb {
+    /// A database without the extension, for tests that create it themselves.
+    pub async fn without_extension() -> TestDb {
+        let admin = connect(&admin_url()).await;
+        let name = format!("xray_test_{}", uuid::Uuid::new_v4().simple());
+        admin.batch_execute(&format!("CREATE DATABASE {name}")).await.expect("create database");
+        let url = db_url(&name);
+        let client = connect(&url).await;
+        TestDb { name, url, client }
+    }
+}
+
+/// A LOGIN role made for one test, member of `group` (xray_reader, …).
+/// Roles are cluster-wide: call [`LoginRole::drop`] at the end of the test.
+pub struct LoginRole {
+    pub name: String,
+    password: String,
+}
+
+impl LoginRole {
+    pub async fn create(superuser: &Client, group: &str) -> LoginRole {
+        let name = format!("xray_t_{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+        let password = uuid::Uuid::new_v4().simple().to_string();
+        superuser
+            .batch_execute(&format!("CREATE ROLE {name} LOGIN PASSWORD '{password}' IN ROLE {group}"))
+            .await
+            .expect("create login role");
+        LoginRole { name, password }
+    }
+
+    /// A separate login over TCP with the role's password, so the session is
+    /// the role itself (not a superuser that SET ROLE).
+    pub async fn connect(&self, db: &TestDb) -> Client {
+        let host = std::env::var("XRAY_TEST_TCP_HOST").unwrap_or_else(|_| "127.0.0.1".to_string());
+        let port = std::env::var("PGPORT").unwrap_or_else(|_| admin_port().unwrap_or_else(|| "5432".to_string()));
+        connect(&format!(
+            "host={host} port={port} user={} password={} dbname={}",
+            self.name, self.password, db.name
+        ))
+        .await
+    }
+
+    pub async fn drop(self) {
+        let admin = connect(&admin_url()).await;
+        admin.batch_execute(&format!("DROP ROLE IF EXISTS {}", self.name)).await.expect("drop login role");
+    }
+}
+
+fn admin_port() -> Option<String> {
+    let base = admin_url();
+    if base.contains("://") {
+        let authority = base.split("://").nth(1)?.split('/').next()?;
+        authority.rsplit_once(':').map(|(_, p)| p.to_string()).filter(|p| p.chars().all(|c| c.is_ascii_digit()))
+    } else {
+        base.split_whitespace().find_map(|kv| kv.strip_prefix("port=").map(str::to_string))
+    }
+}
+
+/// A connection that has run `LISTEN channel`; notifications arrive on the receiver.
+pub async fn listen(
+    url: &str,
+    channel: &str,
+) -> (Client, tokio::sync::mpsc::UnboundedReceiver<tokio_postgres::Notification>) {
+    let (client, mut conn) = tokio_postgres::connect(url, NoTls).await.expect("connect listener");
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Some(message) = std::future::poll_fn(|cx| conn.poll_message(cx)).await {
+            match message {
+                Ok(tokio_postgres::AsyncMessage::Notification(n)) => {
+                    if tx.send(n).is_err() {
+                        break;
+                    }
+                }
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+    });
+    client.batch_execute(&format!("LISTEN {channel}")).await.expect("LISTEN");
+    (client, rx)
+}
+
+/// A PostgreSQL client binary (pg_dump, pg_restore, …) of the server's major
+/// version: $PG_BINDIR, else /usr/lib/postgresql/15/bin.
+pub fn pg_bin(name: &str) -> PathBuf {
+    let dir = std::env::var("PG_BINDIR").unwrap_or_else(|_| "/usr/lib/postgresql/15/bin".to_string());
+    PathBuf::from(dir).join(name)
+}
+
+/// A payload with its tenant replaced, and a scan_id derived from the tenant
+/// so that the same scenario step can be ingested once per tenant.
+pub fn for_tenant(payload: &Value, tenant: &str) -> Value {
+    let mut p = payload.clone();
+    p["scan"]["tenant_id"] = Value::String(tenant.to_string());
+    let scan: uuid::Uuid = p["scan"]["scan_id"].as_str().unwrap().parse().unwrap();
+    let tenant: uuid::Uuid = tenant.parse().unwrap();
+    let derived = uuid::Uuid::from_u128(scan.as_u128() ^ tenant.as_u128());
+    p["scan"]["scan_id"] = Value::String(derived.to_string());
+    p
+}

@@ -75,10 +75,23 @@ impl fmt::Display for Timestamp {
     }
 }
 
+/// Deserialises a string and hands it to `f` without copying it when the
+/// input allows; refuses non-strings exactly as `String` would.
+struct StrWith<F>(F);
+
+impl<'de, T, F: FnOnce(&str) -> Result<T, String>> serde::de::Visitor<'de> for StrWith<F> {
+    type Value = T;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string")
+    }
+    fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<T, E> {
+        (self.0)(s).map_err(E::custom)
+    }
+}
+
 impl<'de> Deserialize<'de> for Timestamp {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        Timestamp::parse(&s).ok_or_else(|| serde::de::Error::custom(format!("{TS_MARKER}{s}")))
+        d.deserialize_str(StrWith(|s: &str| Timestamp::parse(s).ok_or_else(|| format!("{TS_MARKER}{s}"))))
     }
 }
 
@@ -95,10 +108,7 @@ pub struct Id(pub Uuid);
 
 impl<'de> Deserialize<'de> for Id {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        Uuid::parse_str(&s)
-            .map(Id)
-            .map_err(|_| serde::de::Error::custom(format!("{UUID_MARKER}{s}")))
+        d.deserialize_str(StrWith(|s: &str| Uuid::parse_str(s).map(Id).map_err(|_| format!("{UUID_MARKER}{s}"))))
     }
 }
 
@@ -519,6 +529,15 @@ pub const SYMPTOMS: [&str; 4] = [
 impl ScanPayload {
     /// Parses and validates a payload given as JSON text.
     pub fn from_json_str(text: &str) -> Result<ScanPayload, ContractError> {
+        // Fast path: straight from the text into the typed payload, without a
+        // `Value` tree or path tracking. Whatever it refuses goes through the
+        // `Value` path below, which decides and words the error exactly as
+        // before; whatever it accepts, that path accepts identically.
+        if let Ok(payload) = serde_json::from_str::<ScanPayload>(text) {
+            check_version(&payload.schema_version)?;
+            payload.validate()?;
+            return Ok(payload);
+        }
         let value: Value = serde_json::from_str(text).map_err(|e| ContractError::Malformed {
             field: "payload".into(),
             problem: format!("malformed JSON: {e}"),
@@ -546,8 +565,12 @@ impl ScanPayload {
                 })
             }
         }
-        let payload: ScanPayload =
-            serde_path_to_error::deserialize(value).map_err(classify_serde_error)?;
+        // Path tracking allocates for every field, so it only runs to explain
+        // a failure; a payload that deserialises plainly is the same payload.
+        let payload: ScanPayload = match ScanPayload::deserialize(value) {
+            Ok(p) => p,
+            Err(_) => serde_path_to_error::deserialize(value).map_err(classify_serde_error)?,
+        };
         payload.validate()?;
         Ok(payload)
     }

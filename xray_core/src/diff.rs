@@ -2,7 +2,7 @@
 //! with the stored state and decide NEW / CHANGED / FIXED, gating FIXED on
 //! proof that the scan really covered the check (§6.3, design D3/D4).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fmt;
 use std::str::FromStr;
 
@@ -163,7 +163,16 @@ pub fn diff_normalized(
         .map(|p| (p.identity_key.as_str(), p))
         .collect();
     let mut out = DiffOutcome { current_count: current.len(), ..Default::default() };
-    let current_keys: BTreeSet<String> = current.iter().map(|e| e.identity_key.clone()).collect();
+    // Prior exposures this scan did not see, in identity_key order, decided
+    // before `current` is consumed so no key has to be copied.
+    let absent: Vec<(&str, &PriorState)> = {
+        let current_keys: HashSet<&str> = current.iter().map(|e| e.identity_key.as_str()).collect();
+        prior
+            .iter()
+            .filter(|(key, prev)| !current_keys.contains(**key) && prev.status != ExposureStatus::Fixed)
+            .map(|(key, prev)| (*key, *prev))
+            .collect()
+    };
 
     // `normalize` returns exposures sorted by identity_key.
     for cur in current {
@@ -208,10 +217,7 @@ pub fn diff_normalized(
     }
 
     let authority = Authority::new(payload, config);
-    for (key, prev) in &prior {
-        if current_keys.contains(*key) || prev.status == ExposureStatus::Fixed {
-            continue;
-        }
+    for (_, prev) in absent {
         match authority.proof_of_absence(prev) {
             Ok(proof) => {
                 if prev.status == ExposureStatus::Open {
@@ -274,6 +280,11 @@ struct Authority<'a> {
     failed_tools: BTreeSet<String>,
     fatal_assets: BTreeSet<String>,
     views: Vec<EndpointView<'a>>,
+    /// Indexes into `views` per asset, in payload order: an absent exposure
+    /// looks only at its own asset's endpoints (linear, not views × absent).
+    views_by_asset: BTreeMap<Id, Vec<usize>>,
+    /// Any endpoint carries a 1.2 coverage block.
+    coverage: bool,
 }
 
 impl<'a> Authority<'a> {
@@ -299,7 +310,13 @@ impl<'a> Authority<'a> {
                 }
             }
         }
-        Authority { payload, config, scan_failure, failed_tools, fatal_assets, views: endpoint_views(payload) }
+        let views = endpoint_views(payload);
+        let mut views_by_asset: BTreeMap<Id, Vec<usize>> = BTreeMap::new();
+        for (i, v) in views.iter().enumerate() {
+            views_by_asset.entry(v.asset_id).or_default().push(i);
+        }
+        let coverage = views.iter().any(|v| v.ep.coverage.is_some());
+        Authority { payload, config, scan_failure, failed_tools, fatal_assets, views, views_by_asset, coverage }
     }
 
     fn proof_of_absence(&self, prev: &PriorState) -> Result<Value, String> {
@@ -310,9 +327,12 @@ impl<'a> Authority<'a> {
             return Err("asset-level error in this scan".into());
         }
         let endpoints: Vec<&EndpointView<'a>> = self
-            .views
+            .views_by_asset
+            .get(&prev.asset_id)
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
             .iter()
-            .filter(|v| v.asset_id == prev.asset_id)
+            .map(|&i| &self.views[i])
             .filter(|v| {
                 if prev.risk_bucket == RiskBucket::Rb7 {
                     v.ep.dns_email
@@ -348,7 +368,7 @@ impl<'a> Authority<'a> {
     }
 
     fn uses_coverage(&self) -> bool {
-        self.views.iter().any(|v| v.ep.coverage.is_some())
+        self.coverage
     }
 
     /// Any tool of the family reported an error for this endpoint or scan-wide.

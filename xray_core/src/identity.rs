@@ -132,8 +132,23 @@ impl IdentityParts<'_> {
         )
     }
 
+    /// sha256 hex of [`Self::canonical_string`], hashed as it is formatted.
     pub fn identity_key(&self) -> String {
-        sha256_hex(self.canonical_string().as_bytes())
+        let mut h = HashWriter(Sha256::new());
+        let _ = fmt::Write::write_fmt(
+            &mut h,
+            format_args!(
+                "v{IDENTITY_VERSION}|tenant:{}|asset:{}|host:{}|bucket:{}|proto:{}|port:{}|fpv:{FINGERPRINT_VERSION}|fp:{}",
+                self.tenant_id,
+                self.asset_id,
+                self.observed_host,
+                self.risk_bucket,
+                self.proto,
+                self.port,
+                self.fingerprint
+            ),
+        );
+        hex::encode(h.0.finalize())
     }
 }
 
@@ -141,11 +156,49 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
+/// Feeds formatted text or serialised JSON straight into a SHA-256, so the
+/// hot hashes need no intermediate string.
+struct HashWriter(Sha256);
+
+impl fmt::Write for HashWriter {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.0.update(s.as_bytes());
+        Ok(())
+    }
+}
+
+impl std::io::Write for HashWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// Projects `evidence` onto the bucket's material fields (absent → null) and
 /// hashes the sorted-key JSON. The same function serves the engine and
 /// `xray_material_hash()`, so a stored exposure can be re-checked in SQL.
 pub fn material_hash(bucket: RiskBucket, evidence: &Value) -> String {
-    sha256_hex(material_json(bucket, evidence).as_bytes())
+    // The bytes of `material_json`, streamed into the hash without cloning
+    // the fields or building the string: `{"field":value,...}` in key order.
+    let mut fields: Vec<&str> = bucket.material_fields().to_vec();
+    fields.sort_unstable();
+    fields.dedup();
+    let mut h = HashWriter(Sha256::new());
+    h.0.update(b"{");
+    for (i, field) in fields.iter().enumerate() {
+        if i > 0 {
+            h.0.update(b",");
+        }
+        // Serialising a str or a Value into a hasher cannot fail.
+        let _ = serde_json::to_writer(&mut h, field);
+        h.0.update(b":");
+        let _ = serde_json::to_writer(&mut h, evidence.get(*field).unwrap_or(&Value::Null));
+    }
+    h.0.update(b"}");
+    hex::encode(h.0.finalize())
 }
 
 pub fn material_json(bucket: RiskBucket, evidence: &Value) -> String {
@@ -193,6 +246,33 @@ mod tests {
         assert_eq!(material_hash(RiskBucket::Rb5, &a), material_hash(RiskBucket::Rb5, &b));
         let c = json!({"missing_headers": ["x-frame-options"]});
         assert_ne!(material_hash(RiskBucket::Rb5, &a), material_hash(RiskBucket::Rb5, &c));
+    }
+
+    #[test]
+    fn streamed_hashes_equal_hashing_the_strings() {
+        let parts = IdentityParts {
+            tenant_id: "t",
+            asset_id: "a",
+            observed_host: "héllo.example",
+            risk_bucket: "RB5",
+            proto: "https",
+            port: 8443,
+            fingerprint: "url:https://héllo.example:8443/",
+        };
+        assert_eq!(parts.identity_key(), sha256_hex(parts.canonical_string().as_bytes()));
+        let evidences = [
+            json!({}),
+            json!({"missing_headers": ["a\"b", "ü\n"], "x": 1}),
+            json!({"issue_type": "expired", "cert_anchor": null, "expiry_state": {"z": 1, "a": [1.5, true]}}),
+            json!({"record": "spf", "spf_all_mechanism": "~all", "dmarc_policy": "none", "dkim_present_selectors": []}),
+            json!({"symptom": "http_timeout", "port": 8080, "category": "weak_ciphers", "weak_cipher_class": "weak",
+                   "old_tls_versions": ["TLS1.0"], "template_id": "t", "canonical_url": "http://x/", "service_family": "ssh"}),
+        ];
+        for b in RiskBucket::ALL {
+            for e in &evidences {
+                assert_eq!(material_hash(b, e), sha256_hex(material_json(b, e).as_bytes()), "{b} {e}");
+            }
+        }
     }
 
     #[test]

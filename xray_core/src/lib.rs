@@ -14,6 +14,8 @@ pub mod identity;
 pub mod memory;
 pub mod normalize;
 pub mod nweb;
+#[cfg(feature = "synth")]
+pub mod synth;
 pub mod tools;
 
 pub use config::EngineConfig;

@@ -1,7 +1,7 @@
 //! Step 1–3 of the diff contract: observations → candidate exposures (RB1–RB7
 //! per contract §7) → identity and material hash → one exposure per identity.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use chrono::Duration;
 use serde::Serialize;
@@ -217,9 +217,10 @@ fn candidates_for_endpoint(
         });
     }
 
+    let ids = IdText { tenant: payload.scan.tenant_id.to_string(), asset: view.asset_id.to_string() };
     let mut exposures: Vec<Exposure> = found
         .into_iter()
-        .map(|c| finish(payload, view, &view.observed_host, c))
+        .map(|c| finish(payload, view, &ids, &view.observed_host, c))
         .collect();
 
     // RB7 is about the domain, not the endpoint IP.
@@ -251,7 +252,7 @@ fn candidates_for_endpoint(
                 }
             }
             for c in rb7 {
-                let mut x = finish(payload, view, &domain, c);
+                let mut x = finish(payload, view, &ids, &domain, c);
                 x.observed_ip = None;
                 exposures.push(x);
             }
@@ -453,13 +454,17 @@ fn to_value<T: Serialize>(v: &T) -> Value {
     serde_json::to_value(v).unwrap_or(Value::Null)
 }
 
-fn finish(payload: &ScanPayload, view: &EndpointView<'_>, host: &str, c: Candidate) -> Exposure {
-    let tenant = payload.scan.tenant_id.to_string();
-    let asset = view.asset_id.to_string();
+/// Tenant and asset id as text, formatted once per endpoint.
+struct IdText {
+    tenant: String,
+    asset: String,
+}
+
+fn finish(payload: &ScanPayload, view: &EndpointView<'_>, ids: &IdText, host: &str, c: Candidate) -> Exposure {
     let bucket = c.bucket.as_str();
     let identity_key = IdentityParts {
-        tenant_id: &tenant,
-        asset_id: &asset,
+        tenant_id: &ids.tenant,
+        asset_id: &ids.asset,
         observed_host: host,
         risk_bucket: bucket,
         proto: &c.proto,
@@ -502,17 +507,22 @@ fn completeness(e: &Exposure) -> (bool, bool, bool) {
 /// One exposure per identity_key (diff contract §5). The winner does not
 /// depend on input order: most complete first, then the contract's tie order,
 /// then the evidence itself so that even full ties are decided.
-pub fn dedupe(candidates: Vec<Exposure>) -> Vec<Exposure> {
-    let mut best: BTreeMap<String, Exposure> = BTreeMap::new();
+pub fn dedupe(mut candidates: Vec<Exposure>) -> Vec<Exposure> {
+    // Sorting (stable) and keeping the best of each run of equal keys gives
+    // the same result as a map from key to best, without copying the keys.
+    candidates.sort_by(|a, b| a.identity_key.cmp(&b.identity_key));
+    let mut out: Vec<Exposure> = Vec::with_capacity(candidates.len());
     for c in candidates {
-        match best.get(&c.identity_key) {
-            Some(cur) if !better(&c, cur) => {}
-            _ => {
-                best.insert(c.identity_key.clone(), c);
+        match out.last_mut() {
+            Some(cur) if cur.identity_key == c.identity_key => {
+                if better(&c, cur) {
+                    *cur = c;
+                }
             }
+            _ => out.push(c),
         }
     }
-    best.into_values().collect()
+    out
 }
 
 fn better(a: &Exposure, b: &Exposure) -> bool {

@@ -1,12 +1,12 @@
-//! Pure SQL functions: identity, material hash and normalisation.
+//! SQL functions: identity, material hash and normalisation.
 
 use pgrx::prelude::*;
 use pgrx::JsonB;
 use xray_core::identity::{material_hash, IdentityParts};
-use xray_core::{normalize, RiskBucket};
+use xray_core::{normalize, EngineConfig, RiskBucket};
 
 use crate::errors::raise;
-use crate::ingest::{config, parse_payload};
+use crate::ingest::{config_from_json, default_config, load_config, parse_payload};
 
 fn bucket(text: &str) -> RiskBucket {
     text.parse().unwrap_or_else(|e: xray_core::identity::UnknownBucket| raise("22023", e.to_string()))
@@ -50,7 +50,44 @@ fn xray_material_hash(risk_bucket: &str, material: JsonB) -> String {
     material_hash(bucket(risk_bucket), &material.0)
 }
 
-/// The deduplicated normalised exposures of a payload (no database access).
+type NormalizedRow = (
+    String,
+    String,
+    pgrx::Uuid,
+    String,
+    Option<pgrx::Inet>,
+    String,
+    i32,
+    String,
+    String,
+    String,
+    JsonB,
+);
+
+fn normalized_rows(payload: &JsonB, config: &EngineConfig) -> Vec<NormalizedRow> {
+    let payload = parse_payload(&payload.0);
+    normalize(&payload, config)
+        .into_iter()
+        .map(|e| {
+            (
+                e.identity_key,
+                e.risk_bucket.as_str().to_string(),
+                pg_uuid(e.asset_id.0),
+                e.observed_host,
+                e.observed_ip.map(pgrx::Inet),
+                e.proto,
+                i32::from(e.port),
+                e.fingerprint,
+                e.detail,
+                e.material_hash,
+                JsonB(e.evidence),
+            )
+        })
+        .collect()
+}
+
+/// `xray_normalize(payload)` of the 0.1.0 SQL: the shipped configuration,
+/// no database access.
 #[pg_extern(immutable, strict, parallel_safe)]
 #[allow(clippy::type_complexity)]
 fn xray_normalize(
@@ -71,26 +108,60 @@ fn xray_normalize(
         name!(evidence, JsonB),
     ),
 > {
-    let payload = parse_payload(&payload.0);
-    let rows: Vec<_> = normalize(&payload, config())
-        .into_iter()
-        .map(|e| {
-            (
-                e.identity_key,
-                e.risk_bucket.as_str().to_string(),
-                pg_uuid(e.asset_id.0),
-                e.observed_host,
-                e.observed_ip.map(pgrx::Inet),
-                e.proto,
-                i32::from(e.port),
-                e.fingerprint,
-                e.detail,
-                e.material_hash,
-                JsonB(e.evidence),
-            )
-        })
-        .collect();
-    TableIterator::new(rows)
+    TableIterator::new(normalized_rows(&payload, default_config()))
+}
+
+/// SQL `xray_normalize(payload)` since 0.2.0: under the configuration tables,
+/// which makes it STABLE rather than IMMUTABLE.
+#[pg_extern(stable, strict, sql = false)]
+#[allow(clippy::type_complexity)]
+fn xray_normalize_configured(
+    payload: JsonB,
+) -> TableIterator<
+    'static,
+    (
+        name!(identity_key, String),
+        name!(risk_bucket, String),
+        name!(asset_id, pgrx::Uuid),
+        name!(observed_host, String),
+        name!(observed_ip, Option<pgrx::Inet>),
+        name!(proto, String),
+        name!(port, i32),
+        name!(fingerprint, String),
+        name!(detail, String),
+        name!(material_hash, String),
+        name!(evidence, JsonB),
+    ),
+> {
+    let config = Spi::connect(load_config);
+    TableIterator::new(normalized_rows(&payload, &config))
+}
+
+/// SQL `xray_normalize(payload, config)` since 0.2.0: the configuration is an
+/// argument (the shape of `xray.engine_config()`), so it stays IMMUTABLE.
+#[pg_extern(immutable, strict, parallel_safe, sql = false)]
+#[allow(clippy::type_complexity)]
+fn xray_normalize_with_config(
+    payload: JsonB,
+    config: JsonB,
+) -> TableIterator<
+    'static,
+    (
+        name!(identity_key, String),
+        name!(risk_bucket, String),
+        name!(asset_id, pgrx::Uuid),
+        name!(observed_host, String),
+        name!(observed_ip, Option<pgrx::Inet>),
+        name!(proto, String),
+        name!(port, i32),
+        name!(fingerprint, String),
+        name!(detail, String),
+        name!(material_hash, String),
+        name!(evidence, JsonB),
+    ),
+> {
+    let config = config_from_json(&config.0).unwrap_or_else(|e| raise("22023", e));
+    TableIterator::new(normalized_rows(&payload, &config))
 }
 
 pub(crate) fn pg_uuid(u: uuid::Uuid) -> pgrx::Uuid {

@@ -1,9 +1,15 @@
 //! The ingest pipeline inside PostgreSQL: `INSERT INTO xray.scan_results
-//! (payload)` fires a BEFORE trigger that validates the payload, serialises the
-//! tenant, recognises duplicates and stale scans, loads the prior state with
-//! one statement, diffs in `xray_core`, and writes events and state with one
-//! set-based statement each — all in the caller's transaction.
+//! (payload)` fires a BEFORE trigger that validates the payload, checks the
+//! session's tenant, serialises the tenant, recognises duplicates and stale
+//! scans, loads the prior state with one statement, diffs in `xray_core`, and
+//! writes events, state and inventory with one set-based statement each, then
+//! queues a NOTIFY — all in the caller's transaction.
+//!
+//! The library serves two schema generations: the 0.1.0 SQL (built-in
+//! configuration, no tenants) keeps calling the 0.1.0 symbols until `ALTER
+//! EXTENSION xray_pg UPDATE` points the functions at the 0.2.0 ones.
 
+use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
 use pgrx::datum::DatumWithOid;
@@ -11,16 +17,102 @@ use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
 use pgrx::JsonB;
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::{json, Value};
 use xray_core::diff::{DiffOutcome, Event, ExposureStatus, PriorState, StateUpsert};
-use xray_core::{EngineConfig, ScanPayload};
+use xray_core::{EngineConfig, EventType, ScanPayload};
 
 use crate::errors::{raise, raise_contract};
 use crate::functions::pg_uuid;
 
-pub(crate) fn config() -> &'static EngineConfig {
+/// The shipped configuration: what the 0.1.0 entry points use, and what the
+/// configuration tables are seeded with.
+pub(crate) fn default_config() -> &'static EngineConfig {
     static CONFIG: OnceLock<EngineConfig> = OnceLock::new();
     CONFIG.get_or_init(EngineConfig::default)
+}
+
+/// Reads the configuration tables (one statement).
+pub(crate) fn load_config(client: &SpiClient<'_>) -> EngineConfig {
+    let value = spi(
+        "loading the configuration",
+        client.select("SELECT xray.engine_config()", Some(1), &[]).and_then(|t| t.first().get_one::<JsonB>()),
+    );
+    let value = value.map(|j| j.0).unwrap_or(Value::Null);
+    config_from_json(&value).unwrap_or_else(|e| raise("22023", e))
+}
+
+/// An `EngineConfig` from the object `xray.engine_config()` builds. Absent or
+/// null keys keep the shipped default, so `xray_normalize(payload, config)`
+/// accepts a partial override; unknown keys are refused to catch typos.
+pub(crate) fn config_from_json(v: &Value) -> Result<EngineConfig, String> {
+    let obj = match v {
+        Value::Object(o) => o,
+        Value::Null => return Ok(default_config().clone()),
+        _ => return Err("config: must be a JSON object".into()),
+    };
+    let port = |key: &str, p: &Value| -> Result<u16, String> {
+        let n = match p {
+            Value::Number(n) => n.as_u64(),
+            Value::String(s) => s.parse::<u64>().ok(),
+            _ => None,
+        };
+        n.and_then(|n| u16::try_from(n).ok())
+            .filter(|n| *n > 0)
+            .ok_or_else(|| format!("config.{key}: {p} is not a port number 1..65535"))
+    };
+    let strings = |key: &str, val: &Value| -> Result<Vec<String>, String> {
+        val.as_array()
+            .ok_or_else(|| format!("config.{key}: must be an array of strings"))?
+            .iter()
+            .map(|s| s.as_str().map(str::to_string).ok_or_else(|| format!("config.{key}: {s} is not a string")))
+            .collect()
+    };
+    let mut c = default_config().clone();
+    for (key, val) in obj {
+        if val.is_null() {
+            continue;
+        }
+        match key.as_str() {
+            "admin_ports" => {
+                let map = val.as_object().ok_or("config.admin_ports: must be an object {port: service_family}")?;
+                c.admin_ports = map
+                    .iter()
+                    .map(|(p, family)| {
+                        let family = family
+                            .as_str()
+                            .ok_or_else(|| format!("config.admin_ports.{p}: service family must be a string"))?;
+                        Ok((port(key, &Value::String(p.clone()))?, family.to_string()))
+                    })
+                    .collect::<Result<BTreeMap<_, _>, String>>()?;
+            }
+            "panel_template_ids" => c.panel_template_ids = strings(key, val)?,
+            "panel_tags" => c.panel_tags = strings(key, val)?,
+            "panel_path_fragments" => c.panel_path_fragments = strings(key, val)?,
+            "profile_ports" => {
+                let map = val.as_object().ok_or("config.profile_ports: must be an object {profile: [ports]}")?;
+                c.profile_ports = map
+                    .iter()
+                    .map(|(profile, ports)| {
+                        let ports = ports
+                            .as_array()
+                            .ok_or_else(|| format!("config.profile_ports.{profile}: must be an array of ports"))?
+                            .iter()
+                            .map(|p| port(key, p))
+                            .collect::<Result<Vec<u16>, String>>()?;
+                        Ok((profile.clone(), ports))
+                    })
+                    .collect::<Result<BTreeMap<_, _>, String>>()?;
+            }
+            "near_expiry_days" => {
+                c.near_expiry_days = val
+                    .as_i64()
+                    .filter(|d| (0..=3650).contains(d))
+                    .ok_or_else(|| format!("config.near_expiry_days: {val} is not a number of days 0..3650"))?;
+            }
+            other => return Err(format!("config.{other}: unknown key")),
+        }
+    }
+    Ok(c)
 }
 
 pub(crate) fn parse_payload(v: &Value) -> ScanPayload {
@@ -60,14 +152,21 @@ fn spi<T>(what: &str, r: Result<T, pgrx::spi::SpiError>) -> T {
 }
 
 /// Decides duplicate / stale / apply and computes the diff. Reads only, so
-/// `xray_diff_scan()` can show exactly what an insert would do.
-fn plan(client: &SpiClient<'_>, payload: &ScanPayload, raw: Option<&Value>, a: &ScanArgs) -> Plan {
+/// `xray_diff_scan()` can show exactly what an insert would do. `raw` is the
+/// payload as submitted (None for a dry run).
+fn plan(
+    client: &SpiClient<'_>,
+    payload: &ScanPayload,
+    raw: Option<&str>,
+    a: &ScanArgs,
+    config: &EngineConfig,
+) -> Plan {
     let existing = spi(
         "duplicate check",
         client.select(
             "SELECT payload = $2::jsonb FROM xray.scan_results WHERE scan_id = $1::uuid",
             Some(1),
-            &[a.scan.clone().into(), raw.map(|v| v.to_string()).into()],
+            &[a.scan.clone().into(), raw.map(str::to_string).into()],
         ),
     );
     if let Some(row) = existing.into_iter().next() {
@@ -95,7 +194,7 @@ fn plan(client: &SpiClient<'_>, payload: &ScanPayload, raw: Option<&Value>, a: &
         return Plan::Stale;
     }
 
-    let current = xray_core::normalize(payload, config());
+    let current = xray_core::normalize(payload, config);
     let current_keys: Vec<String> = current.iter().map(|e| e.identity_key.clone()).collect();
     let rows = spi(
         "loading prior state",
@@ -126,7 +225,7 @@ fn plan(client: &SpiClient<'_>, payload: &ScanPayload, raw: Option<&Value>, a: &
             reopen_count: int(10),
         });
     }
-    Plan::Apply(xray_core::diff_normalized(payload, current, &prior, config()))
+    Plan::Apply(xray_core::diff_normalized(payload, current, &prior, config))
 }
 
 #[derive(Serialize)]
@@ -181,7 +280,7 @@ INSERT INTO xray.exposure_events
     (scan_id, tenant_id, identity_key, event_type, risk_bucket, asset_id, observed_host, observed_ip,
      proto, port, fingerprint, detail, prev_material_hash, material_hash, evidence, reopened, observed_at)
 SELECT $2::uuid, $1::uuid, r.identity_key, r.event_type, r.risk_bucket, r.asset_id, r.observed_host,
-       r.observed_ip::inet, r.proto, r.port, r.fingerprint, COALESCE(r.detail, x.detail),
+       COALESCE(r.observed_ip::inet, x.observed_ip), r.proto, r.port, r.fingerprint, COALESCE(r.detail, x.detail),
        r.prev_material_hash, r.material_hash,
        CASE WHEN r.event_type = 'FIXED'
             THEN jsonb_build_object('last_open', x.evidence) || r.evidence
@@ -264,7 +363,8 @@ fn json_text<T: Serialize>(rows: &T) -> String {
 }
 
 fn lock_tenant(client: &SpiClient<'_>, tenant: &str) {
-    // Transaction-scoped: scans of one tenant apply one after another (design D5).
+    // Transaction-scoped: scans of one tenant apply one after another (design
+    // D5). xray.triage() takes the same key, so keep the two in step.
     spi(
         "locking tenant",
         client.select("SELECT pg_advisory_xact_lock(hashtextextended($1, 7419))", None, &[tenant.to_string().into()]),
@@ -277,20 +377,73 @@ fn pg_ts(t: xray_core::contract::Timestamp) -> TimestampWithTimeZone {
         .unwrap_or_else(|_| raise("22008", format!("timestamp {t} is out of range")))
 }
 
-/// BEFORE INSERT trigger on `xray.scan_results`.
+/// Which extension SQL a trigger entry point serves.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Schema {
+    /// 0.1.0: built-in configuration, no tenants, no inventory, no NOTIFY.
+    V0_1,
+    /// 0.2.0: configuration tables, tenant check, inventory, NOTIFY.
+    V0_2,
+}
+
+/// The symbol the 0.1.0 SQL declares the trigger function with, kept so that
+/// a 0.1.0 schema keeps ingesting (with 0.1.0 behaviour) on this library until
+/// it is updated. 0.2.0 points the same SQL function at [`xray_ingest_trigger`].
 #[pg_trigger]
 fn xray_ingest_scan_result<'a>(
     trigger: &'a PgTrigger<'a>,
 ) -> Result<Option<PgHeapTuple<'a, impl WhoAllocated>>, pgrx::datum::TryFromDatumError> {
+    ingest(trigger, Schema::V0_1)
+}
+
+/// BEFORE INSERT trigger on `xray.scan_results` since 0.2.0 (declared
+/// SECURITY DEFINER in sql/xray_pg--0.1.0--0.2.0.sql).
+#[pg_trigger(sql = false)]
+fn xray_ingest_trigger<'a>(
+    trigger: &'a PgTrigger<'a>,
+) -> Result<Option<PgHeapTuple<'a, impl WhoAllocated>>, pgrx::datum::TryFromDatumError> {
+    ingest(trigger, Schema::V0_2)
+}
+
+/// Event counts of an applied scan, for the row and the notification.
+struct Counts {
+    exposures: i32,
+    new: i32,
+    changed: i32,
+    fixed: i32,
+    held_open: i32,
+}
+
+impl Counts {
+    fn of(o: &DiffOutcome) -> Self {
+        let n = |t: EventType| count(o.events.iter().filter(|e| e.event_type == t).count());
+        Counts {
+            exposures: count(o.current_count),
+            new: n(EventType::New),
+            changed: n(EventType::Changed),
+            fixed: n(EventType::Fixed),
+            held_open: count(o.held_open.len()),
+        }
+    }
+}
+
+fn ingest<'a>(
+    trigger: &'a PgTrigger<'a>,
+    schema: Schema,
+) -> Result<Option<PgHeapTuple<'a, AllocatedByRust>>, pgrx::datum::TryFromDatumError> {
     let Some(new) = trigger.new() else {
         raise("39P01", "xray_ingest_scan_result must be a BEFORE INSERT row trigger");
     };
     let mut new = new.into_owned();
+    if schema == Schema::V0_2 && is_restored_row(&new)? {
+        return Ok(Some(new));
+    }
     let raw: Option<JsonB> = new.get_by_name("payload").unwrap_or(None);
     let Some(JsonB(raw)) = raw else {
         raise("23502", "payload: required column is null");
     };
     let payload = parse_payload(&raw);
+    let raw = raw.to_string();
     let args = ScanArgs::new(&payload);
 
     // The INSERT needs a transaction id anyway. Taking it now makes pgrx run
@@ -301,13 +454,26 @@ fn xray_ingest_scan_result<'a>(
         pg_sys::GetCurrentTransactionId();
     }
     let outcome = Spi::connect_mut(|client| {
+        let loaded;
+        let config = match schema {
+            Schema::V0_1 => default_config(),
+            Schema::V0_2 => {
+                loaded = authorize_and_load_config(client, &args.tenant);
+                &loaded
+            }
+        };
         lock_tenant(client, &args.tenant);
-        match plan(client, &payload, Some(&raw), &args) {
+        match plan(client, &payload, Some(&raw), &args, config) {
             Plan::Duplicate => None,
             Plan::Stale => Some(None),
             Plan::Apply(outcome) => {
                 apply(client, &args, &outcome);
-                Some(Some(outcome))
+                let counts = Counts::of(&outcome);
+                if schema == Schema::V0_2 {
+                    record_inventory(client, &args, &raw);
+                    notify(client, &args, &counts);
+                }
+                Some(Some(counts))
             }
         }
     });
@@ -324,35 +490,181 @@ fn xray_ingest_scan_result<'a>(
     new.set_by_name("scan_profile", s.scan_profile.clone())?;
     new.set_by_name("started_at", pg_ts(s.started_at))?;
     new.set_by_name("finished_at", s.finished_at.map(pg_ts))?;
+    let endpoints = payload.asset_results.iter().map(|a| a.endpoints.len()).sum::<usize>();
     let errors = payload.errors.len()
-        + payload
-            .asset_results
-            .iter()
-            .flat_map(|a| &a.endpoints)
-            .map(|e| e.errors.len())
-            .sum::<usize>();
+        + payload.asset_results.iter().flat_map(|a| &a.endpoints).map(|e| e.errors.len()).sum::<usize>();
     new.set_by_name("error_count", count(errors))?;
+    if schema == Schema::V0_2 {
+        new.set_by_name("asset_count", count(payload.asset_results.len()))?;
+        new.set_by_name("endpoint_count", count(endpoints))?;
+    }
     match outcome {
         None => new.set_by_name("status", "stale".to_string())?,
-        Some(o) => {
-            let n = |t: xray_core::EventType| count(o.events.iter().filter(|e| e.event_type == t).count());
+        Some(c) => {
             new.set_by_name("status", "applied".to_string())?;
-            new.set_by_name("exposure_count", count(o.current_count))?;
-            new.set_by_name("new_count", n(xray_core::EventType::New))?;
-            new.set_by_name("changed_count", n(xray_core::EventType::Changed))?;
-            new.set_by_name("fixed_count", n(xray_core::EventType::Fixed))?;
-            new.set_by_name("held_open_count", count(o.held_open.len()))?;
+            new.set_by_name("exposure_count", c.exposures)?;
+            new.set_by_name("new_count", c.new)?;
+            new.set_by_name("changed_count", c.changed)?;
+            new.set_by_name("fixed_count", c.fixed)?;
+            new.set_by_name("held_open_count", c.held_open)?;
         }
     }
     Ok(Some(new))
+}
+
+/// A row that already carries the columns the trigger fills is a scan being
+/// reloaded (pg_restore, or a COPY of a dump): it was diffed when it was first
+/// ingested, and its events and state are reloaded with the other tables, so
+/// it is stored as it is. Only the table owner can write those columns; a
+/// loader is granted INSERT (payload) alone.
+fn is_restored_row(new: &PgHeapTuple<'_, AllocatedByRust>) -> Result<bool, pgrx::datum::TryFromDatumError> {
+    let status: Option<String> = new.get_by_name("status")?;
+    if status.is_none() {
+        return Ok(false);
+    }
+    let scan_id: Option<pgrx::Uuid> = new.get_by_name("scan_id")?;
+    let tenant_id: Option<pgrx::Uuid> = new.get_by_name("tenant_id")?;
+    let payload: Option<JsonB> = new.get_by_name("payload")?;
+    let from_payload = |key: &str| -> Option<uuid::Uuid> {
+        payload.as_ref()?.0.get("scan")?.get(key)?.as_str()?.parse().ok()
+    };
+    let as_uuid = |u: Option<pgrx::Uuid>| u.map(|u| uuid::Uuid::from_bytes(*u.as_bytes()));
+    if as_uuid(scan_id).is_none()
+        || as_uuid(scan_id) != from_payload("scan_id")
+        || as_uuid(tenant_id) != from_payload("tenant_id")
+    {
+        raise(
+            "22023",
+            "scan_results: a row that carries a status is stored as restored data, \
+             so its scan_id and tenant_id must match its payload; insert only the payload to ingest a scan",
+        );
+    }
+    Ok(true)
+}
+
+/// The session may ingest for the payload's tenant: its selected tenant
+/// (xray.set_tenant) is that tenant, or its login role bypasses row-level
+/// security. The row-level security policy checks the same again on the final
+/// row; checking first gives a clear error before any work. The configuration
+/// comes with the same statement, so a scan costs one round trip for both.
+fn authorize_and_load_config(client: &SpiClient<'_>, tenant: &str) -> EngineConfig {
+    let row = spi(
+        "checking the tenant",
+        client
+            .select(
+                "SELECT xray.session_bypasses_rls() OR xray.current_tenant() IS NOT DISTINCT FROM $1::uuid,
+                        xray.current_tenant()::text,
+                        xray.engine_config()",
+                Some(1),
+                &[tenant.to_string().into()],
+            )
+            .and_then(|t| t.first().get_three::<bool, String, JsonB>()),
+    );
+    match row {
+        (Some(true), _, Some(JsonB(config))) => config_from_json(&config).unwrap_or_else(|e| raise("22023", e)),
+        (_, None, _) => raise(
+            "42501",
+            format!(
+                "scan.tenant_id: no tenant selected for this session; run SELECT xray.set_tenant('{tenant}') first"
+            ),
+        ),
+        (_, Some(session_tenant), _) => raise(
+            "42501",
+            format!("scan.tenant_id: the payload is for tenant {tenant} but this session's tenant is {session_tenant}"),
+        ),
+    }
+}
+
+fn record_inventory(client: &mut SpiClient<'_>, a: &ScanArgs, raw: &str) {
+    spi(
+        "recording assets and endpoints",
+        client.update(
+            "SELECT xray.record_inventory($1::uuid, $2::uuid, $3::timestamptz, $4::jsonb)",
+            None,
+            &[a.tenant.clone().into(), a.scan.clone().into(), a.observed_at.clone().into(), raw.to_string().into()],
+        ),
+    );
+}
+
+/// Queues the `xray_events` notification; PostgreSQL delivers it at commit
+/// and drops it on rollback. Every listener in the database sees it, so it
+/// carries ids and counts, never evidence.
+fn notify(client: &mut SpiClient<'_>, a: &ScanArgs, c: &Counts) {
+    let message = json!({
+        "scan_id": a.scan,
+        "tenant_id": a.tenant,
+        "status": "applied",
+        "new": c.new,
+        "changed": c.changed,
+        "fixed": c.fixed,
+        "held_open": c.held_open,
+    });
+    spi(
+        "notifying xray_events",
+        client.update("SELECT pg_notify('xray_events', $1)", None, &[message.to_string().into()]),
+    );
 }
 
 fn count(n: usize) -> i32 {
     i32::try_from(n).unwrap_or(i32::MAX)
 }
 
-/// Dry run: the events this payload would produce against the current state.
-/// Writes nothing. A duplicate or stale scan yields no rows.
+type DiffRow = (
+    String,
+    String,
+    String,
+    pgrx::Uuid,
+    String,
+    String,
+    i32,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    bool,
+    JsonB,
+);
+
+/// The events `payload` would produce now; a duplicate or stale scan yields none.
+fn dry_run(payload: &JsonB, configured: bool) -> Vec<DiffRow> {
+    let parsed = parse_payload(&payload.0);
+    let args = ScanArgs::new(&parsed);
+    let events = Spi::connect(|client| {
+        let loaded;
+        let config = if configured {
+            loaded = load_config(client);
+            &loaded
+        } else {
+            default_config()
+        };
+        match plan(client, &parsed, None, &args, config) {
+            Plan::Apply(o) => o.events,
+            Plan::Duplicate | Plan::Stale => Vec::new(),
+        }
+    });
+    events
+        .into_iter()
+        .map(|e| {
+            (
+                e.event_type.as_str().to_string(),
+                e.identity_key,
+                e.risk_bucket.as_str().to_string(),
+                pg_uuid(e.asset_id.0),
+                e.observed_host,
+                e.proto,
+                i32::from(e.port),
+                e.fingerprint,
+                e.detail,
+                e.prev_material_hash,
+                e.material_hash,
+                e.reopened,
+                JsonB(e.evidence),
+            )
+        })
+        .collect()
+}
+
+/// Dry run of the 0.1.0 SQL: built-in configuration. Writes nothing.
 #[pg_extern(stable, strict)]
 #[allow(clippy::type_complexity)]
 fn xray_diff_scan(
@@ -375,28 +687,33 @@ fn xray_diff_scan(
         name!(evidence, JsonB),
     ),
 > {
-    let parsed = parse_payload(&payload.0);
-    let args = ScanArgs::new(&parsed);
-    let events = Spi::connect(|client| match plan(client, &parsed, None, &args) {
-        Plan::Apply(o) => o.events,
-        Plan::Duplicate | Plan::Stale => Vec::new(),
-    });
-    TableIterator::new(events.into_iter().map(|e| {
-        (
-            e.event_type.as_str().to_string(),
-            e.identity_key,
-            e.risk_bucket.as_str().to_string(),
-            pg_uuid(e.asset_id.0),
-            e.observed_host,
-            e.proto,
-            i32::from(e.port),
-            e.fingerprint,
-            e.detail,
-            e.prev_material_hash,
-            e.material_hash,
-            e.reopened,
-            JsonB(e.evidence),
-        )
-    }))
+    TableIterator::new(dry_run(&payload, false))
 }
 
+/// SQL `xray_diff_scan(payload)` since 0.2.0: the events this payload would
+/// produce against the current state under the configuration tables, as the
+/// caller sees the tables (row-level security applies). Writes nothing.
+#[pg_extern(stable, strict, sql = false)]
+#[allow(clippy::type_complexity)]
+fn xray_diff_scan_configured(
+    payload: JsonB,
+) -> TableIterator<
+    'static,
+    (
+        name!(event_type, String),
+        name!(identity_key, String),
+        name!(risk_bucket, String),
+        name!(asset_id, pgrx::Uuid),
+        name!(observed_host, String),
+        name!(proto, String),
+        name!(port, i32),
+        name!(fingerprint, String),
+        name!(detail, Option<String>),
+        name!(prev_material_hash, Option<String>),
+        name!(material_hash, Option<String>),
+        name!(reopened, bool),
+        name!(evidence, JsonB),
+    ),
+> {
+    TableIterator::new(dry_run(&payload, true))
+}

@@ -5,17 +5,41 @@
 mod errors;
 mod functions;
 mod ingest;
+mod nweb;
 
 ::pgrx::pg_module_magic!();
 
+// The install script is the 0.1.0 script followed by every upgrade script in
+// order, so a fresh install and an upgraded one are the same by construction:
+// - sql/xray_schema.sql, sql/xray_ingest.sql and the Rust functions declared
+//   with generated SQL are the 0.1.0 base and must not change (the shipped
+//   script is kept in sql/archive/ for the upgrade test);
+// - each sql/xray_pg--A--B.sql is included after its predecessor. C functions
+//   it adds are `sql = false` in Rust and declared in that script.
 pgrx::extension_sql_file!("../../sql/xray_schema.sql", name = "xray_schema", bootstrap);
 
 pgrx::extension_sql_file!(
     "../../sql/xray_ingest.sql",
     name = "xray_ingest",
-    requires = ["xray_schema", ingest::xray_ingest_scan_result],
-    finalize
+    requires = ["xray_schema", ingest::xray_ingest_scan_result]
 );
+
+pgrx::extension_sql_file!(
+    "../../sql/xray_pg--0.1.0--0.2.0.sql",
+    name = "xray_pg_0_2_0",
+    requires = [
+        "xray_ingest",
+        functions::xray_identity_key,
+        functions::xray_material_hash,
+        functions::xray_normalize,
+        ingest::xray_diff_scan
+    ]
+);
+
+// nweb (issue 5). Self-contained: it declares its own C functions (`sql = false`
+// in nweb.rs), so its statements can also go into an upgrade script.
+// After xray_pg_0_2_0, which creates the roles nweb grants to.
+pgrx::extension_sql_file!("../../sql/nweb_schema.sql", name = "nweb_schema", requires = ["xray_schema", "xray_pg_0_2_0"]);
 
 #[cfg(test)]
 pub mod pg_test {

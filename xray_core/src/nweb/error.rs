@@ -16,9 +16,25 @@ pub enum NwebError {
     #[error("{field}: {problem}")]
     Field { field: String, problem: String },
 
+    /// One line of a line-oriented input is not well-formed JSON. Kept apart from
+    /// [`NwebError::Line`] so callers can report malformed text (SQLSTATE 22P02)
+    /// differently from well-formed JSON of the wrong shape.
+    #[error("line {line}: invalid JSON: {problem}")]
+    LineJson { line: usize, problem: String },
+
     /// Input that should have been one JSON document was not.
     #[error("invalid JSON: {0}")]
     Json(String),
+
+    /// A content-addressed block is missing, malformed, or does not hash to its CID.
+    /// The CID is always named: it is what a person retries, blocks or reports.
+    #[error("block {cid}: {problem}")]
+    Block { cid: String, problem: String },
+
+    /// A CAR file that cannot be read at all (header, framing, truncation before a
+    /// CID could be read).
+    #[error("invalid CAR: {0}")]
+    Car(String),
 
     /// JCS has no representation for NaN or infinities (RFC 8785 section 3.2.2.3).
     #[error("number {0} is not finite; RFC 8785 cannot represent it")]
@@ -57,8 +73,29 @@ impl NwebError {
     /// highlight the record without parsing the message.
     pub fn line_number(&self) -> Option<usize> {
         match self {
-            NwebError::Line { line, .. } => Some(*line),
+            NwebError::Line { line, .. } | NwebError::LineJson { line, .. } => Some(*line),
             _ => None,
+        }
+    }
+
+    /// Shorthand for a problem with one block.
+    pub(crate) fn block(cid: impl ToString, problem: impl Into<String>) -> Self {
+        NwebError::Block {
+            cid: cid.to_string(),
+            problem: problem.into(),
+        }
+    }
+
+    /// The PostgreSQL SQLSTATE for this error, so the extension and any other SQL
+    /// front end report the same class: malformed text is `22P02`
+    /// (invalid_text_representation), broken binary framing or content that does not
+    /// match its hash is `22P03` (invalid_binary_representation), and everything else
+    /// is a well-formed value that is not acceptable, `22023` (invalid_parameter_value).
+    pub fn sqlstate(&self) -> &'static str {
+        match self {
+            NwebError::LineJson { .. } | NwebError::Json(_) => "22P02",
+            NwebError::Block { .. } | NwebError::Car(_) => "22P03",
+            _ => "22023",
         }
     }
 }
@@ -79,6 +116,24 @@ mod tests {
         let e = NwebError::field("root", "expected 0x and 64 hex digits");
         assert_eq!(e.to_string(), "root: expected 0x and 64 hex digits");
         assert_eq!(e.line_number(), None);
+    }
+
+    #[test]
+    fn json_line_errors_have_their_own_sqlstate() {
+        let e = NwebError::LineJson {
+            line: 4,
+            problem: "EOF while parsing".into(),
+        };
+        assert_eq!(e.to_string(), "line 4: invalid JSON: EOF while parsing");
+        assert_eq!(e.line_number(), Some(4));
+        assert_eq!(e.sqlstate(), "22P02");
+        assert_eq!(NwebError::line(4, "not a JSON object").sqlstate(), "22023");
+        let b = NwebError::block("bafkqaaa", "bytes do not hash to the CID");
+        assert_eq!(
+            b.to_string(),
+            "block bafkqaaa: bytes do not hash to the CID"
+        );
+        assert_eq!(b.sqlstate(), "22P03");
     }
 
     #[test]

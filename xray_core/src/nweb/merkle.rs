@@ -146,6 +146,19 @@ pub fn scanprint_merkle_root(jsonl: &str) -> Result<String, NwebError> {
 /// Canonicalises every non-blank line and hands it to `f` with its 1-based line number.
 /// One buffer is reused for all lines.
 fn for_each_leaf(jsonl: &str, mut f: impl FnMut(usize, &str)) -> Result<(), NwebError> {
+    for_each_line(jsonl, |line_no, _, canonical| {
+        f(line_no, canonical);
+        Ok(())
+    })
+}
+
+/// Like [`for_each_leaf`], but also hands over the parsed object, and `f` may reject a
+/// line. This is the one place that decides what a scanprint leaf is, so the bundle
+/// verifier, which checks each line's fields, hashes exactly what the root covers.
+pub(crate) fn for_each_line(
+    jsonl: &str,
+    mut f: impl FnMut(usize, &serde_json::Map<String, serde_json::Value>, &str) -> Result<(), NwebError>,
+) -> Result<(), NwebError> {
     let mut buf = String::new();
     for (i, line) in jsonl.lines().enumerate() {
         let line_no = i + 1;
@@ -153,18 +166,49 @@ fn for_each_leaf(jsonl: &str, mut f: impl FnMut(usize, &str)) -> Result<(), Nweb
             continue;
         }
         let value = jcs::parse_strict(line).map_err(|e| match e {
-            NwebError::Json(msg) => NwebError::line(line_no, format!("invalid JSON: {msg}")),
+            NwebError::Json(problem) => NwebError::LineJson {
+                line: line_no,
+                problem,
+            },
             other => other,
         })?;
-        if !value.is_object() {
+        let Some(object) = value.as_object() else {
             return Err(NwebError::line(line_no, "not a JSON object"));
-        }
+        };
         buf.clear();
         jcs::write_canonical(&value, &mut buf)
             .map_err(|e| NwebError::line(line_no, e.to_string()))?;
-        f(line_no, &buf);
+        f(line_no, object, &buf)?;
     }
     Ok(())
+}
+
+/// Proof for the scanprint line with 1-based file line number `line_no` (blank lines
+/// count as lines, as in every error message, but are not leaves). Returns the
+/// canonical leaf bytes with the proof.
+pub fn scanprint_line_proof(
+    jsonl: &str,
+    line_no: usize,
+) -> Result<(Vec<u8>, InclusionProof), NwebError> {
+    let mut leaves = Vec::new();
+    let mut index = None;
+    for_each_leaf(jsonl, |n, canonical| {
+        if n == line_no {
+            index = Some(leaves.len());
+        }
+        leaves.push(canonical.as_bytes().to_vec());
+    })?;
+    let Some(index) = index else {
+        let total = jsonl.lines().count();
+        let problem = if line_no == 0 || line_no > total {
+            format!("there is no line {line_no}; the file has {total} lines")
+        } else {
+            format!("line {line_no} is blank and is not a leaf")
+        };
+        return Err(NwebError::field("line", problem));
+    };
+    let proof = InclusionProof::for_leaves(&leaves, index)?;
+    Ok((leaves.swap_remove(index), proof))
 }
 
 /// Largest power of two strictly smaller than `n` (n >= 2): the RFC 6962 split point.
@@ -750,6 +794,21 @@ mod tests {
             assert!(verify_inclusion(&root, &leaf, &proof));
         }
         assert!(scanprint_inclusion_proof(&jsonl, 13).is_err());
+    }
+
+    #[test]
+    fn line_proof_counts_blank_lines_as_lines_but_not_leaves() {
+        let jsonl = "{\"p\":1}\n\n{\"p\":2}\n{\"p\":3}\n";
+        let root = root_from_hex(&scanprint_merkle_root(jsonl).unwrap()).unwrap();
+        let (leaf, proof) = scanprint_line_proof(jsonl, 3).unwrap();
+        assert_eq!(leaf, b"{\"p\":2}".to_vec());
+        assert_eq!((proof.leaf_index, proof.tree_size), (1, 3));
+        assert!(verify_inclusion(&root, &leaf, &proof));
+        let blank = scanprint_line_proof(jsonl, 2).unwrap_err().to_string();
+        assert_eq!(blank, "line: line 2 is blank and is not a leaf");
+        let past = scanprint_line_proof(jsonl, 5).unwrap_err().to_string();
+        assert_eq!(past, "line: there is no line 5; the file has 4 lines");
+        assert!(scanprint_line_proof(jsonl, 0).is_err());
     }
 
     #[test]
