@@ -113,8 +113,7 @@ async fn update_from_0_1_0_keeps_data_and_adds_the_surface() {
 }
 
 /// Every object of the extension with its definition, grants and policies:
-/// equal for a fresh install and an updated one. nweb objects are left out:
-/// they are not part of the 0.1.0 -> 0.2.0 script.
+/// equal for a fresh install and an updated one, nweb included.
 const DESCRIBE_EXTENSION: &str = r#"
 WITH ext AS (SELECT oid FROM pg_extension WHERE extname = 'xray_pg'),
 members AS (
@@ -168,7 +167,6 @@ async fn describe(c: &Client) -> Vec<String> {
         .unwrap()
         .iter()
         .map(|r| r.get::<_, String>(0))
-        .filter(|line| !line.to_ascii_lowercase().contains("nweb"))
         .collect()
 }
 

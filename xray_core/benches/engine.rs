@@ -90,6 +90,20 @@ fn engine(c: &mut Criterion) {
         g.finish();
     }
 
+    // nweb: Merkle root of scanprint JSONL against plain SHA-256 of the same
+    // bytes (the 100 MB comparison with sha256sum is in scripts/bench.sh).
+    let jsonl = xray_core::synth::scanprint_jsonl(SEED, 8 << 20);
+    let mut g = c.benchmark_group("merkle/8MiB_scanprint");
+    g.throughput(Throughput::Bytes(jsonl.len() as u64));
+    g.bench_function("scanprint_merkle_root (bytes/s)", |b| {
+        b.iter(|| xray_core::nweb::merkle::scanprint_merkle_root(black_box(&jsonl)).unwrap())
+    });
+    g.bench_function("sha256 of the bytes (bytes/s)", |b| {
+        use sha2::Digest;
+        b.iter(|| sha2::Sha256::digest(black_box(jsonl.as_bytes())))
+    });
+    g.finish();
+
     let mut g = c.benchmark_group("identity");
     g.throughput(Throughput::Elements(1));
     let parts = IdentityParts {

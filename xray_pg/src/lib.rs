@@ -1,7 +1,6 @@
 //! `xray_pg`: the Watchtower extension. Thin glue over `xray_core`: SQL entry
 //! points, the ingest trigger and the set-based SPI reads and writes.
 
-
 mod errors;
 mod functions;
 mod ingest;
@@ -27,6 +26,7 @@ pgrx::extension_sql_file!(
 pgrx::extension_sql_file!(
     "../../sql/xray_pg--0.1.0--0.2.0.sql",
     name = "xray_pg_0_2_0",
+    // Also carries nweb (issue 5), whose C functions are declared in it.
     requires = [
         "xray_ingest",
         functions::xray_identity_key,
@@ -35,11 +35,6 @@ pgrx::extension_sql_file!(
         ingest::xray_diff_scan
     ]
 );
-
-// nweb (issue 5). Self-contained: it declares its own C functions (`sql = false`
-// in nweb.rs), so its statements can also go into an upgrade script.
-// After xray_pg_0_2_0, which creates the roles nweb grants to.
-pgrx::extension_sql_file!("../../sql/nweb_schema.sql", name = "nweb_schema", requires = ["xray_schema", "xray_pg_0_2_0"]);
 
 #[cfg(test)]
 pub mod pg_test {

@@ -1,11 +1,11 @@
 //! nweb SQL entry points: thin glue over `xray_core::nweb`. The tables, the ingest
-//! functions and the rule views live in `sql/nweb_schema.sql` and call these.
+//! functions and the rule views live in the nweb part of `sql/xray_pg--0.1.0--0.2.0.sql` and call these.
 //!
 //! Every function here is pure (no SPI), so all are `immutable` and `parallel_safe`;
 //! errors carry the SQLSTATE `NwebError::sqlstate` chooses, and their messages name the
 //! line, field or CID at fault.
 //!
-//! All are `sql = false`: `sql/nweb_schema.sql` declares them (`LANGUAGE c`, symbol
+//! All are `sql = false`: the nweb part of `sql/xray_pg--0.1.0--0.2.0.sql` declares them (`LANGUAGE c`, symbol
 //! `<rust name>_wrapper`), so that file holds the whole nweb surface and can run as
 //! part of CREATE EXTENSION or of an upgrade script alike. Keep the two in step.
 
