@@ -62,6 +62,22 @@ fn parse_lenient(raw: &str) -> Option<Url> {
     Some(url)
 }
 
+/// Canonical TLS/SSL version label (`TLS1.0`, `SSL3.0`, ...) with its rank in
+/// protocol order, from any spelling the tools use (`tls10`, `TLSv1.0`,
+/// `TLS 1.0`, `tls1`). `None` for an unknown version.
+pub fn tls_version(v: &str) -> Option<(u8, &'static str)> {
+    let s = v.trim().to_ascii_lowercase().replace(['.', ' ', '_', 'v'], "");
+    Some(match s.as_str() {
+        "ssl2" | "ssl20" => (0, "SSL2.0"),
+        "ssl3" | "ssl30" => (1, "SSL3.0"),
+        "tls1" | "tls10" => (2, "TLS1.0"),
+        "tls11" => (3, "TLS1.1"),
+        "tls12" => (4, "TLS1.2"),
+        "tls13" => (5, "TLS1.3"),
+        _ => return None,
+    })
+}
+
 /// Does `name` match a certificate name, allowing one leading wildcard label?
 pub fn cert_name_matches(pattern: &str, name: &str) -> bool {
     let pattern = canonical_host(pattern);
@@ -118,6 +134,16 @@ mod tests {
     fn scheme_port_uses_known_defaults() {
         assert_eq!(url_scheme_port("https://a.example/").unwrap(), ("https".into(), 443));
         assert_eq!(url_scheme_port("http://a.example:8080/").unwrap(), ("http".into(), 8080));
+    }
+
+    #[test]
+    fn tls_versions_from_every_spelling() {
+        for v in ["tls10", "TLSv1.0", "TLS 1.0", "TLS1.0", "tls1"] {
+            assert_eq!(tls_version(v), Some((2, "TLS1.0")), "{v}");
+        }
+        assert_eq!(tls_version("SSLv3"), Some((1, "SSL3.0")));
+        assert_eq!(tls_version("tls13"), Some((5, "TLS1.3")));
+        assert_eq!(tls_version("quic"), None);
     }
 
     #[test]

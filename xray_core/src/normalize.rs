@@ -7,7 +7,7 @@ use chrono::Duration;
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
-use crate::canon::{canonical_host, canonical_url, canonical_url_root, cert_name_matches, url_scheme_port};
+use crate::canon::{canonical_host, canonical_url, canonical_url_root, cert_name_matches, tls_version, url_scheme_port};
 use crate::config::EngineConfig;
 use crate::contract::{Endpoint, Id, ScanPayload, TlsObservation};
 use crate::identity::{material_hash, IdentityParts, RiskBucket};
@@ -311,33 +311,11 @@ pub(crate) fn service_identified(ep: &Endpoint, port: u16) -> bool {
         .any(|t| t.port == port && (!t.tls_versions.is_empty() || t.certificate.is_some()))
 }
 
-/// Canonical TLS version label: `TLS1.0`, `TLS1.1`, `SSL3.0`, ...
-fn tls_version_label(v: &str) -> String {
-    let s = v.to_ascii_lowercase().replace(['v', ' ', '_'], "");
-    let (proto, num) = if let Some(n) = s.strip_prefix("tls") {
-        ("TLS", n)
-    } else if let Some(n) = s.strip_prefix("ssl") {
-        ("SSL", n)
-    } else {
-        return v.to_string();
-    };
-    let num = match num {
-        "10" | "1" | "1.0" => "1.0",
-        "11" | "1.1" => "1.1",
-        "12" | "1.2" => "1.2",
-        "13" | "1.3" => "1.3",
-        "2" | "20" | "2.0" => "2.0",
-        "3" | "30" | "3.0" => "3.0",
-        other => other,
-    };
-    format!("{proto}{num}")
-}
-
 fn rb3_candidates(t: &TlsObservation, found: &mut Vec<Candidate>) {
     let old: BTreeSet<String> = t
         .tls_versions
         .iter()
-        .map(|v| tls_version_label(v))
+        .map(|v| tls_version(v).map_or_else(|| v.clone(), |(_, label)| label.to_string()))
         .filter(|v| matches!(v.as_str(), "TLS1.0" | "TLS1.1" | "SSL2.0" | "SSL3.0"))
         .collect();
     if !old.is_empty() {

@@ -13,6 +13,7 @@ use serde_json::{json, Map, Value};
 use super::{
     bool_field, field, parse_error, port_value, read_json_records, str_field, string_list, utc_timestamp, ToolParse,
 };
+use crate::canon::tls_version;
 use crate::contract::{Certificate, CipherClasses, ErrorEntry, Timestamp, TlsObservation};
 
 pub const TOOL: &str = "tlsx";
@@ -113,7 +114,8 @@ pub(crate) fn record(obj: &Map<String, Value>, line: usize) -> Result<TlsParsed,
         .into_iter()
         .chain(str_field(obj, &["tls_version", "tls-version"]))
     {
-        versions.insert(tls_version_label(&v).ok_or_else(|| format!("unknown TLS version {v:?}"))?);
+        let (rank, label) = tls_version(&v).ok_or_else(|| format!("unknown TLS version {v:?}"))?;
+        versions.insert((rank, label.to_string()));
     }
 
     Ok(TlsParsed::Handshake(Box::new(TlsxRecord {
@@ -135,21 +137,6 @@ pub(crate) fn record(obj: &Map<String, Value>, line: usize) -> Result<TlsParsed,
         timestamp: str_field(obj, &["timestamp"]).as_deref().and_then(utc_timestamp),
         line,
     })))
-}
-
-/// `tls10` → `TLS1.0` etc., with a sort key in protocol order.
-fn tls_version_label(v: &str) -> Option<(u8, String)> {
-    let s = v.trim().to_ascii_lowercase().replace(['.', ' ', '_', 'v'], "");
-    let out = match s.as_str() {
-        "ssl2" | "ssl20" => (0, "SSL2.0"),
-        "ssl3" | "ssl30" => (1, "SSL3.0"),
-        "tls1" | "tls10" => (2, "TLS1.0"),
-        "tls11" => (3, "TLS1.1"),
-        "tls12" => (4, "TLS1.2"),
-        "tls13" => (5, "TLS1.3"),
-        _ => return None,
-    };
-    Some((out.0, out.1.to_string()))
 }
 
 fn certificate(obj: &Map<String, Value>) -> Result<Option<Certificate>, String> {
