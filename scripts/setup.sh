@@ -13,7 +13,7 @@ export PATH="$HOME/.cargo/bin:$PATH"
 log() { printf '[setup] %s\n' "$*" >&2; }
 
 need_pkgs=()
-for p in postgresql-$PG_MAJOR postgresql-server-dev-$PG_MAJOR libclang-dev clang sudo nmap pkg-config libssl-dev nginx dnsmasq-base openssl; do
+for p in postgresql-$PG_MAJOR postgresql-server-dev-$PG_MAJOR libclang-dev clang sudo nmap masscan pkg-config libssl-dev nginx dnsmasq-base openssl; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need_pkgs+=("$p")
 done
 if [ ${#need_pkgs[@]} -gt 0 ]; then
@@ -46,6 +46,20 @@ me=$(id -un)
 if ! su postgres -c "psql -tAc \"select 1 from pg_roles where rolname='$me'\"" | grep -q 1; then
   log "creating superuser role $me"
   su postgres -c "createuser -s $me"
+fi
+
+# The nweb chain tests (loader/tests/chain): solcjs and Hardhat's dev node from npm.
+# Nothing is downloaded at test time: solcjs bundles the compiler, Hardhat's node runs offline.
+if ! command -v npm >/dev/null 2>&1; then
+  log "installing Debian packages: nodejs npm"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+fi
+if ! cmp -s contracts/package-lock.json contracts/node_modules/.xray-installed-lock 2>/dev/null; then
+  log "installing the contracts' npm tooling (solc, hardhat)"
+  npm ci --prefix contracts --ignore-scripts --no-audit --no-fund --loglevel=error >/dev/null
+  cp contracts/package-lock.json contracts/node_modules/.xray-installed-lock
 fi
 
 log "building and installing the extension"

@@ -20,6 +20,8 @@ pub struct CoreRow {
     pub prior: usize,
     pub text_to_value_ms: f64,
     pub value_to_payload_ms: f64,
+    /// `ScanPayload::from_json_str`: text straight to the typed payload.
+    pub text_to_payload_ms: f64,
     pub normalize_ms: f64,
     pub diff_first_ms: f64,
     pub diff_rescan_ms: f64,
@@ -27,9 +29,14 @@ pub struct CoreRow {
 }
 
 impl CoreRow {
-    /// Text to outcome for a no-change rescan.
+    /// Text to outcome for a no-change rescan, through a `Value` as the
+    /// trigger does today.
     pub fn rescan_total_ms(&self) -> f64 {
         self.text_to_value_ms + self.value_to_payload_ms + self.normalize_ms + self.diff_rescan_ms
+    }
+    /// The same with the text parsed straight into the payload.
+    pub fn rescan_direct_ms(&self) -> f64 {
+        self.text_to_payload_ms + self.normalize_ms + self.diff_rescan_ms
     }
 }
 
@@ -44,6 +51,8 @@ pub fn run(seed: u64, endpoints: usize) -> CoreRow {
     let (text_to_value_ms, value) = time_ms(reps, || serde_json::from_str::<Value>(&text).unwrap());
     let (value_to_payload_ms, p1) = time_ms(reps, || ScanPayload::from_value(&value).unwrap());
     drop(value);
+    let (text_to_payload_ms, direct) = time_ms(reps, || ScanPayload::from_json_str(&text).unwrap());
+    drop(direct);
     let (normalize_ms, current1) = time_ms(reps, || normalize(&p1, &c));
 
     let current0 = normalize(&p0, &c);
@@ -67,6 +76,7 @@ pub fn run(seed: u64, endpoints: usize) -> CoreRow {
         prior: prior1.len(),
         text_to_value_ms,
         value_to_payload_ms,
+        text_to_payload_ms,
         normalize_ms,
         diff_first_ms,
         diff_rescan_ms,

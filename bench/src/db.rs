@@ -112,29 +112,24 @@ fn start_perf(p: &Profiler, pid: i32) -> Option<(Child, std::path::PathBuf)> {
     Some((child, data))
 }
 
-/// Inclusive shares of the frames that matter for the ingest path.
-const PROFILE_FRAMES: &[(&str, &str)] = &[
+/// Components of an ingest INSERT, as (frame to look for in a sample's
+/// stack, what it is). A sample belongs to the first component whose frame
+/// is on its stack, so the shares add up to 100 %.
+const COMPONENTS: &[(&str, &str)] = &[
     (
-        "ExecBRInsertTriggers",
-        "the BEFORE INSERT trigger, all of it",
+        "xray_pg::ingest::record_inventory",
+        "xray.record_inventory($payload_text::jsonb) (0.2.0)",
     ),
     (
-        "jsonb_recv",
-        "the INSERT parameter: JSON text to jsonb (the bare INSERT does this too)",
+        "xray_pg::ingest::authorize_and_load_config",
+        "tenant check and configuration (0.2.0)",
     ),
+    ("xray_pg::ingest::notify", "NOTIFY (0.2.0)"),
+    ("xray_pg::ingest::lock_tenant", "tenant advisory lock"),
     (
-        "heap_toast_insert_or_update",
-        "storing the row: TOAST (the bare INSERT does this too)",
+        "xray_pg::ingest::apply",
+        "set-based writes: events, exposures, touch, fix, asset_scans",
     ),
-    (
-        "pglz_compress",
-        "  of which pglz compression of the payload",
-    ),
-    (
-        "FromDatum>::from_polymorphic_datum",
-        "pgrx JsonB argument: jsonb to text to serde_json::Value",
-    ),
-    ("ScanPayload::from_value", "xray_core: Value to ScanPayload"),
     (
         "xray_core::normalize::normalize",
         "xray_core: normalise (identity, material hash)",
@@ -142,79 +137,113 @@ const PROFILE_FRAMES: &[(&str, &str)] = &[
     ("xray_core::diff::diff_normalized", "xray_core: diff"),
     (
         "xray_pg::ingest::plan",
-        "duplicate/stale checks, prior-state SELECT, normalise, diff",
+        "duplicate check ($2::jsonb of the payload text), stale check, prior-state SELECT",
     ),
     (
-        "jsonb_in",
-        "JSON text to jsonb inside SQL statements (a $n::jsonb cast of payload text)",
+        "ScanPayload::from_value",
+        "xray_core: serde_json::Value to ScanPayload",
     ),
     (
-        "eval_const_expressions",
-        "  the planner folding such a cast (parses the whole payload)",
-    ),
-    (
-        "xray_pg::ingest::apply",
-        "set-based writes: events, exposures, touch, fix, asset_scans",
-    ),
-    (
-        "xray_pg::ingest::record_inventory",
-        "xray.record_inventory(payload) (0.2.0)",
-    ),
-    ("fmgr_sql", "  SQL-language functions executing"),
-    (
-        "xray_pg::ingest::json_text",
-        "serialising row sets for jsonb_to_recordset",
+        "from_polymorphic_datum",
+        "pgrx JsonB argument: jsonb to text to serde_json::Value",
     ),
     (
         "heap_modify_tuple",
-        "filling the trigger row's columns (heap_modify_tuple per column)",
+        "filling the row's columns: one heap_modify_tuple (a copy of the row) per column",
     ),
-    ("serde_json::ser::to_string", "serde_json::to_string (any)"),
+    (
+        "<serde_json::value::Value as core::fmt::Display>::fmt",
+        "payload Value back to text (raw.to_string())",
+    ),
+    (
+        "ExecBRInsertTriggers",
+        "rest of the trigger: freeing Values, SPI set-up",
+    ),
+    (
+        "jsonb_recv",
+        "the INSERT parameter: JSON text to jsonb (the bare INSERT does this too)",
+    ),
+    (
+        "heap_toast_insert_or_update",
+        "storing the row: TOAST, pglz (the bare INSERT does this too)",
+    ),
+    (
+        "",
+        "executor, commit, WAL, kernel (the bare INSERT does this too)",
+    ),
 ];
+
+/// The frames of each sample in `perf script` output, leaf first.
+fn perf_stacks(script: &str) -> Vec<Vec<&str>> {
+    let mut stacks = Vec::new();
+    let mut cur: Option<Vec<&str>> = None;
+    for line in script.lines() {
+        if line.trim().is_empty() {
+            if let Some(st) = cur.take() {
+                stacks.push(st);
+            }
+        } else if !line.starts_with(char::is_whitespace) {
+            if let Some(st) = cur.replace(Vec::new()) {
+                stacks.push(st);
+            }
+        } else if let Some(st) = cur.as_mut() {
+            // "\t    addr symbol+0xoff (dso)"
+            let rest = line.trim_start().split_once(' ').map_or("", |x| x.1);
+            let rest = rest.rfind(" (").map_or(rest, |i| &rest[..i]);
+            let sym = rest.rfind("+0x").map_or(rest, |i| &rest[..i]);
+            st.push(sym);
+        }
+    }
+    stacks.extend(cur);
+    stacks
+}
 
 fn stop_perf(p: &Profiler, mut child: Child, data: &std::path::Path) {
     let _ = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status();
     let _ = child.wait();
+    summarise_perf(p, data);
+}
+
+/// Writes `perf-<label>.txt` next to the data: the share of each component.
+pub fn summarise_perf(p: &Profiler, data: &std::path::Path) {
     let report = p.dir.join(format!("perf-{}.txt", p.label));
-    let out = Command::new("perf")
-        .args([
-            "report",
-            "--stdio",
-            "--children",
-            "--percent-limit",
-            "0.3",
-            "--sort",
-            "symbol",
-            "-g",
-            "none",
-            "-i",
-        ])
+    let Ok(out) = Command::new("perf")
+        .arg("script")
+        .arg("-i")
         .arg(data)
-        .output();
-    let Ok(out) = out else { return };
-    let text = String::from_utf8_lossy(&out.stdout);
-    let mut summary = format!(
-        "# {}: inclusive share of backend CPU samples (perf --call-graph dwarf)\n",
-        p.label
-    );
-    for (frame, what) in PROFILE_FRAMES {
-        let pct = text
-            .lines()
-            .filter(|l| l.contains(frame))
-            .filter_map(|l| {
-                l.split_whitespace()
-                    .next()?
-                    .trim_end_matches('%')
-                    .parse::<f64>()
-                    .ok()
-            })
-            .fold(0.0f64, f64::max);
-        summary.push_str(&format!("{pct:6.1}%  {frame:<40} {what}\n"));
+        .output()
+    else {
+        return;
+    };
+    let script = String::from_utf8_lossy(&out.stdout);
+    let stacks = perf_stacks(&script);
+    let total = stacks.len().max(1) as f64;
+    let mut counts = vec![(0usize, 0usize); COMPONENTS.len()];
+    for st in &stacks {
+        let i = COMPONENTS
+            .iter()
+            .position(|(frame, _)| frame.is_empty() || st.iter().any(|f| f.contains(frame)))
+            .unwrap_or(COMPONENTS.len() - 1);
+        counts[i].0 += 1;
+        if st.contains(&"jsonb_in") {
+            counts[i].1 += 1;
+        }
     }
-    summary.push_str("\n# full report (children, symbol)\n");
-    summary.push_str(&text);
+    let mut summary = format!(
+        "# {}: where the backend's CPU samples went ({} samples, perf --call-graph dwarf)\n\
+         # share  of which JSON text→jsonb (jsonb_in)  component\n",
+        p.label,
+        stacks.len()
+    );
+    for ((_, what), (n, j)) in COMPONENTS.iter().zip(&counts) {
+        summary.push_str(&format!(
+            "{:6.1}%  {:6.1}%  {what}\n",
+            100.0 * *n as f64 / total,
+            100.0 * *j as f64 / total
+        ));
+    }
     let _ = std::fs::write(&report, summary);
     eprintln!("[bench] profile written to {}", report.display());
 }
@@ -262,6 +291,9 @@ pub struct ScanRun {
     pub payloads: usize,
     pub payload_bytes: usize,
     pub bare: Sample,
+    /// The same bare INSERT into a table whose column uses lz4 instead of
+    /// the default pglz compression (context: what storage costs).
+    pub bare_lz4: Sample,
     pub trigger: Sample,
     pub status: String,
     pub current: i64,
@@ -280,14 +312,30 @@ impl ScanRun {
     pub fn exposures_per_s(&self) -> f64 {
         (self.current + self.prior) as f64 / (self.trigger.ms / 1e3)
     }
+    /// The same count per second of the bare INSERT: the rate a trigger
+    /// costing nothing would reach on this payload.
+    pub fn bare_bound_per_s(&self) -> f64 {
+        (self.current + self.prior) as f64 / (self.bare.ms / 1e3)
+    }
 }
 
-/// One fresh database, three scans (first, no-change rescan, 10 % churn).
+/// What one database pass measures.
+#[derive(Debug, Clone, Copy)]
+pub struct Pass {
+    /// Also the 10 % churn rescan (the first scan and the no-change rescan
+    /// always run).
+    pub churn: bool,
+    /// Also the bare INSERT into a `COMPRESSION lz4` table.
+    pub lz4: bool,
+}
+
+/// One fresh database: first scan, no-change rescan, 10 % churn rescan.
 pub async fn run_size(
     admin_url: &str,
     seed: u64,
     endpoints: usize,
     rep: usize,
+    pass: Pass,
     profile_dir: Option<&std::path::Path>,
 ) -> Res<(Vec<ScanRun>, ChurnStats)> {
     let admin = connect(admin_url).await?;
@@ -301,7 +349,7 @@ pub async fn run_size(
         .await
         .map_err(pg_err)?;
     let url = db_url(admin_url, &name);
-    let result = run_scans(&url, seed, endpoints, profile_dir).await;
+    let result = run_scans(&url, seed, endpoints, pass, profile_dir).await;
     admin
         .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
         .await
@@ -321,12 +369,16 @@ async fn run_scans(
     url: &str,
     seed: u64,
     endpoints: usize,
+    pass: Pass,
     profile_dir: Option<&std::path::Path>,
 ) -> Res<(Vec<ScanRun>, ChurnStats)> {
     let c = connect(url).await?;
-    c.batch_execute("CREATE EXTENSION xray_pg; CREATE TABLE bare (payload jsonb)")
-        .await
-        .map_err(pg_err)?;
+    c.batch_execute(
+        "CREATE EXTENSION xray_pg; CREATE TABLE bare (payload jsonb);
+         CREATE TABLE bare_lz4 (payload jsonb COMPRESSION lz4)",
+    )
+    .await
+    .map_err(pg_err)?;
     // Every repetition gets the same bytes, in its own fresh database.
     let fleet = Fleet::generate(seed, endpoints, 0);
     let (churned, churn_stats) = fleet.churn(0.10, 1);
@@ -337,7 +389,7 @@ async fn run_scans(
         ("10 % churn rescan", &churned, 2),
     ];
     let mut runs = Vec::new();
-    for (kind, f, idx) in scans {
+    for (kind, f, idx) in scans.into_iter().filter(|s| pass.churn || s.2 < 2) {
         let prior: i64 = c
             .query_one(
                 "SELECT count(*) FROM xray.exposures WHERE tenant_id = $1::text::uuid AND status <> 'fixed'",
@@ -350,6 +402,7 @@ async fn run_scans(
             payloads: shards,
             payload_bytes: 0,
             bare: Sample::default(),
+            bare_lz4: Sample::default(),
             trigger: Sample::default(),
             status: String::new(),
             current: 0,
@@ -360,10 +413,8 @@ async fn run_scans(
             held_open: 0,
         };
         for shard in 0..shards {
-            let value = f.payload_shard(idx, shard, shards);
-            let scan_id = value["scan"]["scan_id"].as_str().unwrap().to_string();
-            let bytes = serde_json::to_vec(&value)?;
-            drop(value);
+            let scan_id = f.scan_id(idx, shard);
+            let bytes = f.payload_text_shard(idx, shard, shards).into_bytes();
             run.payload_bytes += bytes.len();
             c.batch_execute("CHECKPOINT").await.map_err(pg_err)?;
             let bare_profiler = profile_dir
@@ -372,6 +423,13 @@ async fn run_scans(
                     dir: d.to_path_buf(),
                     label: format!("{endpoints}-rescan-bare"),
                 });
+            if pass.lz4 {
+                let sql = "INSERT INTO bare_lz4 VALUES ($1)";
+                add(&mut run.bare_lz4, measure(url, sql, &bytes, None).await?);
+                c.batch_execute("CHECKPOINT").await.map_err(pg_err)?;
+            } else {
+                run.bare_lz4.ms = f64::NAN;
+            }
             let sql = "INSERT INTO bare VALUES ($1)";
             add(
                 &mut run.bare,
@@ -410,6 +468,27 @@ async fn run_scans(
         runs.push(run);
     }
     Ok((runs, churn_stats))
+}
+
+/// The settings that matter for these numbers, as one line.
+pub async fn settings(admin_url: &str) -> Res<String> {
+    let c = connect(admin_url).await?;
+    let mut out = Vec::new();
+    for name in [
+        "shared_buffers",
+        "synchronous_commit",
+        "max_wal_size",
+        "default_toast_compression",
+        "work_mem",
+    ] {
+        let v: String = c
+            .query_one(&format!("SHOW {name}"), &[])
+            .await
+            .map_err(pg_err)?
+            .get(0);
+        out.push(format!("{name}={v}"));
+    }
+    Ok(out.join(", "))
 }
 
 async fn fresh_db(admin: &Client, name: &str) -> Res<()> {

@@ -5,8 +5,9 @@
 //! ```text
 //! xray-bench [--sizes 1000,10000] [--scale-sizes 100000] [--reps 3]
 //!            [--merkle-mb 100] [--seed N] [--only core,db,scale,merkle]
-//!            [--out DIR] [--profile]
+//!            [--out DIR] [--profile] [--scale-churn]
 //! xray-bench gen --endpoints N [--scan I] [--churn F] [--seed N]   # one payload to stdout
+//! xray-bench perf-summary <perf.data> <label>                     # component shares of a profile
 //! ```
 //!
 //! Connects to `DATABASE_URL` (default `host=/var/run/postgresql dbname=postgres`)
@@ -37,6 +38,8 @@ pub struct Opts {
     pub out: PathBuf,
     pub url: String,
     pub profile: bool,
+    /// The scale run also measures the 10 % churn rescan.
+    pub scale_churn: bool,
     pub repo: PathBuf,
 }
 
@@ -63,6 +66,7 @@ fn parse_opts(args: &[String]) -> Opts {
         url: std::env::var("DATABASE_URL")
             .unwrap_or_else(|_| "host=/var/run/postgresql dbname=postgres".into()),
         profile: false,
+        scale_churn: false,
         repo,
     };
     let mut it = args.iter();
@@ -81,6 +85,7 @@ fn parse_opts(args: &[String]) -> Opts {
             "--only" => o.only = val().split(',').map(String::from).collect(),
             "--out" => o.out = PathBuf::from(val()),
             "--profile" => o.profile = true,
+            "--scale-churn" => o.scale_churn = true,
             "-h" | "--help" => {
                 println!(
                     "{}",
@@ -118,12 +123,25 @@ fn gen(args: &[String]) {
     } else {
         fleet
     };
-    println!("{}", fleet.payload(scan));
+    println!("{}", fleet.payload_text(scan));
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> Res<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("perf-summary") {
+        // xray-bench perf-summary <perf.data> <label>: redo a profile summary.
+        let data = PathBuf::from(args.get(1).expect("perf-summary <perf.data> <label>"));
+        let p = db::Profiler {
+            dir: data
+                .parent()
+                .unwrap_or(std::path::Path::new("."))
+                .to_path_buf(),
+            label: args.get(2).cloned().unwrap_or_else(|| "profile".into()),
+        };
+        db::summarise_perf(&p, &data);
+        return Ok(());
+    }
     if args.first().map(String::as_str) == Some("gen") {
         gen(&args[1..]);
         return Ok(());
@@ -132,6 +150,13 @@ async fn main() -> Res<()> {
     std::fs::create_dir_all(&o.out)?;
     let started = std::time::Instant::now();
     let mut r = report::Report::new(&o);
+    if ["db", "scale", "merkle"]
+        .iter()
+        .any(|p| o.only.contains(*p))
+    {
+        r.facts
+            .push(("PostgreSQL settings".into(), db::settings(&o.url).await?));
+    }
     let log = |s: &str| eprintln!("[bench {:>6.1}s] {s}", started.elapsed().as_secs_f64());
 
     if o.only.contains("core") {
@@ -158,17 +183,30 @@ async fn main() -> Res<()> {
                     o.reps
                 ));
                 let prof = profile_dir.as_deref().filter(|_| rep == 0);
-                let (runs, churn) = db::run_size(&o.url, o.seed, n, rep, prof).await?;
+                let pass = db::Pass {
+                    churn: true,
+                    lz4: true,
+                };
+                let (runs, churn) = db::run_size(&o.url, o.seed, n, rep, pass, prof).await?;
                 r.add_db(n, runs, churn);
             }
         }
     }
     if o.only.contains("scale") {
         for &n in &o.scale_sizes {
+            let pass = db::Pass {
+                churn: o.scale_churn,
+                lz4: false,
+            };
             log(&format!(
-                "database ingest (scale), {n} endpoints, 1 repetition"
+                "database ingest (scale), {n} endpoints, 1 repetition{}",
+                if pass.churn {
+                    ""
+                } else {
+                    ", first scan and no-change rescan"
+                }
             ));
-            let (runs, churn) = db::run_size(&o.url, o.seed, n, 0, None).await?;
+            let (runs, churn) = db::run_size(&o.url, o.seed, n, 0, pass, None).await?;
             r.add_db(n, runs, churn);
         }
     }

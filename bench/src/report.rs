@@ -47,6 +47,8 @@ struct Agg {
     held: i64,
     status: String,
     bare_ms: f64,
+    bare_lz4_ms: f64,
+    bound_per_s: f64,
     trigger_ms: f64,
     ratio: f64,
     per_s: f64,
@@ -84,8 +86,10 @@ impl Report {
     }
 
     pub fn add_db(&mut self, endpoints: usize, runs: Vec<ScanRun>, churn: ChurnStats) {
+        if runs.iter().any(|r| r.kind.contains("churn")) {
+            self.churn.insert(endpoints, churn);
+        }
         self.db.entry(endpoints).or_default().push(runs);
-        self.churn.insert(endpoints, churn);
     }
 
     fn agg(&self, endpoints: usize) -> Vec<Agg> {
@@ -110,6 +114,8 @@ impl Report {
                     held: f.held_open,
                     status: f.status.clone(),
                     bare_ms: med(&|r| r.bare.ms),
+                    bare_lz4_ms: med(&|r| r.bare_lz4.ms),
+                    bound_per_s: med(&|r| r.bare_bound_per_s()),
                     trigger_ms: med(&|r| r.trigger.ms),
                     ratio: med(&|r| r.ratio()),
                     per_s: med(&|r| r.exposures_per_s()),
@@ -144,7 +150,8 @@ impl Report {
                 "### Ingest inside PostgreSQL\n\nSame payload bytes, same run: `INSERT INTO bare VALUES ($1)` (plain jsonb \
                  table) vs `INSERT INTO xray.scan_results (payload) VALUES ($1)` (ingest trigger). Client wall time of the \
                  prepared INSERT (autocommit, so the commit is included), each in a fresh connection; median of the \
-                 repetitions shown (up to {}). Exposures/s = (current + prior exposures) / trigger time. Peak memory: backend \
+                 repetitions shown (up to {}). Exposures/s = (current + prior exposures) / trigger time; the bare-INSERT bound is the same count / bare time, \
+                 the rate a trigger that cost nothing would reach. bare lz4: the same bare INSERT into a `COMPRESSION lz4` column. Peak memory: backend \
                  VmHWM after the trigger INSERT, and the private part (VmHWM minus shared-buffer and file pages), max \
                  over repetitions. A scan of more than {} endpoints is sent as several payloads \
                  split by asset (jsonb holds at most 256 MB); its times are summed.\n",
@@ -153,17 +160,17 @@ impl Report {
             );
             let _ = writeln!(
                 s,
-                "| endpoints | scan | reps | payload MB | exposures current / prior | NEW / CHANGED / FIXED (held open) | bare ms | trigger ms | trigger / bare | exposures/s | trigger VmHWM MiB (private) | bare private MiB |"
+                "| endpoints | scan | reps | payload MB | exposures current / prior | NEW / CHANGED / FIXED (held open) | bare ms | trigger ms | trigger / bare | exposures/s | bare-INSERT bound /s | bare lz4 ms | trigger VmHWM MiB (private) | bare private MiB |"
             );
             let _ = writeln!(
                 s,
-                "|---:|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|"
+                "|---:|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"
             );
             for &n in self.db.keys() {
                 for a in self.agg(n) {
                     let _ = writeln!(
                         s,
-                        "| {n} | {}{} | {} | {:.1}{} | {} / {} | {} / {} / {} ({}) | {:.0} | {:.0} | {:.2}× | {:.0} | {} ({}) | {} |",
+                        "| {n} | {}{} | {} | {:.1}{} | {} / {} | {} / {} / {} ({}) | {:.0} | {:.0} | {:.2}× | {:.0} | {:.0} | {} | {} ({}) | {} |",
                         a.kind,
                         if a.status == "applied" { String::new() } else { format!(" [{}]", a.status) },
                         a.reps,
@@ -179,6 +186,8 @@ impl Report {
                         a.trigger_ms,
                         a.ratio,
                         a.per_s,
+                        a.bound_per_s,
+                        if a.bare_lz4_ms.is_finite() { format!("{:.0}", a.bare_lz4_ms) } else { "—".into() },
                         mib(a.hwm),
                         mib(a.private),
                         mib(a.bare_private),
@@ -224,17 +233,22 @@ impl Report {
                 let _ = writeln!(s, "|---:|---|---:|---:|---:|---:|---:|");
                 let aggs: Vec<(usize, Vec<Agg>)> =
                     sizes.iter().map(|&n| (n, self.agg(n))).collect();
-                for i in 0..aggs[0].1.len() {
-                    for (j, (n, a)) in aggs.iter().enumerate() {
-                        let a = &a[i];
+                let kinds: Vec<&'static str> = aggs[0].1.iter().map(|a| a.kind).collect();
+                for kind in kinds {
+                    // Sizes that measured this scan, in order.
+                    let rows: Vec<(usize, &Agg)> = aggs
+                        .iter()
+                        .filter_map(|(n, a)| a.iter().find(|x| x.kind == kind).map(|x| (*n, x)))
+                        .collect();
+                    for (j, (n, a)) in rows.iter().enumerate() {
                         let (g, bg) = if j == 0 {
                             ("—".to_string(), "—".to_string())
                         } else {
-                            let (pn, pa) = &aggs[j - 1];
-                            let k = *n as f64 / *pn as f64;
+                            let (pn, pa) = rows[j - 1];
+                            let k = *n as f64 / pn as f64;
                             (
-                                format!("{:.2}", a.trigger_ms / pa[i].trigger_ms / k),
-                                format!("{:.2}", a.bare_ms / pa[i].bare_ms / k),
+                                format!("{:.2}", a.trigger_ms / pa.trigger_ms / k),
+                                format!("{:.2}", a.bare_ms / pa.bare_ms / k),
                             )
                         };
                         let _ = writeln!(
@@ -255,34 +269,41 @@ impl Report {
             let _ = writeln!(
                 s,
                 "### Engine alone (in process, no database)\n\nThe steps the trigger runs, timed separately on the same \
-                 payloads (median of 3, 1 at ≥ 50k endpoints). Rescan total = text → outcome of a no-change rescan; \
-                 exposures/s counts current + prior like the database figures.\n"
+                 payloads (median of 3, 1 at ≥ 50k endpoints). Rescan via Value = text → serde_json::Value → ScanPayload → \
+                 normalise → diff of a no-change rescan, the trigger's path today; direct = `ScanPayload::from_json_str` \
+                 (text straight to the typed payload) → normalise → diff. Exposures/s counts current + prior like the \
+                 database figures.\n"
             );
             let _ = writeln!(
                 s,
-                "| endpoints | payload MB | exposures | text→Value ms | Value→ScanPayload ms | normalize ms | diff first ms | diff rescan ms | diff churn ms | rescan total ms | exposures/s | µs / endpoint |"
+                "| endpoints | payload MB | exposures | text→Value ms | Value→ScanPayload ms | text→ScanPayload (direct) ms | normalize ms | diff first ms | diff rescan ms | diff churn ms | rescan via Value ms | exposures/s | rescan direct ms | exposures/s | µs / endpoint (direct) |"
             );
             let _ = writeln!(
                 s,
-                "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+                "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
             );
             for c in &self.core {
                 let total = c.rescan_total_ms();
+                let direct = c.rescan_direct_ms();
+                let n = (c.exposures + c.prior) as f64;
                 let _ = writeln!(
                     s,
-                    "| {} | {:.1} | {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.0} | {:.1} |",
+                    "| {} | {:.1} | {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.0} | {:.1} | {:.0} | {:.1} |",
                     c.endpoints,
                     c.payload_bytes as f64 / 1e6,
                     c.exposures,
                     c.text_to_value_ms,
                     c.value_to_payload_ms,
+                    c.text_to_payload_ms,
                     c.normalize_ms,
                     c.diff_first_ms,
                     c.diff_rescan_ms,
                     c.diff_churn_ms,
                     total,
-                    (c.exposures + c.prior) as f64 / (total / 1e3),
-                    total * 1e3 / c.endpoints as f64
+                    n / (total / 1e3),
+                    direct,
+                    n / (direct / 1e3),
+                    direct * 1e3 / c.endpoints as f64
                 );
             }
             let _ = writeln!(s);
@@ -351,6 +372,15 @@ impl Report {
                     ms / m.sha256sum_ms
                 ),
             ));
+            if m.sql.is_some() {
+                targets.push((
+                    m.merkle_rust_ms / m.sha256sum_ms <= TARGET_MERKLE_RATIO,
+                    format!(
+                        "Merkle root ≤ 3× sha256sum — pure Rust scanprint_merkle_root: {:.2}×",
+                        m.merkle_rust_ms / m.sha256sum_ms
+                    ),
+                ));
+            }
             targets.push((
                 m.merkle_rust_ms / m.sha2_in_process_ms <= TARGET_MERKLE_RATIO,
                 format!(

@@ -126,9 +126,9 @@ pub fn code_state(repo: &Path) -> Vec<(String, String)> {
     let r = repo.to_string_lossy().to_string();
     let head = cmd_output("git", &["-C", &r, "rev-parse", "--short=12", "HEAD"])
         .unwrap_or_else(|| "?".into());
-    let dirty = cmd_output(
-        "git",
-        &[
+    // Not `cmd_output`: trimming would cut the status column of the first line.
+    let dirty = Command::new("git")
+        .args([
             "-C",
             &r,
             "status",
@@ -137,9 +137,10 @@ pub fn code_state(repo: &Path) -> Vec<(String, String)> {
             "xray_core/src",
             "xray_pg",
             "sql",
-        ],
-    )
-    .unwrap_or_default();
+        ])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).to_string())
+        .unwrap_or_default();
     let dirty: Vec<&str> = dirty.lines().map(|l| l.get(3..).unwrap_or(l)).collect();
     let mut v = vec![
         ("git HEAD".into(), head),

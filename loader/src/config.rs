@@ -41,6 +41,8 @@ struct RawConfig {
     #[serde(default)]
     scan_ipv6: bool,
     worker_id: Option<String>,
+    /// Where scans run from, for nweb bundles (`collect`), e.g. `AS64500/eu-west-1`.
+    vantage: Option<String>,
     lock_dir: Option<PathBuf>,
     #[serde(default)]
     deny: Vec<String>,
@@ -229,6 +231,8 @@ pub struct Config {
     pub dkim_selectors: Vec<String>,
     pub scan_ipv6: bool,
     pub worker_id: Option<String>,
+    /// nweb `vantage` for `collect` (`--vantage` wins).
+    pub vantage: Option<String>,
     pub lock_dir: Option<PathBuf>,
     pub deny: Vec<DenyRule>,
     pub limits: Limits,
@@ -345,6 +349,7 @@ impl Config {
             dkim_selectors: raw.dkim_selectors,
             scan_ipv6: raw.scan_ipv6,
             worker_id: raw.worker_id,
+            vantage: raw.vantage,
             lock_dir: raw.lock_dir,
             deny,
             limits: raw.limits,

@@ -5,13 +5,17 @@
 //! stderr, and any failure exits non-zero with one `xray-loader: <message>`
 //! line on stderr.
 
+mod chain;
+mod collect;
 mod config;
 mod db;
 mod dns;
 mod email;
+mod ipfs;
 mod lock;
 mod scan;
 mod scope;
+mod slasher;
 mod symptoms;
 mod toolchain;
 
@@ -21,7 +25,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, Context, Result};
 use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand, ValueEnum};
 use serde_json::Value;
@@ -29,8 +33,10 @@ use uuid::Uuid;
 use xray_core::ScanPayload;
 
 use crate::config::{Config, ToolchainChoice};
+use crate::toolchain::nmap::{resolve_nmap, NmapSettings, NmapToolchain};
 use crate::toolchain::pd::{PdPaths, PdSettings, PdToolchain};
 use crate::toolchain::runner::ProcessRunner;
+use crate::toolchain::AnyToolchain;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -105,6 +111,24 @@ enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Scan in-scope targets with nmap (or masscan) and write an nweb bundle directory and its CAR.
+    ///
+    /// Prints the bundle's CID and Merkle root, one per line (or JSON with --format json).
+    Collect(collect::CollectArgs),
+    /// nweb indexer: load Attestor events into nweb.attestations and fetch, verify and load their bundles.
+    ///
+    /// Follows the chain until stopped; with --once catches up and exits.
+    Tail(chain::TailArgs),
+    /// nweb slasher: probe bundle CIDs across the gateways, record nweb.availability_checks, file Challenges.
+    ///
+    /// Prints `<cid>\t<available|unavailable|invalid>\t<reason>\tok=N/M` per CID.
+    Check(slasher::CheckArgs),
+    /// nweb hoarder: keep the owner's bundles pinned (Kubo) and exported as CARs; add bundle directories.
+    ///
+    /// Prints `<cid>\t<added|kept|missing>\t<detail>` per bundle.
+    Pin(ipfs::hoarder::PinArgs),
+    /// Print an example nweb configuration (for tail, check and pin).
+    ExampleNwebConfig,
     /// Print an example scan configuration.
     ExampleConfig,
 }
@@ -116,6 +140,8 @@ fn init_logging(format: LogFormat, level: Option<&str>) -> Result<()> {
         .or_else(|| std::env::var("XRAY_LOG").ok())
         .unwrap_or_else(|| "warn".into());
     let filter = EnvFilter::try_new(&spec).map_err(|e| anyhow!("invalid log level {spec:?}: {e}"))?;
+    // alloy's HTTP transport puts the RPC URL, which may hold an API key, into its debug spans.
+    let filter = filter.add_directive("alloy_transport_http=info".parse().expect("a valid directive"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -149,7 +175,7 @@ fn main() -> ExitCode {
                 return ExitCode::SUCCESS;
             }
             if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
-                fail("a subcommand is required: ingest, events, scan or example-config (see --help)");
+                fail("a subcommand is required: ingest, events, scan, collect, tail, check, pin or example-config (see --help)");
                 return ExitCode::from(2);
             }
             let text = e.render().to_string();
@@ -220,6 +246,14 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             out,
             dry_run,
         } => scan(db_url, &assets, &targets, out.as_deref(), dry_run).await,
+        Command::Collect(args) => collect::run(args, db_url).await,
+        Command::Tail(args) => chain::run_tail(args, db_url).await,
+        Command::Check(args) => slasher::run_check(args, db_url).await,
+        Command::Pin(args) => ipfs::hoarder::run_pin(args, db_url).await,
+        Command::ExampleNwebConfig => {
+            print!("{}", chain::config::EXAMPLE);
+            Ok(ExitCode::SUCCESS)
+        }
         Command::ExampleConfig => {
             print!("{}", config::EXAMPLE);
             Ok(ExitCode::SUCCESS)
@@ -332,13 +366,8 @@ async fn scan(
             .unwrap_or_else(|| db::DEFAULT_DATABASE_URL.into())
     });
 
-    let chain = match config.toolchain {
-        ToolchainChoice::Nmap => bail!("the nmap toolchain is not available yet; use toolchain = \"projectdiscovery\""),
-        ToolchainChoice::Projectdiscovery => PdPaths::resolve(&config.tools)?,
-        ToolchainChoice::Auto => PdPaths::resolve(&config.tools)
-            .context("no toolchain available (the nmap toolchain is not available yet)")?,
-    };
-    let chain = PdToolchain::new(ProcessRunner, chain, PdSettings::from_config(&config));
+    let chain = toolchain(&config)?;
+    tracing::info!(toolchain = toolchain_name(&chain), "toolchain selected");
 
     let lock = lock::acquire(config.lock_dir.as_deref(), config.tenant_id)?;
     tracing::debug!(lock = %lock.path.display(), "tenant lock taken");
@@ -392,6 +421,36 @@ async fn scan(
     let line = outcome.line("");
     println!("{}", line.trim_start_matches('\t'));
     Ok(ExitCode::SUCCESS)
+}
+
+fn nmap_toolchain(config: &Config) -> Result<AnyToolchain<ProcessRunner>> {
+    let nmap = resolve_nmap(&config.tools)?;
+    Ok(AnyToolchain::Nmap(NmapToolchain::new(
+        ProcessRunner,
+        nmap,
+        NmapSettings::from_config(config),
+    )?))
+}
+
+/// The configured toolchain; `auto` takes ProjectDiscovery when all four of
+/// its tools are found, else nmap.
+fn toolchain(config: &Config) -> Result<AnyToolchain<ProcessRunner>> {
+    let pd = |paths| AnyToolchain::Pd(PdToolchain::new(ProcessRunner, paths, PdSettings::from_config(config)));
+    match config.toolchain {
+        ToolchainChoice::Nmap => nmap_toolchain(config),
+        ToolchainChoice::Projectdiscovery => Ok(pd(PdPaths::resolve(&config.tools)?)),
+        ToolchainChoice::Auto => match PdPaths::resolve(&config.tools) {
+            Ok(paths) => Ok(pd(paths)),
+            Err(pd_err) => {
+                nmap_toolchain(config).map_err(|nmap_err| anyhow!("no toolchain available: {pd_err}; {nmap_err:#}"))
+            }
+        },
+    }
+}
+
+fn toolchain_name(c: &AnyToolchain<ProcessRunner>) -> &'static str {
+    use crate::toolchain::Toolchain;
+    c.name()
 }
 
 /// A cron job reading the file never sees half a payload.

@@ -410,7 +410,7 @@ fn endpoint_json(
         "ports": {"tcp": r.tcp, "udp": r.udp},
         "http": r.http.iter().map(|h| h.to_value()).collect::<Vec<_>>(),
         "tls": r.tls.iter().map(|t| t.to_value()).collect::<Vec<_>>(),
-        "findings": {"nuclei": r.nuclei, "nmap": r.nmap},
+        "findings": {"nuclei": r.nuclei, "nmap": r.nmap.iter().map(|n| n.to_value()).collect::<Vec<_>>()},
         "errors": r.errors,
         "coverage": r.coverage,
     });

@@ -21,9 +21,12 @@ fn identified(res: &EndpointResult, port: u16) -> bool {
         .tls
         .iter()
         .any(|t| t.obs.port == port && (!t.obs.tls_versions.is_empty() || t.obs.certificate.is_some()));
+    // A service name nmap took from its port table is a guess, not an answer.
     let nmap = res.nmap.iter().any(|n| {
-        n.port == port
-            && n.service
+        n.obs.port == port
+            && n.extra.get("service_method").and_then(|m| m.as_str()) != Some("table")
+            && n.obs
+                .service
                 .as_deref()
                 .is_some_and(|s| !matches!(s, "" | "unknown" | "tcpwrapped"))
     });
@@ -32,7 +35,7 @@ fn identified(res: &EndpointResult, port: u16) -> bool {
 
 /// Replaces the tools' per-port symptom candidates (tlsx handshake failures)
 /// with at most one symptom per open baseline port that neither HTTP nor TLS
-/// (nor nmap service detection) could classify. Returns the flagged ports.
+/// (nor an nmap service probe) could classify. Returns the flagged ports.
 ///
 /// Nothing is reported unless the probes actually ran: a port that httpx
 /// never reached because httpx timed out is a tool error, not a symptom.
@@ -48,7 +51,8 @@ pub fn apply_symptoms(res: &mut EndpointResult, baseline: &[u16]) -> Vec<u16> {
     res.errors.retain(|e| e.symptom().is_none());
 
     let tools: BTreeSet<&str> = res.coverage.tools.iter().map(String::as_str).collect();
-    let probes_ran = (tools.contains("httpx") && tools.contains("tlsx")) || tools.contains("nmap");
+    let pd_probes = tools.contains("httpx") && tools.contains("tlsx");
+    let probes_ran = pd_probes || tools.contains("nmap");
     if !probes_ran {
         return Vec::new();
     }
@@ -68,11 +72,18 @@ pub fn apply_symptoms(res: &mut EndpointResult, baseline: &[u16]) -> Vec<u16> {
                 Some("tlsx"),
                 format!("tcp/{port} is open but the TLS handshake failed"),
             )
-        } else {
+        } else if pd_probes {
             (
                 "tcp_open_no_banner",
                 None,
                 format!("tcp/{port} is open but neither HTTP nor TLS probes got an answer"),
+            )
+        } else {
+            // nmap's own probes came back empty: its word, so its name.
+            (
+                "tcp_open_no_banner",
+                Some("nmap"),
+                format!("tcp/{port} is open but no nmap service, HTTP or TLS probe got an answer"),
             )
         };
         res.errors.push(ErrorEntry {
@@ -188,7 +199,7 @@ mod tests {
     #[test]
     fn nmap_service_detection_classifies_a_port() {
         let mut r = base();
-        r.nmap.push(NmapFinding {
+        let ssh = NmapFinding {
             tool: Some("nmap".into()),
             target: None,
             port: 22,
@@ -198,13 +209,30 @@ mod tests {
             product: Some("OpenSSH".into()),
             version: None,
             scripts: None,
-        });
-        r.nmap.push(NmapFinding {
+        };
+        r.nmap.push(Observed::new(ssh.clone()));
+        r.nmap.push(Observed::new(NmapFinding {
             port: 9200,
             service: Some("tcpwrapped".into()),
-            ..r.nmap[0].clone()
+            ..ssh.clone()
+        }));
+        // A name from nmap's port table ("what usually runs here") is no answer.
+        let mut guess = Observed::new(NmapFinding {
+            port: 8000,
+            service: Some("http-alt".into()),
+            ..ssh
         });
-        apply_symptoms(&mut r, &[22, 9200]);
-        assert_eq!(symptoms(&r), vec![(9200, "tcp_open_no_banner", None)]);
+        guess.extra.insert("service_method".into(), json!("table"));
+        r.nmap.push(guess);
+        r.tcp.push(open(8000));
+        r.coverage.tools = vec!["nmap".into()];
+        apply_symptoms(&mut r, &[22, 8000, 9200]);
+        assert_eq!(
+            symptoms(&r),
+            vec![
+                (8000, "tcp_open_no_banner", Some("nmap")),
+                (9200, "tcp_open_no_banner", Some("nmap"))
+            ]
+        );
     }
 }

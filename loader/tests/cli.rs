@@ -450,3 +450,158 @@ fn events_errors_are_one_line() {
     let line = assert_one_line_failure(&run(&["events", "--format", "json", "--database-url", NO_DB]));
     assert!(line.contains("cannot connect to database"), "{line}");
 }
+
+/// A config for the nmap toolchain with the nmap test double (recorded XML
+/// of a run against demo-services).
+fn nmap_config(dir: &TempDir, extra: &str) -> PathBuf {
+    let nmap = fixtures().join("loader/bin/nmap");
+    let text = format!(
+        r#"
+tenant_id = "{TENANT}"
+ports = [2222, 9200, 18443]
+lock_dir = "{lock}"
+{extra}
+
+[timeouts]
+nmap = 60
+
+[tools]
+nmap = "{nmap}"
+
+[tools.extra_args]
+nmap = ["--version-intensity", "1"]
+
+[[assets]]
+id = "aaaaaaaa-0000-4000-8000-000000000001"
+type = "ip"
+value = "127.0.0.1"
+"#,
+        lock = dir.0.display(),
+        nmap = nmap.display()
+    );
+    dir.write("assets.toml", &text)
+}
+
+#[test]
+fn the_nmap_toolchain_builds_a_truthful_payload() {
+    let dir = TempDir::new("nmap");
+    let cfg = nmap_config(&dir, r#"toolchain = "nmap""#);
+    let log = dir.path("tools.log");
+    let (o, v) = dry_run(&cfg, &[], &[("XRAY_FAKE_TOOL_LOG", &log)]);
+    assert!(o.stderr.is_empty(), "{}", stderr(&o));
+    let p = ScanPayload::from_value(&v).expect("valid contract payload");
+    assert_eq!(v["scan"]["worker"]["toolchain"], "nmap");
+    assert_eq!(v["tool_versions"]["nmap"], "7.93");
+    assert_eq!(v["tool_versions"]["naabu"], Value::Null);
+
+    let ep = &p.asset_results[0].endpoints[0];
+    let ports: Vec<(u16, &str, Option<&str>)> = ep
+        .ports
+        .tcp
+        .iter()
+        .map(|o| (o.port, o.state.as_str(), o.tool.as_deref()))
+        .collect();
+    assert_eq!(
+        ports,
+        vec![
+            (2222, "open", Some("nmap")),
+            (9200, "open", Some("nmap")),
+            (18443, "open", Some("nmap"))
+        ]
+    );
+    assert_eq!(ep.findings.nmap.len(), 3);
+    assert_eq!(
+        v["asset_results"][0]["endpoints"][0]["findings"]["nmap"][1]["service_method"],
+        "table"
+    );
+    assert_eq!(ep.tls[0].tool.as_deref(), Some("nmap"));
+    assert_eq!(ep.tls[0].tls_versions, vec!["TLS1.0", "TLS1.2"]);
+    assert_eq!(ep.tls[0].certificate.as_ref().unwrap().is_self_signed, Some(true));
+    assert_eq!(ep.http[0].status_code, Some(200));
+    assert!(ep.http[0].headers.as_ref().unwrap().contains_key("server"));
+    let cov = ep.coverage.as_ref().unwrap();
+    assert_eq!(cov.tools, vec!["nmap"]);
+    assert_eq!(cov.tcp_ports, vec![2222, 9200, 18443]);
+    assert_eq!(cov.tls_ports, vec![18443]);
+    assert_eq!(cov.http_urls, vec!["https://127.0.0.1:18443/"]);
+    let symptoms: Vec<(u16, &str, Option<&str>)> = ep
+        .errors
+        .iter()
+        .filter_map(|e| Some((e.symptom_port()?, e.symptom()?, e.tool.as_deref())))
+        .collect();
+    assert_eq!(
+        symptoms,
+        vec![(9200, "tcp_open_no_banner", Some("nmap"))],
+        "2222 is ssh: RB1, not RB6"
+    );
+    assert_eq!(ep.errors.len(), 1);
+
+    let log = std::fs::read_to_string(&log).unwrap();
+    let args = log.lines().next().unwrap().strip_prefix("nmap\t").unwrap();
+    assert!(
+        args.starts_with(
+            "-oX - -n -Pn -sT -sV --noninteractive --script ssl-cert,ssl-enum-ciphers,http-headers,http-title,/"
+        ),
+        "{args}"
+    );
+    assert!(
+        args.contains(" -p 2222,9200,18443 ") && args.ends_with(" --version-intensity 1 127.0.0.1"),
+        "{args}"
+    );
+    // The status script lived in a private directory that is gone after the run.
+    let script = args.split(',').find(|s| s.contains("xray-http-status.nse")).unwrap();
+    let script = script.split(' ').next().unwrap();
+    assert!(!Path::new(script).exists(), "{script} was not removed");
+}
+
+#[test]
+fn auto_falls_back_to_nmap_without_the_projectdiscovery_tools() {
+    let dir = TempDir::new("auto-nmap");
+    let cfg = nmap_config(&dir, "");
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("[tools]\n", "[tools]\nnaabu = \"/nonexistent/naabu\"\n");
+    std::fs::write(&cfg, text).unwrap();
+    let (_, v) = dry_run(&cfg, &[], &[]);
+    assert_eq!(v["scan"]["worker"]["toolchain"], "nmap");
+
+    // Neither chain: one line naming both.
+    let text = std::fs::read_to_string(&cfg).unwrap().replace(
+        &fixtures().join("loader/bin/nmap").display().to_string(),
+        "/nonexistent/nmap",
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let o = loader()
+        .args(["scan", "--dry-run", "--assets"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    let line = assert_one_line_failure(&o);
+    assert!(
+        line.contains("no toolchain available: ProjectDiscovery tools not found: naabu (/nonexistent/naabu is not an executable file)")
+            && line.ends_with("; nmap not found: /nonexistent/nmap is not an executable file"),
+        "{line}"
+    );
+}
+
+#[test]
+fn a_failing_nmap_is_an_error_and_no_coverage() {
+    let dir = TempDir::new("nmap-failing");
+    let cfg = nmap_config(&dir, r#"toolchain = "nmap""#);
+    let failing = fixtures().join("loader/bin/fake-failing-tool");
+    let text = std::fs::read_to_string(&cfg).unwrap().replace(
+        &fixtures().join("loader/bin/nmap").display().to_string(),
+        &failing.display().to_string(),
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let (_, v) = dry_run(&cfg, &[], &[]);
+    let p = ScanPayload::from_value(&v).unwrap();
+    let ep = &p.asset_results[0].endpoints[0];
+    assert_eq!(ep.errors.len(), 1, "{:?}", ep.errors);
+    assert_eq!(
+        (ep.errors[0].tool.as_deref(), ep.errors[0].kind.as_deref()),
+        (Some("nmap"), Some("tool_exit"))
+    );
+    assert!(ep.coverage.as_ref().unwrap().tools.is_empty());
+    assert!(ep.ports.tcp.is_empty());
+}

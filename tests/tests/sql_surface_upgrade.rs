@@ -67,8 +67,13 @@ async fn update_from_0_1_0_keeps_data_and_adds_the_surface() {
     );
     let before = v0_1_data(c).await;
 
+    // 0.1.0 -> 0.2.0 -> 0.3.0 (the chain indexer's tables) in one statement.
     c.batch_execute("ALTER EXTENSION xray_pg UPDATE").await.unwrap();
-    assert_eq!(one::<String>(c, "SELECT extversion FROM pg_extension WHERE extname = 'xray_pg'").await, "0.2.0");
+    assert_eq!(one::<String>(c, "SELECT extversion FROM pg_extension WHERE extname = 'xray_pg'").await, "0.3.0");
+    assert_eq!(
+        one::<i64>(c, "SELECT count(*) FROM nweb.chain_checkpoints").await + one::<i64>(c, "SELECT count(*) FROM nweb.chain_blocks").await,
+        0
+    );
     assert_eq!(v0_1_data(c).await, before, "no 0.1.0 row changed");
 
     // The surface is there, with the old data in it.
@@ -175,7 +180,7 @@ async fn updated_install_is_identical_to_a_fresh_one() {
     let fresh = TestDb::new().await;
     let updated = TestDb::without_extension().await;
     create_0_1_0(&updated).await;
-    updated.client.batch_execute("ALTER EXTENSION xray_pg UPDATE TO '0.2.0'").await.unwrap();
+    updated.client.batch_execute("ALTER EXTENSION xray_pg UPDATE").await.unwrap();
     let (a, b) = (describe(&fresh.client).await, describe(&updated.client).await);
     assert!(a.len() > 300, "the description covers the extension ({} lines)", a.len());
     let only_fresh: Vec<&String> = a.iter().filter(|l| !b.contains(l)).collect();

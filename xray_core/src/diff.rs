@@ -2,7 +2,7 @@
 //! with the stored state and decide NEW / CHANGED / FIXED, gating FIXED on
 //! proof that the scan really covered the check (§6.3, design D3/D4).
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt;
 use std::str::FromStr;
 
@@ -157,7 +157,10 @@ pub fn diff_normalized(
     config: &EngineConfig,
 ) -> DiffOutcome {
     let scope: BTreeSet<Id> = payload.scope_asset_ids().into_iter().collect();
-    let prior: BTreeMap<&str, &PriorState> = prior
+    // Hashed, not ordered: a lookup touches one or two cache lines instead of
+    // a key string per tree level, which kept the diff from scaling linearly.
+    // A later duplicate identity wins, as it did with an ordered map.
+    let prior: HashMap<&str, &PriorState> = prior
         .iter()
         .filter(|p| scope.contains(&p.asset_id))
         .map(|p| (p.identity_key.as_str(), p))
@@ -167,11 +170,13 @@ pub fn diff_normalized(
     // before `current` is consumed so no key has to be copied.
     let absent: Vec<(&str, &PriorState)> = {
         let current_keys: HashSet<&str> = current.iter().map(|e| e.identity_key.as_str()).collect();
-        prior
+        let mut absent: Vec<(&str, &PriorState)> = prior
             .iter()
             .filter(|(key, prev)| !current_keys.contains(**key) && prev.status != ExposureStatus::Fixed)
             .map(|(key, prev)| (*key, *prev))
-            .collect()
+            .collect();
+        absent.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        absent
     };
 
     // `normalize` returns exposures sorted by identity_key.

@@ -301,42 +301,64 @@ impl Fleet {
     /// scan_id and `requested_asset_ids`, as a worker sends a scan too big
     /// for one payload.
     pub fn payload_shard(&self, scan_index: u32, shard: usize, shards: usize) -> Value {
-        let started = self.base + Duration::hours(i64::from(scan_index));
-        let finished = started + Duration::minutes(4) + Duration::seconds(12);
-        let scan_id = Rng::new(mix(&[self.key, u64::from(scan_index), 0x5ca1, shard as u64])).uuid();
+        let mut v = self.envelope(scan_index, shard, shards);
+        v["asset_results"] = Value::Array(self.shard_assets(shard, shards).map(|a| self.asset_result(a, scan_index)).collect());
+        v
+    }
+
+    /// `payload_shard(..).to_string()`, byte for byte, built one asset at a
+    /// time so that a 100k-endpoint scan never exists as a `Value` tree.
+    pub fn payload_text_shard(&self, scan_index: u32, shard: usize, shards: usize) -> String {
+        let envelope = self.envelope(scan_index, shard, shards).to_string();
+        // "asset_results" sorts first among the top-level keys.
+        let rest = envelope.strip_prefix(r#"{"asset_results":[]"#).expect("asset_results is the first key");
+        let mut out = String::with_capacity(self.endpoint_count() / shards.max(1) * 3000 + envelope.len());
+        out.push_str(r#"{"asset_results":["#);
+        for (i, a) in self.shard_assets(shard, shards).enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push_str(&self.asset_result(a, scan_index).to_string());
+        }
+        out.push(']');
+        out.push_str(rest);
+        out
+    }
+
+    /// `payload(scan_index).to_string()`, built without the `Value` tree.
+    pub fn payload_text(&self, scan_index: u32) -> String {
+        self.payload_text_shard(scan_index, 0, 1)
+    }
+
+    /// The scan_id of a shard's payload.
+    pub fn scan_id(&self, scan_index: u32, shard: usize) -> String {
+        Rng::new(mix(&[self.key, u64::from(scan_index), 0x5ca1, shard as u64])).uuid()
+    }
+
+    fn started(&self, scan_index: u32) -> DateTime<Utc> {
+        self.base + Duration::hours(i64::from(scan_index))
+    }
+
+    /// Assets of one shard: contiguous, about equal endpoint counts.
+    fn shard_assets(&self, shard: usize, shards: usize) -> impl Iterator<Item = &AssetSpec> + '_ {
         let total = self.endpoint_count().max(1);
         let mut before = 0usize;
-        let mine: Vec<&AssetSpec> = self
-            .assets
-            .iter()
-            .filter(|a| {
-                let s = before * shards / total;
-                before += a.endpoints.len();
-                s == shard
-            })
-            .collect();
-        let requested: Vec<&str> = mine.iter().map(|a| a.asset_id.as_str()).collect();
-        let asset_results: Vec<Value> = mine
-            .iter()
-            .map(|a| {
-                let (asset_type, value) = match &a.domain {
-                    Some(d) => ("domain", d.clone()),
-                    None => ("ip", a.endpoints[0].ip.clone()),
-                };
-                let ips: Vec<&str> = a.endpoints.iter().map(|e| e.ip.as_str()).collect();
-                json!({
-                    "asset": {"asset_id": a.asset_id, "asset_type": asset_type, "asset_value": value,
-                              "tags": ["bench"], "canonical_host": value},
-                    "resolution": {"resolved_at": ts(started + Duration::seconds(5)),
-                                   "dns": {"a": ips, "aaaa": [], "cname_chain": [], "errors": []}},
-                    "endpoints": a.endpoints.iter().map(|e| e.render(self.base, started)).collect::<Vec<_>>(),
-                })
-            })
-            .collect();
+        self.assets.iter().filter(move |a| {
+            let s = before * shards / total;
+            before += a.endpoints.len();
+            s == shard
+        })
+    }
+
+    /// The payload without its asset results (`"asset_results": []`).
+    fn envelope(&self, scan_index: u32, shard: usize, shards: usize) -> Value {
+        let started = self.started(scan_index);
+        let finished = started + Duration::minutes(4) + Duration::seconds(12);
+        let requested: Vec<&str> = self.shard_assets(shard, shards).map(|a| a.asset_id.as_str()).collect();
         json!({
             "schema_version": "1.2",
             "scan": {
-                "scan_id": scan_id,
+                "scan_id": self.scan_id(scan_index, shard),
                 "tenant_id": self.tenant_id,
                 "scan_kind": "scheduled",
                 "scan_profile": "baseline",
@@ -349,8 +371,24 @@ impl Fleet {
             "tool_versions": {"naabu": "2.3.1", "httpx": "1.6.9", "tlsx": "1.1.7", "nuclei": "3.3.5",
                               "dns": "0.1.0", "nmap": null},
             "limits": {"max_targets": 200000, "max_ports_per_host": 1000, "timeout_seconds": 3600},
-            "asset_results": asset_results,
+            "asset_results": [],
             "errors": [],
+        })
+    }
+
+    fn asset_result(&self, a: &AssetSpec, scan_index: u32) -> Value {
+        let started = self.started(scan_index);
+        let (asset_type, value) = match &a.domain {
+            Some(d) => ("domain", d.clone()),
+            None => ("ip", a.endpoints[0].ip.clone()),
+        };
+        let ips: Vec<&str> = a.endpoints.iter().map(|e| e.ip.as_str()).collect();
+        json!({
+            "asset": {"asset_id": a.asset_id, "asset_type": asset_type, "asset_value": value,
+                      "tags": ["bench"], "canonical_host": value},
+            "resolution": {"resolved_at": ts(started + Duration::seconds(5)),
+                           "dns": {"a": ips, "aaaa": [], "cname_chain": [], "errors": []}},
+            "endpoints": a.endpoints.iter().map(|e| e.render(self.base, started)).collect::<Vec<_>>(),
         })
     }
 }
@@ -844,6 +882,14 @@ mod tests {
         assert!(count(EventType::New) > 0 && count(EventType::Changed) > 0 && count(EventType::Fixed) > 0,
                 "new {} changed {} fixed {}", count(EventType::New), count(EventType::Changed), count(EventType::Fixed));
         assert!(o2.held_open.is_empty(), "every fix is proven: {:?}", o2.held_open.first());
+    }
+
+    #[test]
+    fn text_is_the_value_serialised() {
+        let fleet = Fleet::generate(9, 200, 0);
+        assert_eq!(fleet.payload_text(3), fleet.payload(3).to_string());
+        assert_eq!(fleet.payload_text_shard(1, 2, 3), fleet.payload_shard(1, 2, 3).to_string());
+        assert_eq!(fleet.payload(1)["scan"]["scan_id"], json!(fleet.scan_id(1, 0)));
     }
 
     #[test]

@@ -36,6 +36,13 @@ pgrx::extension_sql_file!(
     ]
 );
 
+pgrx::extension_sql_file!(
+    "../../sql/xray_pg--0.2.0--0.3.0.sql",
+    name = "xray_pg_0_3_0",
+    // The chain indexer's checkpoints, block window and rollback, and the slasher's probes.
+    requires = ["xray_pg_0_2_0"]
+);
+
 #[cfg(test)]
 pub mod pg_test {
     pub fn setup(_options: Vec<&str>) {}

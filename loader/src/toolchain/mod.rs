@@ -2,15 +2,19 @@
 //! the domain it was resolved from) into contract observations, tool errors
 //! and the coverage of what it actually checked (design D3).
 //!
-//! Two chains are planned:
+//! Two chains:
 //! - [`pd::PdToolchain`]: naabu → httpx + tlsx → nuclei (ProjectDiscovery).
-//! - nmap: a `NmapToolchain` implementing [`Toolchain`] with `nmap -sV
-//!   --script ssl-cert,ssl-enum-ciphers,http-headers` and the nmap-XML parser
-//!   in `xray_core::nweb`. It fills `ports.tcp`, `findings.nmap`, `tls` and
-//!   `http` from the XML and declares `coverage.tools = ["nmap"]`. Nothing
-//!   else in the loader needs to change: symptom detection, coverage
-//!   bookkeeping and payload assembly work on [`EndpointResult`].
+//! - [`nmap::NmapToolchain`]: one `nmap -sV --script ssl-cert,ssl-enum-ciphers,
+//!   http-headers,http-title,xray-http-status` run, read by the workspace's
+//!   nmap XML reader (`xray_core::tools::nmap`, shared with nweb scanprint).
+//!   It fills `ports.tcp`, `findings.nmap`, `tls` and `http` and declares
+//!   `coverage.tools = ["nmap"]`.
+//!
+//! Symptom detection, coverage bookkeeping and payload assembly work on
+//! [`EndpointResult`] whatever the chain. [`AnyToolchain`] is the one the
+//! configuration picked.
 
+pub mod nmap;
 pub mod pd;
 pub mod runner;
 
@@ -82,7 +86,9 @@ pub struct EndpointResult {
     pub http: Vec<Observed<HttpObservation>>,
     pub tls: Vec<Observed<TlsObservation>>,
     pub nuclei: Vec<NucleiFinding>,
-    pub nmap: Vec<NmapFinding>,
+    /// `extra.service_method` is nmap's `probed` or `table` (a guess from
+    /// the port number).
+    pub nmap: Vec<Observed<NmapFinding>>,
     pub errors: Vec<ErrorEntry>,
     /// Only what ran to completion; a failed tool adds nothing here.
     pub coverage: Coverage,
@@ -96,4 +102,33 @@ pub trait Toolchain: Send + Sync {
     fn tool_versions(&self) -> impl Future<Output = BTreeMap<String, Option<String>>> + Send;
 
     fn scan_endpoint(&self, target: &EndpointTarget) -> impl Future<Output = EndpointResult> + Send;
+}
+
+/// The toolchain the configuration picked.
+pub enum AnyToolchain<R> {
+    Pd(pd::PdToolchain<R>),
+    Nmap(nmap::NmapToolchain<R>),
+}
+
+impl<R: runner::CommandRunner> Toolchain for AnyToolchain<R> {
+    fn name(&self) -> &'static str {
+        match self {
+            AnyToolchain::Pd(c) => c.name(),
+            AnyToolchain::Nmap(c) => c.name(),
+        }
+    }
+
+    async fn tool_versions(&self) -> BTreeMap<String, Option<String>> {
+        match self {
+            AnyToolchain::Pd(c) => c.tool_versions().await,
+            AnyToolchain::Nmap(c) => c.tool_versions().await,
+        }
+    }
+
+    async fn scan_endpoint(&self, target: &EndpointTarget) -> EndpointResult {
+        match self {
+            AnyToolchain::Pd(c) => c.scan_endpoint(target).await,
+            AnyToolchain::Nmap(c) => c.scan_endpoint(target).await,
+        }
+    }
 }

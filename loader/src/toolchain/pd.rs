@@ -411,6 +411,13 @@ pub mod testing {
                     stderr: "[INF] Current Version: v9.9.9\n".into(),
                 };
             }
+            if inv.args == ["--version"] {
+                return RunResult {
+                    outcome: Outcome::Exited(Some(0)),
+                    stdout: "Nmap version 9.9.9 ( https://nmap.org )\n".into(),
+                    stderr: String::new(),
+                };
+            }
             RunResult {
                 outcome: self.outcome.get(inv.tool).cloned().unwrap_or(Outcome::Exited(Some(0))),
                 stdout: self.stdout.get(inv.tool).cloned().unwrap_or_default(),

@@ -1,5 +1,5 @@
 //! Parsers for the JSON output of the ProjectDiscovery scanners (naabu, httpx,
-//! tlsx, nuclei) into contract observations.
+//! tlsx, nuclei) and for nmap's XML ([`nmap`]) into contract observations.
 //!
 //! They are pure: text in, observations plus per-record errors out. A bad
 //! record never aborts a parse; it becomes an [`ErrorEntry`] with
@@ -10,6 +10,7 @@
 
 pub mod httpx;
 pub mod naabu;
+pub mod nmap;
 pub mod nuclei;
 pub mod tlsx;
 
@@ -20,6 +21,7 @@ use crate::contract::{ErrorEntry, Timestamp};
 
 pub use httpx::{parse_httpx, HttpxRecord};
 pub use naabu::{parse_naabu, NaabuHit};
+pub use nmap::{parse_nmap, NmapObservations};
 pub use nuclei::parse_nuclei;
 pub use tlsx::{parse_tlsx, TlsxRecord};
 

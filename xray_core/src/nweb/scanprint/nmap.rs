@@ -1,16 +1,11 @@
 //! nmap `-oX` to scanprint lines.
 
-use std::fmt::Write as _;
-
-use quick_xml::escape::resolve_predefined_entity;
-use quick_xml::events::{BytesStart, Event};
-use quick_xml::{Reader, XmlVersion};
-
 use super::{
     banner_sha256, canonical_ip, cert_fpr_from_pem, normalize_hex, sort_lines, Conversion,
     ScanprintContext, ScanprintLine,
 };
 use crate::nweb::NwebError;
+use crate::tools::nmap::{NmapHost, NmapRunInfo, NmapScript, NmapXmlEvent, NmapXmlReader};
 
 /// Flags that say how a scan was run but nothing about who ran it, where its files are,
 /// or what it targeted. Everything else in `nmaprun@args` is dropped: targets, output
@@ -151,28 +146,39 @@ pub fn safe_nmap_options(args: &str) -> String {
 
 /// Certificate evidence from an `ssl-cert` script, in decreasing order of preference.
 #[derive(Debug, Default)]
-struct CertEvidence {
-    sha256: Option<String>,
-    pem: Option<String>,
-    sha1: Option<String>,
-    output: Option<String>,
+struct CertEvidence<'a> {
+    sha256: Option<&'a str>,
+    pem: Option<&'a str>,
+    sha1: Option<&'a str>,
+    output: Option<&'a str>,
 }
 
-impl CertEvidence {
+impl<'a> CertEvidence<'a> {
+    /// The `sha256`, `sha1` and `pem` elems directly under the script (a `pubkey`
+    /// table may hold digests of its own), and the text output.
+    fn of(script: &'a NmapScript) -> Self {
+        CertEvidence {
+            sha256: script.data.elem("sha256"),
+            pem: script.data.elem("pem"),
+            sha1: script.data.elem("sha1"),
+            output: script.output.as_deref(),
+        }
+    }
+
     /// `sha256` elem (nmap 7.94+), else SHA-256 of the DER in the PEM (the same value,
     /// for older nmap), else the SHA-1 nmap printed, else the same from the plain
     /// output text of nmap versions without structured script output.
     fn fingerprint(&self) -> Option<String> {
-        if let Some(h) = self.sha256.as_deref().and_then(|s| normalize_hex(s, 64)) {
+        if let Some(h) = self.sha256.and_then(|s| normalize_hex(s, 64)) {
             return Some(format!("sha256:{h}"));
         }
-        if let Some(f) = self.pem.as_deref().and_then(cert_fpr_from_pem) {
+        if let Some(f) = self.pem.and_then(cert_fpr_from_pem) {
             return Some(f);
         }
-        if let Some(h) = self.sha1.as_deref().and_then(|s| normalize_hex(s, 40)) {
+        if let Some(h) = self.sha1.and_then(|s| normalize_hex(s, 40)) {
             return Some(format!("sha1:{h}"));
         }
-        let out = self.output.as_deref()?;
+        let out = self.output?;
         if let Some(f) = cert_fpr_from_pem(out) {
             return Some(f);
         }
@@ -187,414 +193,143 @@ impl CertEvidence {
     }
 }
 
-#[derive(Debug, Default)]
-struct PortAcc {
-    line: usize,
-    proto: Option<String>,
-    portid: Option<String>,
-    state: Option<String>,
-    service: Option<String>,
-    tunnel: Option<String>,
-    product: Option<String>,
-    version: Option<String>,
-    banner: Option<String>,
-    cert: CertEvidence,
-}
-
-#[derive(Debug, Default)]
-struct HostAcc {
-    line: usize,
-    starttime: Option<String>,
-    ipv4: Option<String>,
-    ipv6: Option<String>,
-    srtt_us: Option<String>,
-    ports: Vec<PortAcc>,
-}
-
-#[derive(Debug, Default)]
-struct RunInfo {
-    seen: bool,
-    version: Option<String>,
-    args: Option<String>,
-    start: Option<String>,
-}
-
-/// Which `ssl-cert` child element's text we are collecting.
-#[derive(Debug)]
-struct ElemCapture {
-    key: String,
-    text: String,
-}
-
-/// Turns 0-based byte offsets into 1-based line numbers, walking forward only.
-struct LineCounter<'a> {
-    text: &'a str,
-    pos: usize,
-    line: usize,
-}
-
-impl LineCounter<'_> {
-    fn at(&mut self, offset: u64) -> usize {
-        let offset = usize::try_from(offset)
-            .unwrap_or(usize::MAX)
-            .min(self.text.len());
-        if offset > self.pos {
-            self.line += self.text.as_bytes()[self.pos..offset]
-                .iter()
-                .filter(|&&b| b == b'\n')
-                .count();
-            self.pos = offset;
-        }
-        self.line
-    }
-}
-
-struct Parser<'c> {
-    ctx: &'c ScanprintContext,
-    run: RunInfo,
-    host: Option<HostAcc>,
-    port: Option<PortAcc>,
-    /// Inside `<script id="ssl-cert">` of the current port.
-    in_ssl_cert: bool,
-    /// `<table>` nesting inside that script; fingerprints are direct children only.
-    table_depth: usize,
-    capture: Option<ElemCapture>,
-    out: Conversion,
-}
-
 /// Reads nmap XML output (`-oX`), including `-sV` service fields and the `banner` and
 /// `ssl-cert` scripts, into sorted scanprint lines.
 ///
+/// The XML is read by the workspace's one nmap reader, [`crate::tools::nmap::xml`].
 /// Bad records (a port without a number, a host without an IP) become entries in
 /// `errors` and the rest is kept. A file cut short, as when nmap is killed, keeps every
 /// host that was complete. Only input with no `<nmaprun>` at all is an `Err`.
 pub fn from_nmap_xml(xml: &str, ctx: &ScanprintContext) -> Result<Conversion, NwebError> {
-    let mut reader = Reader::from_str(xml);
-    let mut lines = LineCounter {
-        text: xml,
-        pos: 0,
-        line: 1,
-    };
-    let mut p = Parser {
-        ctx,
-        run: RunInfo::default(),
-        host: None,
-        port: None,
-        in_ssl_cert: false,
-        table_depth: 0,
-        capture: None,
-        out: Conversion::default(),
-    };
-    loop {
-        let start = reader.buffer_position();
-        let event = match reader.read_event() {
-            Ok(ev) => ev,
-            Err(e) => {
-                let line = lines.at(reader.error_position());
-                let mut problem = format!("XML error, reading stopped here: {e}");
-                if let Some(host) = p.host.take() {
-                    let _ = write!(problem, "; the <host> from line {} was dropped", host.line);
-                }
-                p.out.errors.push(NwebError::line(line, problem));
-                break;
-            }
-        };
-        let line = lines.at(start);
+    let mut reader = NmapXmlReader::new(xml);
+    let mut run = NmapRunInfo::default();
+    let mut out = Conversion::default();
+    for event in reader.by_ref() {
         match event {
-            Event::Start(e) => p.open(&e, line, false),
-            Event::Empty(e) => p.open(&e, line, true),
-            Event::End(e) => p.close(e.local_name().as_ref()),
-            Event::Text(t) => p.text(&t.xml10_content()),
-            Event::CData(t) => p.text(&t.xml10_content()),
-            Event::GeneralRef(r) => {
-                let resolved = match r.resolve_char_ref() {
-                    Ok(Some(c)) => Some(c.to_string()),
-                    _ => resolve_predefined_entity(&r).map(str::to_owned),
-                };
-                if let Some(s) = resolved {
-                    p.text(&s);
-                }
-            }
-            Event::Eof => break,
-            _ => {}
+            NmapXmlEvent::Run(r) => run = r,
+            NmapXmlEvent::Host(h) => finish_host(&mut out, ctx, &run, h),
+            NmapXmlEvent::Error(e) => out.errors.push(NwebError::line(e.line, e.message)),
+            NmapXmlEvent::Finished(_) => {}
         }
     }
-    if let Some(host) = p.host.take() {
-        p.out.errors.push(NwebError::line(
-            host.line,
-            "the input ends inside this <host>; its ports were not read",
-        ));
-    }
-    if !p.run.seen {
+    if !reader.saw_nmaprun() {
         return Err(NwebError::WrongFormat {
             expected: "nmap XML",
             problem: "no <nmaprun> element".to_owned(),
         });
     }
-    let mut out = p.out;
     sort_lines(&mut out.lines);
     Ok(out)
 }
 
-impl Parser<'_> {
-    fn attr(&mut self, e: &BytesStart, name: &str, line: usize) -> Option<String> {
-        match e.try_get_attribute(name) {
-            Ok(Some(a)) => match a.normalized_value(XmlVersion::Implicit1_0) {
-                Ok(v) => Some(v.into_owned()),
-                Err(err) => {
-                    self.out
-                        .errors
-                        .push(NwebError::line(line, format!("attribute {name}: {err}")));
-                    None
-                }
-            },
-            Ok(None) => None,
-            Err(err) => {
-                self.out
-                    .errors
-                    .push(NwebError::line(line, format!("attribute {name}: {err}")));
-                None
-            }
-        }
+fn finish_host(out: &mut Conversion, ctx: &ScanprintContext, run: &NmapRunInfo, h: NmapHost) {
+    if h.ports.is_empty() {
+        return;
     }
-
-    fn open(&mut self, e: &BytesStart, line: usize, empty: bool) {
-        let name = e.local_name();
-        match name.as_ref() {
-            "nmaprun" => {
-                self.run.seen = true;
-                self.run.version = self.attr(e, "version", line);
-                self.run.args = self.attr(e, "args", line);
-                self.run.start = self.attr(e, "start", line);
-            }
-            "host" => {
-                self.host = Some(HostAcc {
-                    line,
-                    starttime: self.attr(e, "starttime", line),
-                    ..HostAcc::default()
-                });
-            }
-            "address" if self.host.is_some() => {
-                let addr = self.attr(e, "addr", line);
-                let kind = self.attr(e, "addrtype", line);
-                if let Some(h) = self.host.as_mut() {
-                    match kind.as_deref() {
-                        Some("ipv4") if h.ipv4.is_none() => h.ipv4 = addr,
-                        Some("ipv6") if h.ipv6.is_none() => h.ipv6 = addr,
-                        _ => {}
-                    }
-                }
-            }
-            "times" if self.host.is_some() && self.port.is_none() => {
-                let srtt = self.attr(e, "srtt", line);
-                if let Some(h) = self.host.as_mut() {
-                    h.srtt_us = srtt;
-                }
-            }
-            "port" if self.host.is_some() => {
-                self.port = Some(PortAcc {
-                    line,
-                    proto: self.attr(e, "protocol", line),
-                    portid: self.attr(e, "portid", line),
-                    ..PortAcc::default()
-                });
-            }
-            "state" if self.port.is_some() => {
-                let state = self.attr(e, "state", line);
-                if let Some(p) = self.port.as_mut() {
-                    p.state = state;
-                }
-            }
-            "service" if self.port.is_some() => {
-                let service = self.attr(e, "name", line);
-                let tunnel = self.attr(e, "tunnel", line);
-                let product = self.attr(e, "product", line);
-                let version = self.attr(e, "version", line);
-                if let Some(p) = self.port.as_mut() {
-                    p.service = service;
-                    p.tunnel = tunnel;
-                    p.product = product;
-                    p.version = version;
-                }
-            }
-            "script" if self.port.is_some() => {
-                let id = self.attr(e, "id", line);
-                let output = self.attr(e, "output", line);
-                if let Some(p) = self.port.as_mut() {
-                    match id.as_deref() {
-                        Some("banner") => p.banner = output,
-                        Some("ssl-cert") => {
-                            p.cert.output = output;
-                            self.in_ssl_cert = !empty;
-                            self.table_depth = 0;
-                        }
-                        _ => {}
-                    }
-                }
-            }
-            "table" if self.in_ssl_cert && !empty => self.table_depth += 1,
-            "elem" if self.in_ssl_cert && self.table_depth == 0 && !empty => {
-                if let Some(key) = self.attr(e, "key", line) {
-                    self.capture = Some(ElemCapture {
-                        key,
-                        text: String::new(),
-                    });
-                }
-            }
-            _ => {}
-        }
-        if empty {
-            self.close(name.as_ref());
-        }
-    }
-
-    fn text(&mut self, s: &str) {
-        if let Some(c) = self.capture.as_mut() {
-            c.text.push_str(s);
-        }
-    }
-
-    fn close(&mut self, name: &str) {
-        match name {
-            "elem" => {
-                if let (Some(c), Some(p)) = (self.capture.take(), self.port.as_mut()) {
-                    match c.key.as_str() {
-                        "sha256" => p.cert.sha256 = Some(c.text),
-                        "sha1" => p.cert.sha1 = Some(c.text),
-                        "pem" => p.cert.pem = Some(c.text),
-                        _ => {}
-                    }
-                }
-            }
-            "table" if self.in_ssl_cert => self.table_depth = self.table_depth.saturating_sub(1),
-            "script" => {
-                self.in_ssl_cert = false;
-                self.capture = None;
-            }
-            "port" => {
-                if let (Some(p), Some(h)) = (self.port.take(), self.host.as_mut()) {
-                    h.ports.push(p);
-                }
-            }
-            "host" => {
-                if let Some(h) = self.host.take() {
-                    self.finish_host(h);
-                }
-                self.port = None;
-            }
-            _ => {}
-        }
-    }
-
-    fn finish_host(&mut self, h: HostAcc) {
-        if h.ports.is_empty() {
+    let Some(raw_ip) = h.address() else {
+        out.errors.push(NwebError::line(
+            h.line,
+            "host has no IPv4 or IPv6 address; its ports were skipped",
+        ));
+        return;
+    };
+    let ip = match canonical_ip(raw_ip) {
+        Ok(ip) => ip,
+        Err(problem) => {
+            out.errors.push(NwebError::line(h.line, problem));
             return;
         }
-        let Some(raw_ip) = h.ipv4.as_deref().or(h.ipv6.as_deref()) else {
-            self.out.errors.push(NwebError::line(
-                h.line,
-                "host has no IPv4 or IPv6 address; its ports were skipped",
+    };
+    let ts_raw = h.starttime.as_deref().or(run.start.as_deref());
+    let Some(ts) = ts_raw.and_then(|s| s.trim().parse::<u64>().ok()) else {
+        out.errors.push(NwebError::line(
+            h.line,
+            format!(
+                "host {ip}: no usable time (host starttime {:?}, nmaprun start {:?}); its ports were skipped",
+                h.starttime, run.start
+            ),
+        ));
+        return;
+    };
+    // srtt is in microseconds; round to the nearest millisecond.
+    let latency_ms = h
+        .srtt_us
+        .as_deref()
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .map(|us| us.saturating_add(500) / 1000);
+    let tool_version = run.version.clone().or_else(|| ctx.tool_version.clone());
+    let options = ctx
+        .options
+        .clone()
+        .or_else(|| run.args.as_deref().map(safe_nmap_options));
+
+    for p in h.ports {
+        let Some(proto) = p.protocol.clone().filter(|s| !s.is_empty()) else {
+            out.errors.push(NwebError::line(
+                p.line,
+                format!("host {ip}: port has no protocol"),
             ));
-            return;
+            continue;
         };
-        let ip = match canonical_ip(raw_ip) {
-            Ok(ip) => ip,
-            Err(problem) => {
-                self.out.errors.push(NwebError::line(h.line, problem));
-                return;
-            }
-        };
-        let ts_raw = h.starttime.as_deref().or(self.run.start.as_deref());
-        let Some(ts) = ts_raw.and_then(|s| s.trim().parse::<u64>().ok()) else {
-            self.out.errors.push(NwebError::line(
-                h.line,
-                format!(
-                    "host {ip}: no usable time (host starttime {:?}, nmaprun start {:?}); its ports were skipped",
-                    h.starttime, self.run.start
-                ),
-            ));
-            return;
-        };
-        // srtt is in microseconds; round to the nearest millisecond.
-        let latency_ms = h
-            .srtt_us
-            .as_deref()
-            .and_then(|s| s.trim().parse::<u64>().ok())
-            .map(|us| us.saturating_add(500) / 1000);
-        let tool_version = self
-            .run
-            .version
-            .clone()
-            .or_else(|| self.ctx.tool_version.clone());
-        let options = self
-            .ctx
-            .options
-            .clone()
-            .or_else(|| self.run.args.as_deref().map(safe_nmap_options));
-
-        for p in h.ports {
-            let Some(proto) = p.proto.filter(|s| !s.is_empty()) else {
-                self.out.errors.push(NwebError::line(
-                    p.line,
-                    format!("host {ip}: port has no protocol"),
-                ));
-                continue;
-            };
-            let port = match p.portid.as_deref() {
-                Some(s) => match s.trim().parse::<u16>() {
-                    Ok(port) => port,
-                    Err(_) => {
-                        self.out.errors.push(NwebError::line(
-                            p.line,
-                            format!("host {ip}: portid {s:?} is not a port number"),
-                        ));
-                        continue;
-                    }
-                },
-                None => {
-                    self.out.errors.push(NwebError::line(
+        let port = match p.portid.as_deref() {
+            Some(s) => match s.trim().parse::<u16>() {
+                Ok(port) => port,
+                Err(_) => {
+                    out.errors.push(NwebError::line(
                         p.line,
-                        format!("host {ip}: port has no portid"),
+                        format!("host {ip}: portid {s:?} is not a port number"),
                     ));
                     continue;
                 }
-            };
-            let Some(state) = p.state.filter(|s| !s.is_empty()) else {
-                self.out.errors.push(NwebError::line(
+            },
+            None => {
+                out.errors.push(NwebError::line(
                     p.line,
-                    format!("host {ip}: port {port}/{proto} has no state"),
+                    format!("host {ip}: port has no portid"),
                 ));
                 continue;
-            };
-            // nmap's own notation for a service inside TLS, as in its normal output.
-            let service =
-                p.service
-                    .filter(|s| !s.is_empty())
-                    .map(|name| match p.tunnel.as_deref() {
-                        Some(t) if !t.is_empty() && !name.starts_with(&format!("{t}/")) => {
-                            format!("{t}/{name}")
-                        }
-                        _ => name,
-                    });
-            self.out.lines.push(ScanprintLine {
-                ts,
-                ip: ip.clone(),
-                port,
-                proto,
-                state,
-                service,
-                product: p.product.filter(|s| !s.is_empty()),
-                version: p.version.filter(|s| !s.is_empty()),
-                banner_sha256: p.banner.map(|b| banner_sha256(b.as_bytes())),
-                cert_fpr: p.cert.fingerprint(),
-                tls_ja3: None,
-                latency_ms,
-                tool: "nmap".to_owned(),
-                tool_version: tool_version.clone(),
-                options: options.clone(),
-                vantage: self.ctx.vantage.clone(),
+            }
+        };
+        let Some(state) = p.state.clone().filter(|s| !s.is_empty()) else {
+            out.errors.push(NwebError::line(
+                p.line,
+                format!("host {ip}: port {port}/{proto} has no state"),
+            ));
+            continue;
+        };
+        let svc = p.service.clone().unwrap_or_default();
+        // nmap's own notation for a service inside TLS, as in its normal output.
+        let service = svc
+            .name
+            .filter(|s| !s.is_empty())
+            .map(|name| match svc.tunnel.as_deref() {
+                Some(t) if !t.is_empty() && !name.starts_with(&format!("{t}/")) => {
+                    format!("{t}/{name}")
+                }
+                _ => name,
             });
-        }
+        let banner = p.script("banner").and_then(|s| s.output.as_deref());
+        let cert_fpr = p
+            .script("ssl-cert")
+            .and_then(|s| CertEvidence::of(s).fingerprint());
+        out.lines.push(ScanprintLine {
+            ts,
+            ip: ip.clone(),
+            port,
+            proto,
+            state,
+            service,
+            product: svc.product.filter(|s| !s.is_empty()),
+            version: svc.version.filter(|s| !s.is_empty()),
+            banner_sha256: banner.map(|b| banner_sha256(b.as_bytes())),
+            cert_fpr,
+            tls_ja3: None,
+            latency_ms,
+            tool: "nmap".to_owned(),
+            tool_version: tool_version.clone(),
+            options: options.clone(),
+            vantage: ctx.vantage.clone(),
+        });
     }
 }
 

@@ -1,0 +1,137 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity ^0.8.24;
+
+/// The nweb attestation schemas (spec: nweb-architecture.md, "Attestation Schemas") and
+/// the Attestor's events. This file is the one definition both sides use: the contracts
+/// implement it, and the loader reads it with alloy's `sol!` (loader/src/chain/abi.rs),
+/// so an event the indexer decodes cannot drift from the event the chain emits.
+///
+/// Every attestation emits two logs: EAS's own `Attested` event (same signature as the
+/// EAS hub, so EAS tooling sees it) and a typed event carrying the whole payload, so an
+/// indexer needs no `getAttestation` call per log.
+interface IAttestor {
+    /// Schema A. `data` of the EAS-style attestation is `abi.encode` of these fields.
+    struct ScanSubmission {
+        address subject;
+        bytes32 jobId;
+        string namespace;
+        string datasetType;
+        string cid;
+        bytes32 merkleRoot;
+        string targetSpecCid;
+        uint64 startedAt;
+        uint64 finishedAt;
+        string tool;
+        string version;
+        string vantage;
+        string manifestSha256;
+        bytes extra;
+    }
+
+    /// Schema B.
+    struct AvailabilityCheck {
+        string cid;
+        bool available;
+        uint8 attempts;
+        uint8 gatewaysOk;
+        bytes32 fetchDigest;
+        uint64 checkedAt;
+    }
+
+    /// Schema C. `reasonCode` is the ASCII reason left-aligned in 32 bytes
+    /// (`bytes32("CID_UNAVAILABLE")`, `CID_HASH_MISMATCH`, `FORMAT_INVALID`).
+    struct Challenge {
+        bytes32 jobId;
+        string cid;
+        bytes32 reasonCode;
+        string evidenceCid;
+        uint64 graceEndsAt;
+    }
+
+    /// Schema D.
+    struct Resolution {
+        bytes32 challengeId;
+        bool slash;
+        uint256 slashAmount;
+        string notes;
+        string newCid;
+    }
+
+    /// EAS `IEAS.Attested`, unchanged.
+    event Attested(address indexed recipient, address indexed attester, bytes32 uid, bytes32 indexed schemaUID);
+
+    /// The full payloads, one event per schema. `uid` is the EAS-style attestation UID.
+    event ScanSubmitted(bytes32 indexed uid, address indexed attester, ScanSubmission submission);
+    event AvailabilityChecked(bytes32 indexed uid, address indexed attester, AvailabilityCheck check);
+    event ChallengeFiled(bytes32 indexed uid, address indexed attester, Challenge challenge);
+    event ChallengeResolved(bytes32 indexed uid, address indexed attester, Resolution resolution);
+
+    /// Anyone may publish an availability probe result; the attester is the caller.
+    function attestAvailability(AvailabilityCheck calldata check) external returns (bytes32 uid);
+
+    /// Schema UIDs: keccak256(abi.encodePacked(schema string, resolver 0, revocable false)),
+    /// as the EAS SchemaRegistry computes them.
+    function scanSubmissionSchema() external view returns (bytes32);
+    function availabilityCheckSchema() external view returns (bytes32);
+    function challengeSchema() external view returns (bytes32);
+    function resolutionSchema() external view returns (bytes32);
+}
+
+/// The Attestor's entry points for the routers; anyone else is refused (NotAuthorized).
+interface IRoutedAttestor {
+    function attestScanSubmission(address attester, IAttestor.ScanSubmission calldata s) external returns (bytes32 uid);
+    function attestChallenge(address attester, address recipient, bytes32 refUID, IAttestor.Challenge calldata c)
+        external
+        returns (bytes32 uid);
+    function attestResolution(address attester, address recipient, IAttestor.Resolution calldata r)
+        external
+        returns (bytes32 uid);
+}
+
+/// What the slasher calls (loader/src/slasher.rs).
+interface ISlashRouter {
+    event ChallengeOpened(bytes32 indexed challengeId, address indexed subject, address indexed challenger, uint64 graceEndsAt);
+    event ChallengeClosed(bytes32 indexed challengeId, bool slashed, uint256 amount);
+
+    /// Files a Challenge against the first ScanSubmission of `cid`. Reverts when the CID
+    /// was never submitted, already has an open challenge, or the reason is unknown.
+    function challenge(bytes32 jobId, string calldata cid, bytes32 reasonCode, string calldata evidenceCid)
+        external
+        returns (bytes32 challengeId);
+    /// The challenged submitter's answer within grace: a Resolution with slash = false.
+    function resolve(bytes32 challengeId, string calldata notes, string calldata newCid) external;
+    /// After grace without a Resolution: slash 10 % of the subject's stake.
+    function slash(bytes32 challengeId) external returns (uint256 amount);
+    function openChallengeOf(string calldata cid) external view returns (bytes32);
+}
+
+/// What a collector calls (and what the tests use to submit).
+interface ISubmissionRouter {
+    /// Pricing classes of the spec: masscan-quick 1, nmap-top1k 2, nmap-full 5, diff/enrich 1.
+    enum Kind {
+        MasscanQuick,
+        NmapTop1k,
+        NmapFull,
+        DiffEnrich
+    }
+
+    event SubmissionRecorded(bytes32 indexed uid, address indexed submitter, Kind kind, uint64 cost);
+
+    function submit(IAttestor.ScanSubmission calldata submission, Kind kind) external returns (bytes32 uid);
+    function firstSubmission(string calldata cid) external view returns (bytes32 uid, address submitter);
+    function usedUnits(address who) external view returns (uint256);
+    function remainingUnits(address who) external view returns (uint256);
+}
+
+/// Stake, quota and slashing.
+interface IStakeRegistry {
+    event Staked(address indexed who, uint256 amount, uint256 total);
+    event Unstaked(address indexed who, uint256 amount, uint256 total);
+    event Slashed(address indexed who, address indexed challenger, uint256 amount, uint256 bounty, uint256 burned);
+    event RepFactorSet(address indexed who, uint256 repFactorMicros);
+
+    function stake(uint256 amount) external;
+    function unstake(uint256 amount) external;
+    function stakeOf(address who) external view returns (uint256);
+    function quotaUnits(address who) external view returns (uint256);
+}

@@ -1,0 +1,130 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity ^0.8.24;
+
+import {IStakeRegistry} from "./IAttestor.sol";
+
+interface IERC20 {
+    function transfer(address to, uint256 amount) external returns (bool);
+    function transferFrom(address from, address to, uint256 amount) external returns (bool);
+}
+
+interface IOpenChallenges {
+    function openChallenges(address who) external view returns (uint256);
+}
+
+interface ILastSubmission {
+    function lastSubmittedAt(address who) external view returns (uint64);
+}
+
+/// Staked GST buys quota and slashability (spec: "MVP parameters (immutable)").
+///
+/// - Minimum stake to submit: 100 GST.
+/// - quotaUnits = floor(sqrt(stake in GST) * (1 + repFactor)), computed exactly with
+///   integers, the same as xray_core::nweb::rules::quota_units.
+/// - Slash: 10 % of the stake; 50 % of it to the challenger, the rest burned (sent to
+///   0x...dEaD, since a token may refuse transfers to the zero address).
+/// - Unstaking is refused while a challenge against the address is open, and for the
+///   grace period (72 h) after its last submission, so a submitter cannot leave before
+///   challengers have had their chance.
+/// - repFactor (reputation is computed off-chain by indexers, nweb.reputation_at) may be
+///   set only by the reputation oracle fixed at deployment; with oracle 0 it stays 0.
+contract StakeRegistry is IStakeRegistry {
+    uint256 public constant MIN_STAKE = 100 ether; // 100 GST, 18 decimals
+    uint256 public constant SLASH_PERCENT = 10;
+    uint256 public constant BOUNTY_PERCENT = 50;
+    uint256 public constant GRACE = 72 hours;
+    uint256 public constant REP_FACTOR_ONE = 1_000_000; // repFactor in millionths, < 1
+    address public constant BURN = 0x000000000000000000000000000000000000dEaD;
+
+    IERC20 public immutable gst;
+    address public immutable reputationOracle;
+    address public immutable deployer;
+    address public slashRouter;
+    address public submissionRouter;
+
+    mapping(address => uint256) public stakeOf;
+    mapping(address => uint256) public repFactorMicros;
+
+    error NotAuthorized();
+    error AlreadySet();
+    error Locked(string why);
+
+    constructor(IERC20 gst_, address reputationOracle_) {
+        gst = gst_;
+        reputationOracle = reputationOracle_;
+        deployer = msg.sender;
+    }
+
+    function setRouters(address submissionRouter_, address slashRouter_) external {
+        if (msg.sender != deployer) revert NotAuthorized();
+        if (slashRouter != address(0) || submissionRouter != address(0)) revert AlreadySet();
+        require(submissionRouter_ != address(0) && slashRouter_ != address(0), "zero router");
+        submissionRouter = submissionRouter_;
+        slashRouter = slashRouter_;
+    }
+
+    function stake(uint256 amount) external {
+        require(amount > 0, "zero amount");
+        require(gst.transferFrom(msg.sender, address(this), amount), "transfer failed");
+        stakeOf[msg.sender] += amount;
+        emit Staked(msg.sender, amount, stakeOf[msg.sender]);
+    }
+
+    function unstake(uint256 amount) external {
+        require(amount > 0 && amount <= stakeOf[msg.sender], "bad amount");
+        if (IOpenChallenges(slashRouter).openChallenges(msg.sender) != 0) revert Locked("open challenge");
+        if (block.timestamp <= uint256(ILastSubmission(submissionRouter).lastSubmittedAt(msg.sender)) + GRACE) {
+            revert Locked("last submission still in grace");
+        }
+        stakeOf[msg.sender] -= amount;
+        require(gst.transfer(msg.sender, amount), "transfer failed");
+        emit Unstaked(msg.sender, amount, stakeOf[msg.sender]);
+    }
+
+    function setRepFactor(address who, uint256 micros) external {
+        if (msg.sender != reputationOracle || reputationOracle == address(0)) revert NotAuthorized();
+        require(micros < REP_FACTOR_ONE, "repFactor must be below 1");
+        repFactorMicros[who] = micros;
+        emit RepFactorSet(who, micros);
+    }
+
+    /// floor(sqrt(stake / 1e18) * (1e6 + r) / 1e6) = floor(isqrt(stake * (1e6 + r)^2) / 1e15),
+    /// because floor(sqrt(x) / d) = floor(isqrt(x) / d) for a positive integer d.
+    function quotaUnits(address who) public view returns (uint256) {
+        uint256 s = stakeOf[who];
+        if (s < MIN_STAKE) return 0;
+        uint256 a = REP_FACTOR_ONE + repFactorMicros[who];
+        return _isqrt(s * a * a) / 1e15;
+    }
+
+    /// 10 % of the stake, half to the challenger, the rest burned. Only the SlashRouter.
+    function slash(address who, address challenger) external returns (uint256 amount) {
+        if (msg.sender != slashRouter) revert NotAuthorized();
+        amount = (stakeOf[who] * SLASH_PERCENT) / 100;
+        uint256 bounty = (amount * BOUNTY_PERCENT) / 100;
+        uint256 burned = amount - bounty;
+        stakeOf[who] -= amount;
+        if (bounty > 0) require(gst.transfer(challenger, bounty), "transfer failed");
+        if (burned > 0) require(gst.transfer(BURN, burned), "transfer failed");
+        emit Slashed(who, challenger, amount, bounty, burned);
+    }
+
+    /// Integer square root (floor), Newton's method from a power-of-two start.
+    function _isqrt(uint256 x) private pure returns (uint256 r) {
+        if (x == 0) return 0;
+        uint256 xx = x;
+        r = 1;
+        if (xx >= 1 << 128) { xx >>= 128; r <<= 64; }
+        if (xx >= 1 << 64) { xx >>= 64; r <<= 32; }
+        if (xx >= 1 << 32) { xx >>= 32; r <<= 16; }
+        if (xx >= 1 << 16) { xx >>= 16; r <<= 8; }
+        if (xx >= 1 << 8) { xx >>= 8; r <<= 4; }
+        if (xx >= 1 << 4) { xx >>= 4; r <<= 2; }
+        if (xx >= 1 << 2) { r <<= 1; }
+        for (uint256 i = 0; i < 7; i++) {
+            r = (r + x / r) >> 1;
+        }
+        uint256 r1 = x / r;
+        return r < r1 ? r : r1;
+    }
+}

@@ -1,0 +1,344 @@
+//! The indexer's SQL: checkpoint, block window, attestations and rollback (design D8),
+//! plain statements on the tables of sql/xray_pg--0.2.0--0.3.0.sql.
+//!
+//! A batch is one transaction: the attestations, the hashes of its blocks and the new
+//! checkpoint commit together or not at all, so a crash anywhere loses nothing, and the
+//! unique key (chain_id, tx_hash, log_index) with ON CONFLICT DO NOTHING means a batch
+//! done twice writes nothing twice.
+
+use alloy::primitives::B256;
+use anyhow::{anyhow, Result};
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use tokio_postgres::Client;
+
+use super::abi::{addr, hex0x, Attestation};
+use super::rpc::Header;
+use crate::db::pg_error;
+
+fn pg(context: &str) -> impl Fn(tokio_postgres::Error) -> anyhow::Error + '_ {
+    move |e| anyhow!("{context}: {}", pg_error(&e))
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checkpoint {
+    pub start_block: u64,
+    /// `start_block - 1` before the first batch.
+    pub last_block: i64,
+    pub last_block_hash: Option<B256>,
+}
+
+fn parse_hash(s: &str) -> Result<B256> {
+    s.parse::<B256>()
+        .map_err(|_| anyhow!("stored block hash {s:?} is not 32 bytes of hex"))
+}
+
+/// The checkpoint of (chain, contract), created at `start_block - 1` when new.
+pub async fn checkpoint(db: &Client, chain_id: u64, contract: &str, start_block: u64) -> Result<Checkpoint> {
+    db.execute(
+        "INSERT INTO nweb.chain_checkpoints (chain_id, contract, start_block, last_block)
+         VALUES ($1, $2, $3::bigint, $3::bigint - 1) ON CONFLICT (chain_id, contract) DO NOTHING",
+        &[&(chain_id as i64), &contract, &(start_block as i64)],
+    )
+    .await
+    .map_err(pg("creating the checkpoint"))?;
+    let row = db
+        .query_one(
+            "SELECT start_block, last_block, last_block_hash FROM nweb.chain_checkpoints
+              WHERE chain_id = $1 AND contract = $2",
+            &[&(chain_id as i64), &contract],
+        )
+        .await
+        .map_err(pg("reading the checkpoint"))?;
+    let hash: Option<String> = row.get(2);
+    Ok(Checkpoint {
+        start_block: row.get::<_, i64>(0) as u64,
+        last_block: row.get(1),
+        last_block_hash: hash.as_deref().map(parse_hash).transpose()?,
+    })
+}
+
+/// Stored hashes at or below `upto`, newest first.
+pub async fn stored_blocks(db: &Client, chain_id: u64, upto: i64) -> Result<Vec<(u64, B256)>> {
+    let rows = db
+        .query(
+            "SELECT block_number, block_hash FROM nweb.chain_blocks
+              WHERE chain_id = $1 AND block_number <= $2 ORDER BY block_number DESC",
+            &[&(chain_id as i64), &upto],
+        )
+        .await
+        .map_err(pg("reading the block window"))?;
+    rows.iter()
+        .map(|r| Ok((r.get::<_, i64>(0) as u64, parse_hash(r.get::<_, &str>(1))?)))
+        .collect()
+}
+
+/// Deletes what a reorg reverted (`first_reverted` and later) and lowers the checkpoints.
+pub async fn rollback(db: &mut Client, chain_id: u64, first_reverted: u64) -> Result<u64> {
+    let tx = db.transaction().await.map_err(pg("rollback"))?;
+    let n: i64 = tx
+        .query_one(
+            "SELECT nweb.chain_rollback($1, $2)",
+            &[&(chain_id as i64), &(first_reverted as i64)],
+        )
+        .await
+        .map_err(pg("nweb.chain_rollback"))?
+        .get(0);
+    tx.commit().await.map_err(pg("committing the rollback"))?;
+    Ok(n as u64)
+}
+
+/// What one batch writes.
+#[derive(Debug, Clone)]
+pub struct Batch {
+    pub from: u64,
+    pub to: u64,
+    pub to_header: Header,
+    /// The headers of the blocks with logs, and of `to`.
+    pub headers: Vec<Header>,
+    /// In (block, log index) order.
+    pub rows: Vec<(Attestation, DateTime<Utc>)>,
+}
+
+#[derive(Debug)]
+pub enum CommitError {
+    /// Someone else moved the checkpoint (another loader on the same contract).
+    Moved {
+        expected: i64,
+        found: i64,
+    },
+    Db(anyhow::Error),
+}
+
+impl std::fmt::Display for CommitError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CommitError::Moved { expected, found } => {
+                write!(
+                    f,
+                    "the checkpoint moved from {expected} to {found} under us (another loader?)"
+                )
+            }
+            CommitError::Db(e) => write!(f, "{e:#}"),
+        }
+    }
+}
+
+fn ts(secs: u64) -> DateTime<Utc> {
+    DateTime::from_timestamp(secs.min(i64::MAX as u64) as i64, 0).unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
+
+pub fn block_time(h: &Header) -> DateTime<Utc> {
+    ts(h.timestamp)
+}
+
+/// Writes one batch in one transaction. Returns the number of new attestation rows and
+/// the number reverted because another loader had stored a now-stale block.
+pub async fn commit_batch(
+    db: &mut Client,
+    chain_id: u64,
+    contract: &str,
+    window: u64,
+    b: &Batch,
+) -> Result<(u64, u64), CommitError> {
+    let dbe = |c: &'static str| move |e: tokio_postgres::Error| CommitError::Db(anyhow!("{c}: {}", pg_error(&e)));
+    let cid = chain_id as i64;
+    let tx = db.transaction().await.map_err(dbe("batch"))?;
+    // One writer per chain at a time: rollbacks and batches of other contracts wait.
+    tx.execute(
+        "SELECT pg_advisory_xact_lock(hashtextextended('nweb.chain:' || $1::bigint, 0))",
+        &[&cid],
+    )
+    .await
+    .map_err(dbe("chain lock"))?;
+    let found: i64 = tx
+        .query_one(
+            "SELECT last_block FROM nweb.chain_checkpoints WHERE chain_id = $1 AND contract = $2 FOR UPDATE",
+            &[&cid, &contract],
+        )
+        .await
+        .map_err(dbe("checkpoint"))?
+        .get(0);
+    let expected = b.from as i64 - 1;
+    if found != expected {
+        return Err(CommitError::Moved { expected, found });
+    }
+
+    // A block another loader of this chain stored with another hash is stale now: what
+    // it indexed from there on is reverted first.
+    let nums: Vec<i64> = b.headers.iter().map(|h| h.number as i64).collect();
+    let hashes: Vec<String> = b.headers.iter().map(|h| hex0x(h.hash.as_slice())).collect();
+    let stale: Option<i64> = tx
+        .query_one(
+            "SELECT min(c.block_number) FROM nweb.chain_blocks AS c
+               JOIN unnest($2::bigint[], $3::text[]) AS n(num, hash) ON c.block_number = n.num
+              WHERE c.chain_id = $1 AND c.block_hash <> n.hash",
+            &[&cid, &nums, &hashes],
+        )
+        .await
+        .map_err(dbe("block window"))?
+        .get(0);
+    let mut reverted = 0u64;
+    if let Some(s) = stale {
+        let n: i64 = tx
+            .query_one("SELECT nweb.chain_rollback($1, $2)", &[&cid, &s])
+            .await
+            .map_err(dbe("nweb.chain_rollback"))?
+            .get(0);
+        reverted = n as u64;
+        tracing::warn!(
+            chain_id,
+            block = s,
+            reverted,
+            "a block stored by another loader is no longer canonical; rolled back"
+        );
+    }
+
+    let mut kinds = Vec::new();
+    let mut txs = Vec::new();
+    let mut idx: Vec<i32> = Vec::new();
+    let mut bns: Vec<i64> = Vec::new();
+    let mut bhs = Vec::new();
+    let mut bts: Vec<DateTime<Utc>> = Vec::new();
+    let mut uids = Vec::new();
+    let mut atts = Vec::new();
+    let mut payloads: Vec<Value> = Vec::new();
+    for (a, t) in &b.rows {
+        kinds.push(a.kind.to_string());
+        txs.push(hex0x(a.tx_hash.as_slice()));
+        idx.push(
+            i32::try_from(a.log_index).map_err(|_| CommitError::Db(anyhow!("log index {} too big", a.log_index)))?,
+        );
+        bns.push(a.block_number as i64);
+        bhs.push(hex0x(a.block_hash.as_slice()));
+        bts.push(*t);
+        uids.push(hex0x(a.uid.as_slice()));
+        atts.push(addr(&a.attester));
+        payloads.push(a.payload.clone());
+    }
+    let added = tx
+        .execute(
+            "INSERT INTO nweb.attestations
+                    (kind, chain_id, tx_hash, log_index, block_number, block_hash, block_time, uid, attester, payload)
+             SELECT x.kind, $1, x.tx_hash, x.log_index, x.block_number, x.block_hash, x.block_time, x.uid, x.attester, x.payload
+               FROM unnest($2::text[], $3::text[], $4::int4[], $5::int8[], $6::text[], $7::timestamptz[],
+                           $8::text[], $9::text[], $10::jsonb[])
+                    WITH ORDINALITY AS x(kind, tx_hash, log_index, block_number, block_hash, block_time, uid, attester, payload, n)
+              ORDER BY x.n
+             ON CONFLICT (chain_id, tx_hash, log_index) DO NOTHING",
+            &[&cid, &kinds, &txs, &idx, &bns, &bhs, &bts, &uids, &atts, &payloads],
+        )
+        .await
+        .map_err(dbe("inserting attestations"))?;
+
+    let parents: Vec<String> = b.headers.iter().map(|h| hex0x(h.parent_hash.as_slice())).collect();
+    let times: Vec<DateTime<Utc>> = b.headers.iter().map(block_time).collect();
+    tx.execute(
+        "INSERT INTO nweb.chain_blocks (chain_id, block_number, block_hash, parent_hash, block_time)
+         SELECT $1, n.num, n.hash, n.parent, n.t FROM unnest($2::bigint[], $3::text[], $4::text[], $5::timestamptz[]) AS n(num, hash, parent, t)
+         ON CONFLICT (chain_id, block_number) DO UPDATE
+            SET block_hash = EXCLUDED.block_hash, parent_hash = EXCLUDED.parent_hash, block_time = EXCLUDED.block_time",
+        &[&cid, &nums, &hashes, &parents, &times],
+    )
+    .await
+    .map_err(dbe("storing block hashes"))?;
+    tx.execute(
+        "UPDATE nweb.chain_checkpoints SET last_block = $3, last_block_hash = $4, updated_at = now()
+          WHERE chain_id = $1 AND contract = $2",
+        &[&cid, &contract, &(b.to as i64), &hex0x(b.to_header.hash.as_slice())],
+    )
+    .await
+    .map_err(dbe("checkpoint"))?;
+    // Keep the window below the lowest checkpoint of the chain.
+    tx.execute(
+        "DELETE FROM nweb.chain_blocks
+          WHERE chain_id = $1
+            AND block_number < (SELECT min(c.last_block) FROM nweb.chain_checkpoints AS c WHERE c.chain_id = $1) - $2",
+        &[&cid, &(window as i64)],
+    )
+    .await
+    .map_err(dbe("pruning the block window"))?;
+    tx.commit().await.map_err(dbe("commit"))?;
+    Ok((added, reverted))
+}
+
+/// Bundles the indexer should fetch: attested on this chain and never checked, or found
+/// unavailable longer ago than `retry_after`. Never-checked first.
+pub async fn pending_bundles(db: &Client, chain_id: u64, retry_after_secs: u64, limit: u32) -> Result<Vec<String>> {
+    let rows = db
+        .query(
+            "SELECT s.cid FROM (SELECT DISTINCT a.cid FROM nweb.attestations AS a
+                                 WHERE a.kind = 'ScanSubmission' AND a.cid IS NOT NULL AND a.chain_id = $1) AS s
+               LEFT JOIN nweb.bundles AS b ON b.cid = s.cid
+              WHERE b.cid IS NULL
+                 OR (b.reason = 'CID_UNAVAILABLE' AND b.checked_at < now() - make_interval(secs => $2::double precision))
+              ORDER BY b.checked_at NULLS FIRST, s.cid
+              LIMIT $3",
+            &[&(chain_id as i64), &(retry_after_secs as f64), &(limit as i64)],
+        )
+        .await
+        .map_err(pg("reading pending bundles"))?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
+/// A bundle's verdict as nweb.bundles has it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdict {
+    pub status: String,
+    pub reason: Option<String>,
+    pub reason_detail: Option<String>,
+}
+
+fn verdict(row: &tokio_postgres::Row) -> Verdict {
+    Verdict {
+        status: row.get(0),
+        reason: row.get(1),
+        reason_detail: row.get(2),
+    }
+}
+
+/// `nweb.ingest_car`: the database verifies the CAR again and records the verdict.
+pub async fn ingest_car(db: &Client, car: &[u8], cid: &str) -> Result<Verdict> {
+    let row = db
+        .query_one(
+            "SELECT status::text, reason::text, reason_detail::text FROM nweb.ingest_car($1, $2)",
+            &[&car, &cid],
+        )
+        .await
+        .map_err(pg("nweb.ingest_car"))?;
+    Ok(verdict(&row))
+}
+
+/// A complete, intact DAG that is not a bundle directory: recorded as a bundle without a
+/// manifest (FORMAT_INVALID), which is what it is.
+pub async fn ingest_not_a_directory(db: &Client, cid: &str) -> Result<Verdict> {
+    let row = db
+        .query_one(
+            "SELECT status::text, reason::text, reason_detail::text
+               FROM nweb.ingest_bundle($1, NULL::jsonb, NULL::text, '{}'::jsonb)",
+            &[&cid],
+        )
+        .await
+        .map_err(pg("nweb.ingest_bundle"))?;
+    Ok(verdict(&row))
+}
+
+pub async fn mark_unavailable(db: &Client, cid: &str, detail: &str) -> Result<Verdict> {
+    let row = db
+        .query_one(
+            "SELECT status::text, reason::text, reason_detail::text FROM nweb.mark_unavailable($1, $2)",
+            &[&cid, &detail],
+        )
+        .await
+        .map_err(pg("nweb.mark_unavailable"))?;
+    Ok(verdict(&row))
+}
+
+/// Records a fetch outcome: the verified CAR through nweb.ingest_car, else unavailable.
+pub async fn record_fetch(db: &Client, cid: &str, fetched: &crate::ipfs::Fetched) -> Result<Verdict> {
+    match &fetched.car {
+        Some(v) if v.content_error.is_none() => ingest_car(db, &v.bytes, cid).await,
+        Some(_) => ingest_not_a_directory(db, cid).await,
+        None => mark_unavailable(db, cid, &fetched.failure_detail()).await,
+    }
+}

@@ -1,0 +1,183 @@
+//! Transactions of the slasher: an AvailabilityCheck attestation and a Challenge, signed
+//! with a key from alloy's encrypted JSON keystore (eth-keystore, scrypt + AES-128-CTR).
+//!
+//! The password comes from `slasher.password_file` or `$XRAY_KEYSTORE_PASSWORD`. It is
+//! never logged or put into an error message, and its bytes are zeroed after use.
+
+use std::path::Path;
+
+use alloy::network::{EthereumWallet, TransactionBuilder};
+use alloy::primitives::{Address, Bytes, FixedBytes, B256};
+use alloy::providers::{Provider, ProviderBuilder};
+use alloy::rpc::client::RpcClient;
+use alloy::rpc::types::TransactionRequest;
+use alloy::signers::local::PrivateKeySigner;
+use alloy::sol_types::SolCall;
+use alloy::transports::http::Http;
+use anyhow::{anyhow, bail, Context, Result};
+
+use super::abi::{self, IAttestor, ISlashRouter, ISubmissionRouter};
+use super::config::{redact, ChainConfig, SlasherConfig};
+use super::rpc::{scrub_url, with_sources};
+
+pub const PASSWORD_ENV: &str = "XRAY_KEYSTORE_PASSWORD";
+
+/// Opens the keystore. Errors name the file, never the password.
+pub fn open_keystore(cfg: &SlasherConfig) -> Result<Option<PrivateKeySigner>> {
+    let Some(path) = &cfg.keystore else {
+        return Ok(None);
+    };
+    let mut password: Vec<u8> = match &cfg.password_file {
+        Some(f) => {
+            let mut b =
+                std::fs::read(f).with_context(|| format!("cannot read slasher.password_file {}", f.display()))?;
+            while matches!(b.last(), Some(b'\n' | b'\r')) {
+                b.pop();
+            }
+            b
+        }
+        None => match std::env::var_os(PASSWORD_ENV) {
+            Some(v) => v.into_encoded_bytes(),
+            None => bail!(
+                "slasher.keystore {} needs a password: set slasher.password_file or ${PASSWORD_ENV}",
+                path.display()
+            ),
+        },
+    };
+    let opened = PrivateKeySigner::decrypt_keystore(path, &password);
+    password.fill(0);
+    let signer = opened.map_err(|e| anyhow!("cannot open the keystore {}: {e}", path_text(path)))?;
+    tracing::info!(address = %abi::addr(&signer.address()), keystore = %path_text(path), "keystore opened");
+    Ok(Some(signer))
+}
+
+fn path_text(p: &Path) -> String {
+    p.display().to_string()
+}
+
+/// The slasher's view of the contracts, read and write.
+pub struct Writer {
+    provider: alloy::providers::DynProvider,
+    pub from: Address,
+    attestor: Address,
+    slash_router: Address,
+    url: url::Url,
+    shown: String,
+}
+
+impl Writer {
+    pub fn new(chain: &ChainConfig, signer: PrivateKeySigner) -> Result<Writer> {
+        let slash_router = chain
+            .slash_router
+            .ok_or_else(|| anyhow!("challenges need chain.slash_router in the configuration"))?;
+        let client = reqwest::Client::builder()
+            .timeout(chain.request_timeout)
+            .build()
+            .map_err(|e| anyhow!("cannot build the HTTP client: {}", e.without_url()))?;
+        let http = Http::with_client(client, chain.rpc_url.clone());
+        let local = http.guess_local();
+        let from = signer.address();
+        // Nonces are asked for each time: a refused transaction must not skip one.
+        let provider = ProviderBuilder::new()
+            .disable_recommended_fillers()
+            .with_gas_estimation()
+            .with_simple_nonce_management()
+            .fetch_chain_id()
+            .wallet(EthereumWallet::from(signer))
+            .connect_client(RpcClient::new(http, local))
+            .erased();
+        Ok(Writer {
+            provider,
+            from,
+            attestor: chain.attestor,
+            slash_router,
+            url: chain.rpc_url.clone(),
+            shown: redact(&chain.rpc_url),
+        })
+    }
+
+    fn err(&self, what: &str, e: impl std::error::Error) -> anyhow::Error {
+        anyhow!(
+            "{what}: {}",
+            scrub_url(&with_sources(&e).replace('\n', " "), &self.url, &self.shown)
+        )
+    }
+
+    async fn view<C: SolCall>(&self, to: Address, call: C) -> Result<C::Return> {
+        let tx = TransactionRequest::default()
+            .with_to(to)
+            .with_input(Bytes::from(call.abi_encode()));
+        let out = self.provider.call(tx).await.map_err(|e| self.err(C::SIGNATURE, e))?;
+        C::abi_decode_returns(&out).map_err(|e| self.err(C::SIGNATURE, e))
+    }
+
+    /// Sends and waits for the receipt; a revert is an error naming the call.
+    async fn send<C: SolCall>(&self, to: Address, call: C) -> Result<B256> {
+        let tx = TransactionRequest::default()
+            .with_from(self.from)
+            .with_to(to)
+            .with_input(Bytes::from(call.abi_encode()));
+        let pending = self
+            .provider
+            .send_transaction(tx)
+            .await
+            .map_err(|e| self.err(C::SIGNATURE, e))?;
+        let receipt = pending.get_receipt().await.map_err(|e| self.err(C::SIGNATURE, e))?;
+        if !receipt.status() {
+            bail!("{}: transaction {} reverted", C::SIGNATURE, receipt.transaction_hash);
+        }
+        Ok(receipt.transaction_hash)
+    }
+
+    /// The open challenge of a CID, if any.
+    pub async fn open_challenge(&self, cid: &str) -> Result<Option<B256>> {
+        let id = self
+            .view(
+                self.slash_router,
+                ISlashRouter::openChallengeOfCall { cid: cid.to_string() },
+            )
+            .await?;
+        Ok((id != B256::ZERO).then_some(id))
+    }
+
+    /// Whether the CID was submitted through the SubmissionRouter the SlashRouter uses.
+    pub async fn submitted(&self, cid: &str) -> Result<bool> {
+        let router: Address = self
+            .view(self.slash_router, SlashRouterView::submissionsCall {})
+            .await?;
+        let first = self
+            .view(router, ISubmissionRouter::firstSubmissionCall { cid: cid.to_string() })
+            .await?;
+        Ok(first.submitter != Address::ZERO)
+    }
+
+    pub async fn attest_unavailable(&self, check: IAttestor::AvailabilityCheck) -> Result<B256> {
+        self.send(self.attestor, IAttestor::attestAvailabilityCall { check })
+            .await
+    }
+
+    pub async fn challenge(&self, job_id: B256, cid: &str, reason: &str, evidence_cid: &str) -> Result<B256> {
+        self.send(
+            self.slash_router,
+            ISlashRouter::challengeCall {
+                jobId: job_id,
+                cid: cid.to_string(),
+                reasonCode: abi::reason_code(reason),
+                evidenceCid: evidence_cid.to_string(),
+            },
+        )
+        .await
+    }
+}
+
+alloy::sol! {
+    /// The public getter of SlashRouter (contracts/src/SlashRouter.sol) the slasher reads.
+    interface SlashRouterView {
+        function submissions() external view returns (address);
+    }
+}
+
+/// bytes32 from `0x` + 64 hex digits (a jobId from the database); zero otherwise.
+pub fn b256_or_zero(s: Option<&str>) -> FixedBytes<32> {
+    s.and_then(|t| t.parse::<B256>().ok()).unwrap_or(B256::ZERO)
+}

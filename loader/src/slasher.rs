@@ -1,0 +1,341 @@
+//! `xray-loader check`: the slasher (spec flow 2, "Challenge").
+//!
+//! For every CID to check: each gateway gets the liveness probe (`bafkqaaa`), the cache
+//! check (`only-if-cached`) and a full CAR fetch verified block by block; Kubo is tried
+//! as well. The local CAR directory is not: a copy here proves nothing about the network.
+//! A CID is available when at least one source served the whole DAG intact; its content
+//! is then judged by nweb.ingest_car (manifest, Merkle root against the attested one,
+//! artifact hashes). One row goes into nweb.availability_checks per CID.
+//!
+//! With a keystore, a CID that failed `slasher.challenge_after` checks in a row and has
+//! no open challenge gets an on-chain AvailabilityCheck(available = false) when it is
+//! unavailable, then a Challenge with its reason code.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use alloy::primitives::B256;
+use anyhow::{anyhow, bail, Context, Result};
+use chrono::Utc;
+use serde_json::Value;
+use tokio_postgres::Client;
+use xray_core::nweb::Cid;
+
+use crate::chain::abi::{addr, hex0x, IAttestor};
+use crate::chain::config::NwebConfig;
+use crate::chain::store;
+use crate::chain::writer::{self, Writer};
+use crate::db::{self, pg_error};
+use crate::ipfs::Sources;
+
+/// `xray-loader check`.
+#[derive(Debug, clap::Args)]
+pub struct CheckArgs {
+    /// nweb configuration (TOML with [ipfs], and [chain] and [slasher] to file challenges).
+    #[arg(long)]
+    pub config: PathBuf,
+    /// Check this CID (repeatable); default: attested CIDs not checked for slasher.recheck_secs.
+    #[arg(long = "cid", value_name = "CID")]
+    pub cids: Vec<String>,
+    /// Record only; file no challenge even with a keystore.
+    #[arg(long)]
+    pub no_challenge: bool,
+    /// At most this many CIDs (default slasher.max_cids_per_run).
+    #[arg(long)]
+    pub limit: Option<u32>,
+}
+
+pub async fn run_check(args: CheckArgs, cli_db: Option<String>) -> Result<ExitCode> {
+    let cfg = NwebConfig::load(&args.config)?;
+    let url = crate::chain::database_url(cli_db, &cfg);
+    let opts = CheckOptions {
+        cids: args.cids,
+        challenge: !args.no_challenge,
+        limit: args.limit,
+    };
+    check(&cfg, &url, &opts).await
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct CheckOptions {
+    /// Check these CIDs; default: the attested ones not probed for `slasher.recheck_secs`.
+    pub cids: Vec<String>,
+    /// File challenges when a keystore is configured.
+    pub challenge: bool,
+    pub limit: Option<u32>,
+}
+
+/// What one check found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    pub cid: String,
+    pub available: bool,
+    pub reason: Option<String>,
+    pub detail: Option<String>,
+    pub ok: usize,
+    pub attempts: usize,
+}
+
+impl Finding {
+    pub fn state(&self) -> &'static str {
+        match (self.available, &self.reason) {
+            (true, None) => "available",
+            (true, Some(_)) => "invalid",
+            (false, _) => "unavailable",
+        }
+    }
+}
+
+async fn cids_to_check(db: &Client, recheck_secs: u64, limit: u32) -> Result<Vec<String>> {
+    let rows = db
+        .query(
+            "SELECT s.cid
+               FROM (SELECT DISTINCT a.cid FROM nweb.attestations AS a
+                      WHERE a.kind = 'ScanSubmission' AND a.cid IS NOT NULL) AS s
+               LEFT JOIN LATERAL (SELECT max(c.checked_at) AS last FROM nweb.availability_checks AS c
+                                   WHERE c.cid = s.cid) AS l ON true
+              WHERE l.last IS NULL OR l.last < now() - make_interval(secs => $1::double precision)
+              ORDER BY l.last NULLS FIRST, s.cid
+              LIMIT $2",
+            &[&(recheck_secs as f64), &(limit as i64)],
+        )
+        .await
+        .map_err(|e| anyhow!("reading the CIDs to check: {}", pg_error(&e)))?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
+/// Failed checks in a row before this one (newest first, up to `n`).
+async fn failures_in_a_row(db: &Client, cid: &str, n: u32) -> Result<u32> {
+    let rows = db
+        .query(
+            "SELECT reason IS NOT NULL FROM nweb.availability_checks WHERE cid = $1 ORDER BY check_id DESC LIMIT $2",
+            &[&cid, &(n as i64)],
+        )
+        .await
+        .map_err(|e| anyhow!("reading earlier checks: {}", pg_error(&e)))?;
+    Ok(rows.iter().take_while(|r| r.get::<_, bool>(0)).count() as u32)
+}
+
+async fn job_id(db: &Client, cid: &str) -> Result<B256> {
+    let row = db
+        .query_opt(
+            "SELECT a.payload ->> 'jobId' FROM nweb.attestations AS a
+              WHERE a.kind = 'ScanSubmission' AND a.cid = $1 ORDER BY a.block_time, a.attestation_id LIMIT 1",
+            &[&cid],
+        )
+        .await
+        .map_err(|e| anyhow!("reading the submission: {}", pg_error(&e)))?;
+    Ok(writer::b256_or_zero(
+        row.as_ref().and_then(|r| r.get::<_, Option<&str>>(0)),
+    ))
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn record(
+    db: &Client,
+    f: &Finding,
+    digest: &[u8; 32],
+    checked_at: chrono::DateTime<Utc>,
+    probes: &Value,
+    checker: Option<String>,
+    attestation_tx: Option<String>,
+    challenge_tx: Option<String>,
+) -> Result<()> {
+    db.execute(
+        "INSERT INTO nweb.availability_checks
+                (cid, available, attempts, gateways_ok, fetch_digest, checked_at, reason, reason_detail, probes,
+                 checker, attestation_tx, challenge_tx)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+        &[
+            &f.cid,
+            &f.available,
+            &(f.attempts.min(255) as i16),
+            &(f.ok.min(255) as i16),
+            &hex0x(digest),
+            &checked_at,
+            &f.reason,
+            &f.detail,
+            probes,
+            &checker,
+            &attestation_tx,
+            &challenge_tx,
+        ],
+    )
+    .await
+    .map_err(|e| anyhow!("recording the check: {}", pg_error(&e)))?;
+    Ok(())
+}
+
+pub async fn check(cfg: &NwebConfig, db_url: &str, opts: &CheckOptions) -> Result<ExitCode> {
+    let sources = Sources::new(&cfg.ipfs)?;
+    if !sources.has_network() {
+        bail!("nothing to probe with: configure ipfs.gateways or ipfs.kubo_api");
+    }
+    // Explicit CIDs are checked before anything else happens.
+    let mut explicit = Vec::new();
+    for c in &opts.cids {
+        let cid: Cid = c.trim().parse().map_err(|e| anyhow!("--cid {c:?} is not a CID: {e}"))?;
+        explicit.push(cid.to_string());
+    }
+    let writer = if opts.challenge {
+        match writer::open_keystore(&cfg.slasher)? {
+            Some(signer) => Some(Writer::new(cfg.chain()?, signer)?),
+            None => None,
+        }
+    } else {
+        None
+    };
+    let db = db::connect(db_url).await?;
+    let cids = if explicit.is_empty() {
+        cids_to_check(
+            &db,
+            cfg.slasher.recheck.as_secs(),
+            opts.limit.unwrap_or(cfg.slasher.max_cids_per_run),
+        )
+        .await?
+    } else {
+        explicit
+    };
+    let mut failed = false;
+    let mut stdout = std::io::stdout().lock();
+    for cid_text in cids {
+        match check_one(&db, &sources, writer.as_ref(), cfg.slasher.challenge_after, &cid_text).await {
+            Ok((f, chal)) => {
+                let mut line = format!(
+                    "{}\t{}\t{}\tok={}/{}",
+                    f.cid,
+                    f.state(),
+                    f.reason.as_deref().unwrap_or("-"),
+                    f.ok,
+                    f.attempts
+                );
+                match chal {
+                    ChallengeOutcome::Filed(tx) => line.push_str(&format!("\tchallenged {tx}")),
+                    ChallengeOutcome::Skipped(why) => line.push_str(&format!("\tnot challenged: {why}")),
+                    ChallengeOutcome::Failed(e) => {
+                        crate::fail(format!("{}: challenge failed: {e:#}", f.cid));
+                        failed = true;
+                    }
+                    ChallengeOutcome::None => {}
+                }
+                writeln!(stdout, "{line}").context("cannot write to stdout")?;
+                stdout.flush().ok();
+            }
+            Err(e) => {
+                crate::fail(format!("{cid_text}: {e:#}"));
+                failed = true;
+            }
+        }
+    }
+    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+enum ChallengeOutcome {
+    None,
+    Filed(B256),
+    Skipped(String),
+    Failed(anyhow::Error),
+}
+
+async fn check_one(
+    db: &Client,
+    sources: &Sources,
+    writer: Option<&Writer>,
+    challenge_after: u32,
+    cid_text: &str,
+) -> Result<(Finding, ChallengeOutcome)> {
+    let cid: Cid = cid_text.parse().map_err(|e| anyhow!("not a CID: {e}"))?;
+    let fetched = sources.probe(&cid).await;
+    let checked_at = Utc::now();
+    let verdict = store::record_fetch(db, cid_text, &fetched).await?;
+    let mut f = Finding {
+        cid: cid_text.to_string(),
+        available: fetched.car.is_some(),
+        reason: None,
+        detail: None,
+        ok: fetched.ok_count(),
+        attempts: fetched.attempts.len(),
+    };
+    if fetched.car.is_none() {
+        f.reason = Some("CID_UNAVAILABLE".into());
+        f.detail = Some(fetched.failure_detail());
+    } else if verdict.status != "verified" && verdict.reason.as_deref() != Some("CID_UNAVAILABLE") {
+        f.reason = verdict.reason.clone();
+        f.detail = verdict.reason_detail.clone();
+    }
+    let digest = fetched.car.as_ref().map_or([0u8; 32], |c| c.digest);
+    let probes = serde_json::to_value(&fetched.attempts)?;
+
+    let mut outcome = ChallengeOutcome::None;
+    let (mut att_tx, mut chal_tx) = (None, None);
+    if let (Some(w), Some(reason)) = (writer, f.reason.clone()) {
+        let before = failures_in_a_row(db, cid_text, challenge_after).await?;
+        outcome = if before + 1 < challenge_after {
+            ChallengeOutcome::Skipped(format!("{} of {challenge_after} failed checks in a row", before + 1))
+        } else {
+            match file(db, w, &f, &reason, &digest, checked_at).await {
+                Ok(Filed::Done { attestation, challenge }) => {
+                    att_tx = attestation.map(|t| hex0x(t.as_slice()));
+                    chal_tx = Some(hex0x(challenge.as_slice()));
+                    ChallengeOutcome::Filed(challenge)
+                }
+                Ok(Filed::Skip(why)) => ChallengeOutcome::Skipped(why),
+                Err(e) => ChallengeOutcome::Failed(e),
+            }
+        };
+    }
+    record(
+        db,
+        &f,
+        &digest,
+        checked_at,
+        &probes,
+        writer.map(|w| addr(&w.from)),
+        att_tx,
+        chal_tx,
+    )
+    .await?;
+    tracing::info!(cid = %f.cid, state = f.state(), reason = ?f.reason, ok = f.ok, attempts = f.attempts, "checked");
+    Ok((f, outcome))
+}
+
+enum Filed {
+    Done { attestation: Option<B256>, challenge: B256 },
+    Skip(String),
+}
+
+async fn file(
+    db: &Client,
+    w: &Writer,
+    f: &Finding,
+    reason: &str,
+    digest: &[u8; 32],
+    checked_at: chrono::DateTime<Utc>,
+) -> Result<Filed> {
+    if let Some(open) = w.open_challenge(&f.cid).await? {
+        return Ok(Filed::Skip(format!("challenge {open} is open")));
+    }
+    if !w.submitted(&f.cid).await? {
+        return Ok(Filed::Skip(
+            "not submitted through this SlashRouter's SubmissionRouter".into(),
+        ));
+    }
+    let attestation = if reason == "CID_UNAVAILABLE" {
+        let check = IAttestor::AvailabilityCheck {
+            cid: f.cid.clone(),
+            available: false,
+            attempts: f.attempts.min(255) as u8,
+            gatewaysOk: f.ok.min(255) as u8,
+            fetchDigest: B256::from(*digest),
+            checkedAt: checked_at.timestamp().max(0) as u64,
+        };
+        Some(w.attest_unavailable(check).await?)
+    } else {
+        None
+    };
+    let job = job_id(db, &f.cid).await?;
+    let challenge = w.challenge(job, &f.cid, reason, "").await?;
+    tracing::warn!(cid = %f.cid, reason, tx = %challenge, "challenge filed");
+    Ok(Filed::Done { attestation, challenge })
+}
