@@ -16,9 +16,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use tokio_postgres::{Client, NoTls};
 use xray_core::nweb::bundle::{self, BundleInput, Status};
 use xray_core::nweb::{car, merkle, unixfs, Cid};
+use xray_tests::{admin_url, connect, db_url};
 
 /// The loader kills nmap after this; the test kills the loader a little later.
 const NMAP_TIMEOUT_SECS: u64 = 120;
@@ -571,35 +571,8 @@ fn out_of_scope_and_denied_targets_are_refused_before_any_scan() {
 // --ingest, against a fresh database (as tests/src/lib.rs makes them).
 // ---------------------------------------------------------------------------------
 
-fn admin_url() -> String {
-    std::env::var("DATABASE_URL").unwrap_or_else(|_| "host=/var/run/postgresql dbname=postgres".to_string())
-}
 
-async fn connect(url: &str) -> Client {
-    let (client, conn) = tokio_postgres::connect(url, NoTls)
-        .await
-        .unwrap_or_else(|e| panic!("cannot connect to PostgreSQL: {e}; run scripts/setup.sh"));
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    client
-}
 
-fn db_url(name: &str) -> String {
-    let base = admin_url();
-    if let Some(i) = base.find("://") {
-        let (head, tail) = base.split_at(i + 3);
-        let (authority, rest) = tail.split_once('/').unwrap_or((tail, ""));
-        let params = rest.split_once('?').map(|(_, p)| format!("?{p}")).unwrap_or_default();
-        format!("{head}{authority}/{name}{params}")
-    } else {
-        let kept: Vec<&str> = base
-            .split_whitespace()
-            .filter(|kv| !kv.starts_with("dbname="))
-            .collect();
-        format!("{} dbname={name}", kept.join(" "))
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn collect_ingest_loads_a_verified_bundle() {

@@ -1,44 +1,15 @@
 //! End to end against a real PostgreSQL with the `xray_pg` extension
-//! installed (scripts/setup.sh). Ignored by default; run with
-//! `cargo test -p xray_loader --test db -- --ignored`. The server is taken
-//! from `DATABASE_URL` (default: the local socket); each test creates and
-//! drops its own database.
+//! installed (scripts/setup.sh). The server is taken from `DATABASE_URL`
+//! (default: the local socket); each test creates and drops its own database.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use serde_json::Value;
-use tokio_postgres::{Client, NoTls};
+use xray_tests::{admin_url, connect, db_url};
 
-fn admin_url() -> String {
-    std::env::var("DATABASE_URL").unwrap_or_else(|_| "host=/var/run/postgresql dbname=postgres".to_string())
-}
 
-async fn connect(url: &str) -> Client {
-    let (client, conn) = tokio_postgres::connect(url, NoTls)
-        .await
-        .unwrap_or_else(|e| panic!("cannot connect to PostgreSQL: {e}"));
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    client
-}
 
-fn db_url(name: &str) -> String {
-    let base = admin_url();
-    if let Some(i) = base.find("://") {
-        let (head, tail) = base.split_at(i + 3);
-        let (authority, rest) = tail.split_once('/').unwrap_or((tail, ""));
-        let params = rest.split_once('?').map(|(_, p)| format!("?{p}")).unwrap_or_default();
-        format!("{head}{authority}/{name}{params}")
-    } else {
-        let kept: Vec<&str> = base
-            .split_whitespace()
-            .filter(|kv| !kv.starts_with("dbname="))
-            .collect();
-        format!("{} dbname={name}", kept.join(" "))
-    }
-}
 
 struct TestDb {
     name: String,
@@ -94,7 +65,6 @@ fn stdout(o: &Output) -> String {
 }
 
 #[tokio::test]
-#[ignore = "needs PostgreSQL with xray_pg (scripts/setup.sh)"]
 async fn ingest_twice_then_list_events() {
     let db = TestDb::new().await;
     let file = fixtures().join("loader/payload-1.2.minimal.json");
@@ -148,7 +118,6 @@ async fn ingest_twice_then_list_events() {
 }
 
 #[tokio::test]
-#[ignore = "needs PostgreSQL with xray_pg (scripts/setup.sh)"]
 async fn scan_with_recorded_tools_ingests_its_payload() {
     let db = TestDb::new().await;
     let dir = std::env::temp_dir().join(format!("xray-loader-db-{}", std::process::id()));

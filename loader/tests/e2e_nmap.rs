@@ -31,30 +31,13 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use tokio_postgres::NoTls;
+use xray_tests::{admin_url, db_url};
 
 const DOMAIN: &str = "watchtower.test";
 /// One loader run: nmap's own timeout in the demo configuration is 300 s.
 const SCAN_LIMIT: Duration = Duration::from_secs(420);
 
-fn admin_url() -> String {
-    std::env::var("DATABASE_URL").unwrap_or_else(|_| "host=/var/run/postgresql dbname=postgres".to_string())
-}
 
-fn db_url(name: &str) -> String {
-    let base = admin_url();
-    if let Some(i) = base.find("://") {
-        let (head, tail) = base.split_at(i + 3);
-        let (authority, rest) = tail.split_once('/').unwrap_or((tail, ""));
-        let params = rest.split_once('?').map(|(_, p)| format!("?{p}")).unwrap_or_default();
-        format!("{head}{authority}/{name}{params}")
-    } else {
-        let kept: Vec<&str> = base
-            .split_whitespace()
-            .filter(|kv| !kv.starts_with("dbname="))
-            .collect();
-        format!("{} dbname={name}", kept.join(" "))
-    }
-}
 
 /// A fresh database with the extension, dropped when the test ends (also on panic).
 struct TestDb {

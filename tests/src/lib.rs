@@ -51,7 +51,7 @@ impl TestDb {
     }
 }
 
-fn db_url(name: &str) -> String {
+pub fn db_url(name: &str) -> String {
     let base = admin_url();
     if base.contains("://") {
         // postgres://user@host/db?params → swap the path

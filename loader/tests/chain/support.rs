@@ -14,9 +14,10 @@ use alloy::rpc::types::{TransactionReceipt, TransactionRequest};
 use alloy::signers::local::PrivateKeySigner;
 use alloy::sol_types::{SolCall, SolValue};
 use serde_json::{json, Value};
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 use xray_core::nweb::bundle::sha256_hex;
 use xray_core::nweb::{car, merkle, unixfs, Cid};
+pub use xray_tests::{admin_url, connect, db_url};
 
 alloy::sol!("../contracts/src/IAttestor.sol");
 
@@ -489,35 +490,8 @@ pub fn corrupt_one_leaf(b: &Bundle) -> (Vec<u8>, Cid) {
 // Database
 // ---------------------------------------------------------------------------
 
-pub fn admin_url() -> String {
-    std::env::var("DATABASE_URL").unwrap_or_else(|_| "host=/var/run/postgresql dbname=postgres".to_string())
-}
 
-pub async fn connect(url: &str) -> Client {
-    let (client, conn) = tokio_postgres::connect(url, NoTls)
-        .await
-        .unwrap_or_else(|e| panic!("cannot connect to PostgreSQL: {e}; run scripts/setup.sh"));
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    client
-}
 
-fn db_url(name: &str) -> String {
-    let base = admin_url();
-    if let Some(i) = base.find("://") {
-        let (head, tail) = base.split_at(i + 3);
-        let (authority, rest) = tail.split_once('/').unwrap_or((tail, ""));
-        let params = rest.split_once('?').map(|(_, p)| format!("?{p}")).unwrap_or_default();
-        format!("{head}{authority}/{name}{params}")
-    } else {
-        let kept: Vec<&str> = base
-            .split_whitespace()
-            .filter(|kv| !kv.starts_with("dbname="))
-            .collect();
-        format!("{} dbname={name}", kept.join(" "))
-    }
-}
 
 pub struct TestDb {
     pub name: String,
