@@ -118,13 +118,13 @@ fn start_perf(p: &Profiler, pid: i32) -> Option<(Child, std::path::PathBuf)> {
 const COMPONENTS: &[(&str, &str)] = &[
     (
         "xray_pg::ingest::record_inventory",
-        "xray.record_inventory($payload_text::jsonb) (0.2.0)",
+        "xray.record_inventory($payload_text::jsonb) (since 0.2.0)",
     ),
     (
         "xray_pg::ingest::authorize_and_load_config",
-        "tenant check and configuration (0.2.0)",
+        "tenant check and configuration (since 0.2.0)",
     ),
-    ("xray_pg::ingest::notify", "NOTIFY (0.2.0)"),
+    ("xray_pg::ingest::notify", "NOTIFY (since 0.2.0)"),
     ("xray_pg::ingest::lock_tenant", "tenant advisory lock"),
     (
         "xray_pg::ingest::apply",
