@@ -119,6 +119,55 @@ pub(crate) fn parse_payload(v: &Value) -> ScanPayload {
     ScanPayload::from_value(v).unwrap_or_else(|e| raise_contract(&e))
 }
 
+/// The trigger row's `payload` datum, untouched. Binding it to SPI statements
+/// as jsonb costs nothing, where a text parameter would make PostgreSQL parse
+/// the whole payload again for every statement that uses it.
+#[derive(Clone, Copy)]
+struct RawJsonb(pg_sys::Datum);
+
+impl FromDatum for RawJsonb {
+    unsafe fn from_polymorphic_datum(datum: pg_sys::Datum, is_null: bool, _: pg_sys::Oid) -> Option<Self> {
+        (!is_null).then_some(RawJsonb(datum))
+    }
+}
+
+// SAFETY: a RawJsonb is the datum itself; nothing is dereferenced here.
+unsafe impl pgrx::datum::UnboxDatum for RawJsonb {
+    type As<'src> = RawJsonb;
+    unsafe fn unbox<'src>(datum: pgrx::datum::Datum<'src>) -> Self::As<'src>
+    where
+        Self: 'src,
+    {
+        RawJsonb(datum.sans_lifetime())
+    }
+}
+
+impl IntoDatum for RawJsonb {
+    fn into_datum(self) -> Option<pg_sys::Datum> {
+        Some(self.0)
+    }
+    fn type_oid() -> pg_sys::Oid {
+        pg_sys::JSONBOID
+    }
+}
+
+impl RawJsonb {
+    /// Decodes straight into the typed payload: jsonb's text form, then
+    /// serde into `ScanPayload` without an intermediate `serde_json::Value`.
+    fn parse(self) -> ScanPayload {
+        // SAFETY: the datum is the non-null jsonb of the row being inserted;
+        // jsonb_out detoasts it and returns a palloc'd C string.
+        let cstr = unsafe { pgrx::direct_function_call::<&core::ffi::CStr>(pg_sys::jsonb_out, &[Some(self.0)]) };
+        let cstr = cstr.unwrap_or_else(|| raise("XX000", "payload: jsonb_out returned NULL"));
+        let text = cstr.to_str().unwrap_or_else(|_| raise("22021", "payload: not valid UTF-8"));
+        let parsed = ScanPayload::from_json_str(text);
+        // SAFETY: nothing borrows the C string past this point; free it now
+        // rather than hold a payload-sized copy until the statement ends.
+        unsafe { pg_sys::pfree(cstr.as_ptr() as *mut core::ffi::c_void) };
+        parsed.unwrap_or_else(|e| raise_contract(&e))
+    }
+}
+
 /// What a payload does to the current state.
 pub(crate) enum Plan {
     /// The scan_id was already ingested; nothing is written.
@@ -157,7 +206,7 @@ fn spi<T>(what: &str, r: Result<T, pgrx::spi::SpiError>) -> T {
 fn plan(
     client: &SpiClient<'_>,
     payload: &ScanPayload,
-    raw: Option<&str>,
+    raw: Option<RawJsonb>,
     a: &ScanArgs,
     config: &EngineConfig,
 ) -> Plan {
@@ -166,7 +215,7 @@ fn plan(
         client.select(
             "SELECT payload = $2::jsonb FROM xray.scan_results WHERE scan_id = $1::uuid",
             Some(1),
-            &[a.scan.clone().into(), raw.map(str::to_string).into()],
+            &[a.scan.clone().into(), raw.map_or_else(DatumWithOid::null::<RawJsonb>, DatumWithOid::from)],
         ),
     );
     if let Some(row) = existing.into_iter().next() {
@@ -438,12 +487,11 @@ fn ingest<'a>(
     if schema == Schema::V0_2 && is_restored_row(&new)? {
         return Ok(Some(new));
     }
-    let raw: Option<JsonB> = new.get_by_name("payload").unwrap_or(None);
-    let Some(JsonB(raw)) = raw else {
+    let raw: Option<RawJsonb> = new.get_by_name("payload")?;
+    let Some(raw) = raw else {
         raise("23502", "payload: required column is null");
     };
-    let payload = parse_payload(&raw);
-    let raw = raw.to_string();
+    let payload = raw.parse();
     let args = ScanArgs::new(&payload);
 
     // The INSERT needs a transaction id anyway. Taking it now makes pgrx run
@@ -463,14 +511,14 @@ fn ingest<'a>(
             }
         };
         lock_tenant(client, &args.tenant);
-        match plan(client, &payload, Some(&raw), &args, config) {
+        match plan(client, &payload, Some(raw), &args, config) {
             Plan::Duplicate => None,
             Plan::Stale => Some(None),
             Plan::Apply(outcome) => {
                 apply(client, &args, &outcome);
                 let counts = Counts::of(&outcome);
                 if schema == Schema::V0_2 {
-                    record_inventory(client, &args, &raw);
+                    record_inventory(client, &args, raw);
                     notify(client, &args, &counts);
                 }
                 Some(Some(counts))
@@ -575,13 +623,13 @@ fn authorize_and_load_config(client: &SpiClient<'_>, tenant: &str) -> EngineConf
     }
 }
 
-fn record_inventory(client: &mut SpiClient<'_>, a: &ScanArgs, raw: &str) {
+fn record_inventory(client: &mut SpiClient<'_>, a: &ScanArgs, raw: RawJsonb) {
     spi(
         "recording assets and endpoints",
         client.update(
             "SELECT xray.record_inventory($1::uuid, $2::uuid, $3::timestamptz, $4::jsonb)",
             None,
-            &[a.tenant.clone().into(), a.scan.clone().into(), a.observed_at.clone().into(), raw.to_string().into()],
+            &[a.tenant.clone().into(), a.scan.clone().into(), a.observed_at.clone().into(), raw.into()],
         ),
     );
 }
