@@ -143,13 +143,42 @@ pub fn scanprint_merkle_root(jsonl: &str) -> Result<String, NwebError> {
     Ok(root_to_hex(&b.root()))
 }
 
-/// Canonicalises every non-blank line and hands it to `f` with its 1-based line number.
-/// One buffer is reused for all lines.
+/// Hands every non-blank line's canonical form to `f` with its 1-based line
+/// number. A line that is already canonical (as `scanprint::to_jsonl` writes
+/// them) is passed as it is; only the others are parsed and re-written, which
+/// keeps the root close to the speed of hashing the bytes.
 fn for_each_leaf(jsonl: &str, mut f: impl FnMut(usize, &str)) -> Result<(), NwebError> {
-    for_each_line(jsonl, |line_no, _, canonical| {
-        f(line_no, canonical);
-        Ok(())
-    })
+    let mut buf = String::new();
+    for (i, line) in jsonl.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        if super::jcs_check::is_canonical_object(line) {
+            f(i + 1, line);
+            continue;
+        }
+        canonical_line(i + 1, line, &mut buf)?;
+        f(i + 1, &buf);
+    }
+    Ok(())
+}
+
+/// The JCS form of one scanprint line into `buf`, or an error naming the line.
+fn canonical_line(
+    line_no: usize,
+    line: &str,
+    buf: &mut String,
+) -> Result<serde_json::Map<String, serde_json::Value>, NwebError> {
+    let value = jcs::parse_strict(line).map_err(|e| match e {
+        NwebError::Json(problem) => NwebError::LineJson { line: line_no, problem },
+        other => other,
+    })?;
+    buf.clear();
+    jcs::write_canonical(&value, buf).map_err(|e| NwebError::line(line_no, e.to_string()))?;
+    match value {
+        serde_json::Value::Object(object) => Ok(object),
+        _ => Err(NwebError::line(line_no, "not a JSON object")),
+    }
 }
 
 /// Like [`for_each_leaf`], but also hands over the parsed object, and `f` may reject a
@@ -165,20 +194,8 @@ pub(crate) fn for_each_line(
         if line.trim().is_empty() {
             continue;
         }
-        let value = jcs::parse_strict(line).map_err(|e| match e {
-            NwebError::Json(problem) => NwebError::LineJson {
-                line: line_no,
-                problem,
-            },
-            other => other,
-        })?;
-        let Some(object) = value.as_object() else {
-            return Err(NwebError::line(line_no, "not a JSON object"));
-        };
-        buf.clear();
-        jcs::write_canonical(&value, &mut buf)
-            .map_err(|e| NwebError::line(line_no, e.to_string()))?;
-        f(line_no, object, &buf)?;
+        let object = canonical_line(line_no, line, &mut buf)?;
+        f(line_no, &object, &buf)?;
     }
     Ok(())
 }
@@ -848,4 +865,16 @@ mod tests {
         assert_eq!(b.stack.len(), n.count_ones() as usize);
         assert_eq!(b.root(), subtree_root(&hashes));
     }
+
+    #[test]
+    fn canonical_fast_path_and_full_jcs_give_the_same_root() {
+        let canonical = "{\"ip\":\"203.0.113.42\",\"port\":443}\n{\"a\":1e+21,\"b\":\"\\u001f\"}\n";
+        let rewritten = "{ \"port\": 443, \"ip\": \"203.0.113.42\" }\n\n{\"b\":\"\\u001F\",\"a\":1E21}\n";
+        let root = scanprint_merkle_root(canonical).unwrap();
+        assert_eq!(root, scanprint_merkle_root(rewritten).unwrap());
+        let leaves: Vec<String> = canonical.lines().map(|l| crate::nweb::jcs::canonicalize_str(l).unwrap()).collect();
+        assert_eq!(root, root_to_hex(&merkle_root_leaves(&leaves)));
+        assert_eq!(scanprint_leaves(rewritten).unwrap(), scanprint_leaves(canonical).unwrap());
+    }
+
 }

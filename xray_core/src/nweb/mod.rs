@@ -14,6 +14,7 @@ pub mod bundle;
 pub mod car;
 mod error;
 pub mod jcs;
+mod jcs_check;
 pub mod merkle;
 pub mod rules;
 pub mod scanprint;
