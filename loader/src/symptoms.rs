@@ -4,7 +4,6 @@
 use std::collections::BTreeSet;
 
 use serde_json::json;
-use xray_core::canon::url_scheme_port;
 use xray_core::contract::ErrorEntry;
 
 use crate::toolchain::EndpointResult;
@@ -14,13 +13,8 @@ use crate::toolchain::EndpointResult;
 pub const TLS_EXPECTED_PORTS: &[u16] = &[443, 465, 636, 853, 989, 990, 992, 993, 994, 995, 5986, 8443, 9443];
 
 fn identified(res: &EndpointResult, port: u16) -> bool {
-    let http = res.http.iter().any(|h| {
-        h.obs.status_code.is_some() && h.obs.port.or_else(|| url_scheme_port(&h.obs.url).map(|x| x.1)) == Some(port)
-    });
-    let tls = res
-        .tls
-        .iter()
-        .any(|t| t.obs.port == port && (!t.obs.tls_versions.is_empty() || t.obs.certificate.is_some()));
+    let http = res.http.iter().any(|h| h.obs.answered_on(port));
+    let tls = res.tls.iter().any(|t| t.obs.handshake_on(port));
     // A service name nmap took from its port table is a guess, not an answer.
     let nmap = res.nmap.iter().any(|n| {
         n.obs.port == port

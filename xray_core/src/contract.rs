@@ -518,6 +518,21 @@ pub struct Coverage {
     pub dns_checks: Vec<String>,
 }
 
+impl HttpObservation {
+    /// The service answered HTTP on `port` (the URL's port when `port` is absent).
+    pub fn answered_on(&self, port: u16) -> bool {
+        self.status_code.is_some()
+            && self.port.or_else(|| crate::canon::url_scheme_port(&self.url).map(|x| x.1)) == Some(port)
+    }
+}
+
+impl TlsObservation {
+    /// A TLS handshake on `port` completed: versions or a certificate were seen.
+    pub fn handshake_on(&self, port: u16) -> bool {
+        self.port == port && (!self.tls_versions.is_empty() || self.certificate.is_some())
+    }
+}
+
 /// The RB6 symptom categories of contract §7.6.
 pub const SYMPTOMS: [&str; 4] = [
     "tcp_open_no_banner",

@@ -449,7 +449,7 @@ impl<'a> Authority<'a> {
                     return Ok(r);
                 }
                 let listed = ep.coverage.as_ref().is_none_or(|c| c.tls_ports.contains(&port));
-                let seen = ep.tls.iter().any(|t| t.port == port && (!t.tls_versions.is_empty() || t.certificate.is_some()));
+                let seen = ep.tls.iter().any(|t| t.handshake_on(port));
                 match self.ran(ep, TLS_TOOLS) {
                     Some(tool) if listed && seen => Ok(format!("tls/{port} handshake completed by {tool}, issue absent")),
                     _ => not_covered(&format!("TLS check of port {port}")),

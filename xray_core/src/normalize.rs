@@ -303,12 +303,7 @@ fn spf_all_mechanism(raw: &str) -> Option<String> {
 
 /// An HTTP answer or a TLS handshake on the port means the service is known.
 pub(crate) fn service_identified(ep: &Endpoint, port: u16) -> bool {
-    ep.http.iter().any(|h| {
-        h.status_code.is_some() && h.port.or_else(|| url_scheme_port(&h.url).map(|x| x.1)) == Some(port)
-    }) || ep
-        .tls
-        .iter()
-        .any(|t| t.port == port && (!t.tls_versions.is_empty() || t.certificate.is_some()))
+    ep.http.iter().any(|h| h.answered_on(port)) || ep.tls.iter().any(|t| t.handshake_on(port))
 }
 
 fn rb3_candidates(t: &TlsObservation, found: &mut Vec<Candidate>) {
