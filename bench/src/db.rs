@@ -118,17 +118,21 @@ fn start_perf(p: &Profiler, pid: i32) -> Option<(Child, std::path::PathBuf)> {
 const COMPONENTS: &[(&str, &str)] = &[
     (
         "xray_pg::ingest::record_inventory",
-        "xray.record_inventory($payload_text::jsonb) (since 0.2.0)",
+        "xray.record_inventory(payload jsonb): assets and endpoints",
     ),
     (
         "xray_pg::ingest::authorize_and_load_config",
-        "tenant check and configuration (since 0.2.0)",
+        "tenant check and configuration",
     ),
-    ("xray_pg::ingest::notify", "NOTIFY (since 0.2.0)"),
+    ("xray_pg::ingest::notify", "NOTIFY"),
     ("xray_pg::ingest::lock_tenant", "tenant advisory lock"),
     (
+        "xray_pg::ingest::json_text",
+        "set-based writes: serialising the row lists (serde_json)",
+    ),
+    (
         "xray_pg::ingest::apply",
-        "set-based writes: events, exposures, touch, fix, asset_scans",
+        "set-based writes: events, exposures, touch, fix, asset_scans (SQL)",
     ),
     (
         "xray_core::normalize::normalize",
@@ -137,27 +141,19 @@ const COMPONENTS: &[(&str, &str)] = &[
     ("xray_core::diff::diff_normalized", "xray_core: diff"),
     (
         "xray_pg::ingest::plan",
-        "duplicate check ($2::jsonb of the payload text), stale check, prior-state SELECT",
+        "duplicate check, stale check, prior-state SELECT",
     ),
     (
-        "ScanPayload::from_value",
-        "xray_core: serde_json::Value to ScanPayload",
-    ),
-    (
-        "from_polymorphic_datum",
-        "pgrx JsonB argument: jsonb to text to serde_json::Value",
+        "xray_pg::ingest::RawJsonb::parse",
+        "decoding the payload: jsonb_out, then from_json_str into ScanPayload",
     ),
     (
         "heap_modify_tuple",
-        "filling the row's columns: one heap_modify_tuple (a copy of the row) per column",
-    ),
-    (
-        "<serde_json::value::Value as core::fmt::Display>::fmt",
-        "payload Value back to text (raw.to_string())",
+        "filling the row's computed columns (heap_modify_tuple)",
     ),
     (
         "ExecBRInsertTriggers",
-        "rest of the trigger: freeing Values, SPI set-up",
+        "rest of the trigger: freeing the payload and outcome, SPI set-up",
     ),
     (
         "jsonb_recv",
@@ -165,7 +161,7 @@ const COMPONENTS: &[(&str, &str)] = &[
     ),
     (
         "heap_toast_insert_or_update",
-        "storing the row: TOAST, pglz (the bare INSERT does this too)",
+        "storing the row: TOAST, compression (the bare INSERT does this too)",
     ),
     (
         "",
@@ -417,12 +413,12 @@ async fn run_scans(
             let bytes = f.payload_text_shard(idx, shard, shards).into_bytes();
             run.payload_bytes += bytes.len();
             c.batch_execute("CHECKPOINT").await.map_err(pg_err)?;
-            let bare_profiler = profile_dir
-                .filter(|_| idx == 1 && shard == 0)
-                .map(|d| Profiler {
-                    dir: d.to_path_buf(),
-                    label: format!("{endpoints}-rescan-bare"),
-                });
+            // The first scan (all NEW) and the no-change rescan are profiled.
+            let label = ["first", "rescan"].get(idx as usize).filter(|_| shard == 0);
+            let bare_profiler = profile_dir.zip(label).map(|(d, l)| Profiler {
+                dir: d.to_path_buf(),
+                label: format!("{endpoints}-{l}-bare"),
+            });
             if pass.lz4 {
                 let sql = "INSERT INTO bare_lz4 VALUES ($1)";
                 add(&mut run.bare_lz4, measure(url, sql, &bytes, None).await?);
@@ -436,12 +432,10 @@ async fn run_scans(
                 measure(url, sql, &bytes, bare_profiler.as_ref()).await?,
             );
             c.batch_execute("CHECKPOINT").await.map_err(pg_err)?;
-            let profiler = profile_dir
-                .filter(|_| idx == 1 && shard == 0)
-                .map(|d| Profiler {
-                    dir: d.to_path_buf(),
-                    label: format!("{endpoints}-rescan"),
-                });
+            let profiler = profile_dir.zip(label).map(|(d, l)| Profiler {
+                dir: d.to_path_buf(),
+                label: format!("{endpoints}-{l}"),
+            });
             let sql = "INSERT INTO xray.scan_results (payload) VALUES ($1)";
             add(
                 &mut run.trigger,

@@ -407,6 +407,8 @@ fn apply(client: &mut SpiClient<'_>, a: &ScanArgs, outcome: &DiffOutcome) {
 }
 
 /// Row lists travel as one JSON text parameter to `jsonb_to_recordset`.
+/// Not inlined, so that profiles can tell serialising from the SQL.
+#[inline(never)]
 fn json_text<T: Serialize>(rows: &T) -> String {
     serde_json::to_string(rows).unwrap_or_else(|e| raise("XX000", format!("serialising rows: {e}")))
 }
