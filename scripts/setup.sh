@@ -64,5 +64,6 @@ fi
 
 log "building and installing the extension"
 (cd xray_pg && cargo pgrx install --release --pg-config "$PG_CONFIG" >/dev/null)
-install -m 0644 sql/archive/xray_pg--0.1.0.sql "$("$PG_CONFIG" --sharedir)/extension/" # previous release, for the upgrade test
+# Earlier releases' install scripts, for the upgrade tests.
+install -m 0644 sql/archive/xray_pg--*.sql "$("$PG_CONFIG" --sharedir)/extension/"
 log "ready"

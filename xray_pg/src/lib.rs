@@ -43,6 +43,13 @@ pgrx::extension_sql_file!(
     requires = ["xray_pg_0_2_0"]
 );
 
+pgrx::extension_sql_file!(
+    "../../sql/xray_pg--0.3.0--0.4.0.sql",
+    name = "xray_pg_0_4_0",
+    // Ingest speed: lz4 payloads, inventory written by the trigger itself.
+    requires = ["xray_pg_0_3_0"]
+);
+
 #[cfg(test)]
 pub mod pg_test {
     pub fn setup(_options: Vec<&str>) {}
