@@ -1,6 +1,6 @@
-//! Upgrades: the shipped 0.1.0 script (sql/archive/) with this library, data
-//! added, ALTER EXTENSION xray_pg UPDATE, and everything still there and
-//! working; and an updated install is identical to a fresh one.
+//! Upgrades: the shipped 0.1.0 and 0.3.0 scripts (sql/archive/) with this
+//! library, data added, ALTER EXTENSION xray_pg UPDATE, and everything still
+//! there and working; and an updated install is identical to a fresh one.
 
 use serde_json::Value;
 use tokio_postgres::Client;
@@ -35,6 +35,10 @@ async fn one<T: for<'a> tokio_postgres::types::FromSql<'a>>(c: &Client, sql: &st
 }
 
 async fn create_0_1_0(db: &TestDb) {
+    create_release(db, "0.1.0").await;
+}
+
+async fn create_release(db: &TestDb, version: &str) {
     let versions: Vec<String> = db
         .client
         .query("SELECT version FROM pg_available_extension_versions WHERE name = 'xray_pg' ORDER BY 1", &[])
@@ -44,10 +48,10 @@ async fn create_0_1_0(db: &TestDb) {
         .map(|r| r.get(0))
         .collect();
     assert!(
-        versions.contains(&"0.1.0".to_string()),
-        "xray_pg--0.1.0.sql is not installed (scripts/setup.sh copies sql/archive/); available: {versions:?}"
+        versions.contains(&version.to_string()),
+        "xray_pg--{version}.sql is not installed (scripts/setup.sh copies sql/archive/); available: {versions:?}"
     );
-    db.client.batch_execute("CREATE EXTENSION xray_pg VERSION '0.1.0'").await.unwrap();
+    db.client.batch_execute(&format!("CREATE EXTENSION xray_pg VERSION '{version}'")).await.unwrap();
 }
 
 #[tokio::test]
@@ -67,9 +71,9 @@ async fn update_from_0_1_0_keeps_data_and_adds_the_surface() {
     );
     let before = v0_1_data(c).await;
 
-    // 0.1.0 -> 0.2.0 -> 0.3.0 (the chain indexer's tables) in one statement.
+    // 0.1.0 -> 0.2.0 -> 0.3.0 (the chain indexer's tables) -> 0.4.0 in one statement.
     c.batch_execute("ALTER EXTENSION xray_pg UPDATE").await.unwrap();
-    assert_eq!(one::<String>(c, "SELECT extversion FROM pg_extension WHERE extname = 'xray_pg'").await, "0.3.0");
+    assert_eq!(one::<String>(c, "SELECT extversion FROM pg_extension WHERE extname = 'xray_pg'").await, "0.4.0");
     assert_eq!(
         one::<i64>(c, "SELECT count(*) FROM nweb.chain_checkpoints").await + one::<i64>(c, "SELECT count(*) FROM nweb.chain_blocks").await,
         0
@@ -117,6 +121,101 @@ async fn update_from_0_1_0_keeps_data_and_adds_the_surface() {
     db.finish().await;
 }
 
+/// The inventory tables, in a comparable form.
+async fn inventory(c: &Client) -> Vec<String> {
+    c.query(
+        "SELECT format('%s %s %s %s %s %s', tenant_id, asset_id, asset_type, asset_value, canonical_host, tags)
+           FROM xray.assets
+         UNION ALL
+         SELECT format('%s %s %s %s %s %s %s %s %s', tenant_id, asset_id, endpoint_id, ip, observed_host,
+                       domain_context, open_tcp_ports, tls_ports, http_urls)
+           FROM xray.endpoints
+         ORDER BY 1",
+        &[],
+    )
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| r.get(0))
+    .collect()
+}
+
+#[tokio::test]
+async fn update_from_0_3_0_moves_the_inventory_into_the_trigger_and_payloads_to_lz4() {
+    let db = TestDb::without_extension().await;
+    let c = &db.client;
+    create_release(&db, "0.3.0").await;
+
+    // Every scenario step, one tenant per scenario, through the trigger:
+    // this library fills the inventory from the decoded payload.
+    let mut applied = 0;
+    for file in scenario_files() {
+        let tenant = uuid::Uuid::new_v4().to_string();
+        for step in load_json(&file)["steps"].as_array().unwrap() {
+            insert(c, &for_tenant(&step["payload"], &tenant)).await.unwrap();
+            applied += 1;
+        }
+    }
+    assert!(applied >= 25, "every scenario step was ingested ({applied})");
+    let from_trigger = inventory(c).await;
+    assert!(from_trigger.len() > 20, "{from_trigger:#?}");
+
+    // The same inventory as 0.3.0's SQL function builds from the stored
+    // payloads, replayed in ingest order.
+    c.batch_execute(
+        "TRUNCATE xray.assets, xray.endpoints;
+         SELECT count(xray.record_inventory(tenant_id, scan_id, coalesce(finished_at, started_at), payload))
+           FROM (SELECT * FROM xray.scan_results WHERE status = 'applied' ORDER BY ingested_at, scan_id) s;",
+    )
+    .await
+    .unwrap();
+    assert_eq!(inventory(c).await, from_trigger, "the trigger's inventory is the one 0.3.0 recorded");
+
+    let before = v0_1_data(c).await;
+    c.batch_execute("ALTER EXTENSION xray_pg UPDATE").await.unwrap();
+    assert_eq!(one::<String>(c, "SELECT extversion FROM pg_extension WHERE extname = 'xray_pg'").await, "0.4.0");
+    assert_eq!(v0_1_data(c).await, before, "no row changed");
+    assert_eq!(inventory(c).await, from_trigger);
+    assert_eq!(
+        one::<Option<String>>(c, "SELECT to_regprocedure('xray.record_inventory(uuid, uuid, timestamptz, jsonb)')::text")
+            .await,
+        None
+    );
+    assert_eq!(
+        one::<String>(
+            c,
+            "SELECT attcompression::text FROM pg_attribute WHERE attrelid = 'xray.scan_results'::regclass AND attname = 'payload'"
+        )
+        .await,
+        "l"
+    );
+
+    // A payload large enough to be compressed is stored with lz4.
+    let mut big = step_payload(&scenario("06-"), 0);
+    big["scan"]["scan_id"] = Value::String("6b160000-0000-4000-8000-000000000001".into());
+    let endpoint = big["asset_results"][0]["endpoints"][0].clone();
+    big["asset_results"][0]["endpoints"] = Value::Array(
+        (0..200)
+            .map(|n| {
+                let mut e = endpoint.clone();
+                e["endpoint_id"] = Value::String(format!("lz4-{n}"));
+                e
+            })
+            .collect(),
+    );
+    insert(c, &big).await.unwrap();
+    assert_eq!(
+        one::<String>(
+            c,
+            "SELECT pg_column_compression(payload) FROM xray.scan_results
+              WHERE scan_id = '6b160000-0000-4000-8000-000000000001'"
+        )
+        .await,
+        "lz4"
+    );
+    db.finish().await;
+}
+
 /// Every object of the extension with its definition, grants and policies:
 /// equal for a fresh install and an updated one, nweb included.
 const DESCRIBE_EXTENSION: &str = r#"
@@ -128,8 +227,9 @@ members AS (
 rels AS (SELECT c.* FROM pg_class c JOIN members m ON m.classid = 'pg_class'::regclass AND m.objid = c.oid)
 SELECT 'member ' || pg_describe_object(classid, objid, objsubid) FROM members
 UNION ALL
-SELECT format('column %s.%s %s notnull=%s default=%s identity=%s', r.oid::regclass, a.attname,
-              format_type(a.atttypid, a.atttypmod), a.attnotnull, pg_get_expr(ad.adbin, ad.adrelid), a.attidentity)
+SELECT format('column %s.%s %s notnull=%s default=%s identity=%s compression=%s', r.oid::regclass, a.attname,
+              format_type(a.atttypid, a.atttypmod), a.attnotnull, pg_get_expr(ad.adbin, ad.adrelid), a.attidentity,
+              a.attcompression)
   FROM rels r JOIN pg_attribute a ON a.attrelid = r.oid AND a.attnum > 0 AND NOT a.attisdropped
   LEFT JOIN pg_attrdef ad ON ad.adrelid = r.oid AND ad.adnum = a.attnum
 UNION ALL

@@ -11,6 +11,7 @@ pub mod config;
 pub mod contract;
 pub mod diff;
 pub mod identity;
+pub mod inventory;
 pub mod memory;
 pub mod normalize;
 pub mod nweb;

@@ -16,10 +16,9 @@ use pgrx::datum::DatumWithOid;
 use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
 use pgrx::JsonB;
-use serde::Serialize;
 use serde_json::{json, Value};
 use xray_core::diff::{DiffOutcome, Event, ExposureStatus, PriorState, StateUpsert};
-use xray_core::{EngineConfig, EventType, ScanPayload};
+use xray_core::{EngineConfig, EventType, Exposure, ScanPayload};
 
 use crate::errors::{raise, raise_contract};
 use crate::functions::pg_uuid;
@@ -186,6 +185,14 @@ struct ScanArgs {
 }
 
 impl ScanArgs {
+    /// `$1` tenant, `$2` scan, `$3` observed_at, then `extra`: the parameters
+    /// of every write statement.
+    fn with(&self, extra: Vec<DatumWithOid<'static>>) -> Vec<DatumWithOid<'static>> {
+        let mut args = vec![self.tenant.clone().into(), self.scan.clone().into(), self.observed_at.clone().into()];
+        args.extend(extra);
+        args
+    }
+
     fn new(p: &ScanPayload) -> Self {
         ScanArgs {
             tenant: p.scan.tenant_id.to_string(),
@@ -277,82 +284,67 @@ fn plan(
     Plan::Apply(xray_core::diff_normalized(payload, current, &prior, config))
 }
 
-#[derive(Serialize)]
-struct EventRow<'a> {
-    ord: usize,
-    #[serde(flatten)]
-    event: &'a Event,
-}
-
-#[derive(Serialize)]
-struct UpsertRow<'a> {
-    identity_key: &'a str,
-    asset_id: String,
-    observed_host: &'a str,
-    observed_ip: Option<&'a str>,
-    risk_bucket: &'static str,
-    proto: &'a str,
-    port: u16,
-    fingerprint: &'a str,
-    detail: &'a str,
-    status: &'static str,
-    material_hash: &'a str,
-    evidence: &'a Value,
-    last_change_type: Option<&'static str>,
-    reopen_count: i32,
-}
-
-impl<'a> From<&'a StateUpsert> for UpsertRow<'a> {
-    fn from(u: &'a StateUpsert) -> Self {
-        let e = &u.exposure;
-        UpsertRow {
-            identity_key: &e.identity_key,
-            asset_id: e.asset_id.to_string(),
-            observed_host: &e.observed_host,
-            observed_ip: e.observed_ip.as_deref(),
-            risk_bucket: e.risk_bucket.as_str(),
-            proto: &e.proto,
-            port: e.port,
-            fingerprint: &e.fingerprint,
-            detail: &e.detail,
-            status: u.status.as_str(),
-            material_hash: &e.material_hash,
-            evidence: &e.evidence,
-            last_change_type: u.last_change_type.map(|t| t.as_str()),
-            reopen_count: u.reopen_count,
-        }
-    }
-}
+// Row lists travel as one array parameter per column, unnested in SQL. A
+// single JSON document would have to be parsed whole by the planner, which
+// folds the parameter into a constant: a second payload-sized parse tree and
+// its copies, the largest cost of a first scan. Evidence goes as text per row
+// and becomes jsonb row by row.
 
 const INSERT_EVENTS: &str = "
 INSERT INTO xray.exposure_events
     (scan_id, tenant_id, identity_key, event_type, risk_bucket, asset_id, observed_host, observed_ip,
      proto, port, fingerprint, detail, prev_material_hash, material_hash, evidence, reopened, observed_at)
-SELECT $2::uuid, $1::uuid, r.identity_key, r.event_type, r.risk_bucket, r.asset_id, r.observed_host,
+SELECT $2::uuid, $1::uuid, r.identity_key, r.event_type, r.risk_bucket, r.asset_id::uuid, r.observed_host,
        COALESCE(r.observed_ip::inet, x.observed_ip), r.proto, r.port, r.fingerprint, COALESCE(r.detail, x.detail),
        r.prev_material_hash, r.material_hash,
        CASE WHEN r.event_type = 'FIXED'
-            THEN jsonb_build_object('last_open', x.evidence) || r.evidence
-            ELSE r.evidence END,
+            THEN jsonb_build_object('last_open', x.evidence) || r.evidence::jsonb
+            ELSE r.evidence::jsonb END,
        r.reopened, $3::timestamptz
-  FROM jsonb_to_recordset($4::jsonb) AS r(
-         ord int, identity_key text, event_type text, risk_bucket text, asset_id uuid, observed_host text,
-         observed_ip text, proto text, port int, fingerprint text, detail text, prev_material_hash text,
-         material_hash text, evidence jsonb, reopened boolean)
+  FROM unnest($4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::int[],
+              $12::text[], $13::text[], $14::text[], $15::text[], $16::text[], $17::bool[]) WITH ORDINALITY
+       AS r(identity_key, event_type, risk_bucket, asset_id, observed_host, observed_ip, proto, port,
+            fingerprint, detail, prev_material_hash, material_hash, evidence, reopened, ord)
   LEFT JOIN xray.exposures x ON x.tenant_id = $1::uuid AND x.identity_key = r.identity_key
  ORDER BY r.ord";
+
+fn event_columns(events: &[Event]) -> Vec<DatumWithOid<'static>> {
+    let text = |f: &dyn Fn(&Event) -> Option<&str>| column(events.iter().map(f));
+    let owned = |f: &dyn Fn(&Event) -> Option<String>| column(events.iter().map(f));
+    vec![
+        text(&|e| Some(&e.identity_key)),
+        text(&|e| Some(e.event_type.as_str())),
+        text(&|e| Some(e.risk_bucket.as_str())),
+        owned(&|e| Some(e.asset_id.to_string())),
+        text(&|e| Some(&e.observed_host)),
+        text(&|e| e.observed_ip.as_deref()),
+        text(&|e| Some(&e.proto)),
+        column(events.iter().map(|e| i32::from(e.port))),
+        text(&|e| Some(&e.fingerprint)),
+        text(&|e| e.detail.as_deref()),
+        text(&|e| e.prev_material_hash.as_deref()),
+        text(&|e| e.material_hash.as_deref()),
+        owned(&|e| Some(e.evidence.to_string())),
+        column(events.iter().map(|e| e.reopened)),
+    ]
+}
+
+/// One array parameter from the values of a column.
+fn column<T: IntoDatum>(values: impl Iterator<Item = T>) -> DatumWithOid<'static> {
+    values.collect::<Vec<T>>().into()
+}
 
 const UPSERT_EXPOSURES: &str = "
 INSERT INTO xray.exposures AS x
     (tenant_id, identity_key, asset_id, observed_host, observed_ip, risk_bucket, proto, port, fingerprint,
      detail, status, first_seen, last_seen, last_scan_id, material_hash, evidence, last_change_type, reopen_count)
-SELECT $1::uuid, r.identity_key, r.asset_id, r.observed_host, r.observed_ip::inet, r.risk_bucket, r.proto,
+SELECT $1::uuid, r.identity_key, r.asset_id::uuid, r.observed_host, r.observed_ip::inet, r.risk_bucket, r.proto,
        r.port, r.fingerprint, r.detail, r.status, $3::timestamptz, $3::timestamptz, $2::uuid,
-       r.material_hash, r.evidence, r.last_change_type, r.reopen_count
-  FROM jsonb_to_recordset($4::jsonb) AS r(
-         identity_key text, asset_id uuid, observed_host text, observed_ip text, risk_bucket text, proto text,
-         port int, fingerprint text, detail text, status text, material_hash text, evidence jsonb,
-         last_change_type text, reopen_count int)
+       r.material_hash, r.evidence::jsonb, r.last_change_type, r.reopen_count
+  FROM unnest($4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::int[], $11::text[],
+              $12::text[], $13::text[], $14::text[], $15::text[], $16::text[], $17::int[])
+       AS r(identity_key, asset_id, observed_host, observed_ip, risk_bucket, proto, port, fingerprint,
+            detail, status, material_hash, evidence, last_change_type, reopen_count)
 ON CONFLICT (tenant_id, identity_key) DO UPDATE SET
     observed_ip      = EXCLUDED.observed_ip,
     detail           = EXCLUDED.detail,
@@ -365,6 +357,27 @@ ON CONFLICT (tenant_id, identity_key) DO UPDATE SET
     reopen_count     = EXCLUDED.reopen_count,
     fixed_at         = CASE WHEN EXCLUDED.status = 'open' THEN NULL ELSE x.fixed_at END,
     fixed_scan_id    = CASE WHEN EXCLUDED.status = 'open' THEN NULL ELSE x.fixed_scan_id END";
+
+fn upsert_columns(upserts: &[StateUpsert]) -> Vec<DatumWithOid<'static>> {
+    let text = |f: &dyn Fn(&Exposure) -> Option<&str>| column(upserts.iter().map(|u| f(&u.exposure)));
+    let owned = |f: &dyn Fn(&Exposure) -> Option<String>| column(upserts.iter().map(|u| f(&u.exposure)));
+    vec![
+        text(&|x| Some(&x.identity_key)),
+        owned(&|x| Some(x.asset_id.to_string())),
+        text(&|x| Some(&x.observed_host)),
+        text(&|x| x.observed_ip.as_deref()),
+        text(&|x| Some(x.risk_bucket.as_str())),
+        text(&|x| Some(&x.proto)),
+        column(upserts.iter().map(|u| i32::from(u.exposure.port))),
+        text(&|x| Some(&x.fingerprint)),
+        text(&|x| Some(&x.detail)),
+        column(upserts.iter().map(|u| u.status.as_str())),
+        text(&|x| Some(&x.material_hash)),
+        owned(&|x| Some(x.evidence.to_string())),
+        column(upserts.iter().map(|u| u.last_change_type.map(EventType::as_str))),
+        column(upserts.iter().map(|u| u.reopen_count)),
+    ]
+}
 
 const TOUCH_EXPOSURES: &str = "
 UPDATE xray.exposures SET last_seen = $3::timestamptz, last_scan_id = $2::uuid
@@ -384,33 +397,20 @@ ON CONFLICT (tenant_id, asset_id) DO UPDATE
  WHERE s.last_observed_at <= EXCLUDED.last_observed_at";
 
 fn apply(client: &mut SpiClient<'_>, a: &ScanArgs, outcome: &DiffOutcome) {
-    let base = |extra: DatumWithOid<'static>| -> Vec<DatumWithOid<'static>> {
-        vec![a.tenant.clone().into(), a.scan.clone().into(), a.observed_at.clone().into(), extra]
-    };
     // Events first: FIXED evidence joins the still-open row for `last_open`.
     if !outcome.events.is_empty() {
-        let rows: Vec<EventRow<'_>> =
-            outcome.events.iter().enumerate().map(|(ord, event)| EventRow { ord, event }).collect();
-        spi("writing events", client.update(INSERT_EVENTS, None, &base(json_text(&rows).into())));
+        spi("writing events", client.update(INSERT_EVENTS, None, &a.with(event_columns(&outcome.events))));
     }
     if !outcome.upserts.is_empty() {
-        let rows: Vec<UpsertRow<'_>> = outcome.upserts.iter().map(UpsertRow::from).collect();
-        spi("writing exposures", client.update(UPSERT_EXPOSURES, None, &base(json_text(&rows).into())));
+        spi("writing exposures", client.update(UPSERT_EXPOSURES, None, &a.with(upsert_columns(&outcome.upserts))));
     }
     if !outcome.touched.is_empty() {
-        spi("touching exposures", client.update(TOUCH_EXPOSURES, None, &base(outcome.touched.clone().into())));
+        spi("touching exposures", client.update(TOUCH_EXPOSURES, None, &a.with(vec![outcome.touched.clone().into()])));
     }
     if !outcome.fixed.is_empty() {
-        spi("fixing exposures", client.update(FIX_EXPOSURES, None, &base(outcome.fixed.clone().into())));
+        spi("fixing exposures", client.update(FIX_EXPOSURES, None, &a.with(vec![outcome.fixed.clone().into()])));
     }
-    spi("recording asset scans", client.update(MARK_ASSETS_SCANNED, None, &base(a.scope.clone().into())));
-}
-
-/// Row lists travel as one JSON text parameter to `jsonb_to_recordset`.
-/// Not inlined, so that profiles can tell serialising from the SQL.
-#[inline(never)]
-fn json_text<T: Serialize>(rows: &T) -> String {
-    serde_json::to_string(rows).unwrap_or_else(|e| raise("XX000", format!("serialising rows: {e}")))
+    spi("recording asset scans", client.update(MARK_ASSETS_SCANNED, None, &a.with(vec![a.scope.clone().into()])));
 }
 
 fn lock_tenant(client: &SpiClient<'_>, tenant: &str) {
@@ -481,11 +481,10 @@ impl Counts {
 fn ingest<'a>(
     trigger: &'a PgTrigger<'a>,
     schema: Schema,
-) -> Result<Option<PgHeapTuple<'a, AllocatedByRust>>, pgrx::datum::TryFromDatumError> {
+) -> Result<Option<PgHeapTuple<'a, AllocatedByPostgres>>, pgrx::datum::TryFromDatumError> {
     let Some(new) = trigger.new() else {
         raise("39P01", "xray_ingest_scan_result must be a BEFORE INSERT row trigger");
     };
-    let mut new = new.into_owned();
     if schema == Schema::V0_2 && is_restored_row(&new)? {
         return Ok(Some(new));
     }
@@ -520,7 +519,7 @@ fn ingest<'a>(
                 apply(client, &args, &outcome);
                 let counts = Counts::of(&outcome);
                 if schema == Schema::V0_2 {
-                    record_inventory(client, &args, raw);
+                    record_inventory(client, &args, &payload);
                     notify(client, &args, &counts);
                 }
                 Some(Some(counts))
@@ -533,33 +532,85 @@ fn ingest<'a>(
     };
 
     let s = &payload.scan;
-    new.set_by_name("scan_id", pg_uuid(s.scan_id.0))?;
-    new.set_by_name("tenant_id", pg_uuid(s.tenant_id.0))?;
-    new.set_by_name("schema_version", payload.schema_version.clone())?;
-    new.set_by_name("scan_kind", s.scan_kind.clone())?;
-    new.set_by_name("scan_profile", s.scan_profile.clone())?;
-    new.set_by_name("started_at", pg_ts(s.started_at))?;
-    new.set_by_name("finished_at", s.finished_at.map(pg_ts))?;
+    let mut row = RowFill::new(trigger, new);
+    row.set("scan_id", pg_uuid(s.scan_id.0));
+    row.set("tenant_id", pg_uuid(s.tenant_id.0));
+    row.set("schema_version", payload.schema_version.as_str());
+    row.set("scan_kind", s.scan_kind.as_deref());
+    row.set("scan_profile", s.scan_profile.as_deref());
+    row.set("started_at", pg_ts(s.started_at));
+    row.set("finished_at", s.finished_at.map(pg_ts));
     let endpoints = payload.asset_results.iter().map(|a| a.endpoints.len()).sum::<usize>();
     let errors = payload.errors.len()
         + payload.asset_results.iter().flat_map(|a| &a.endpoints).map(|e| e.errors.len()).sum::<usize>();
-    new.set_by_name("error_count", count(errors))?;
+    row.set("error_count", count(errors));
     if schema == Schema::V0_2 {
-        new.set_by_name("asset_count", count(payload.asset_results.len()))?;
-        new.set_by_name("endpoint_count", count(endpoints))?;
+        row.set("asset_count", count(payload.asset_results.len()));
+        row.set("endpoint_count", count(endpoints));
     }
     match outcome {
-        None => new.set_by_name("status", "stale".to_string())?,
+        None => row.set("status", "stale"),
         Some(c) => {
-            new.set_by_name("status", "applied".to_string())?;
-            new.set_by_name("exposure_count", c.exposures)?;
-            new.set_by_name("new_count", c.new)?;
-            new.set_by_name("changed_count", c.changed)?;
-            new.set_by_name("fixed_count", c.fixed)?;
-            new.set_by_name("held_open_count", c.held_open)?;
+            row.set("status", "applied");
+            row.set("exposure_count", c.exposures);
+            row.set("new_count", c.new);
+            row.set("changed_count", c.changed);
+            row.set("fixed_count", c.fixed);
+            row.set("held_open_count", c.held_open);
         }
     }
-    Ok(Some(new))
+    Ok(Some(row.into_row()))
+}
+
+/// The columns the trigger computes, written into the new row with one
+/// `heap_modify_tuple`. pgrx's `set_by_name` copies the whole row, payload
+/// included, for every column it sets.
+struct RowFill<'a> {
+    trigger: &'a PgTrigger<'a>,
+    row: PgHeapTuple<'a, AllocatedByPostgres>,
+    values: Vec<pg_sys::Datum>,
+    nulls: Vec<bool>,
+    replace: Vec<bool>,
+}
+
+impl<'a> RowFill<'a> {
+    fn new(trigger: &'a PgTrigger<'a>, row: PgHeapTuple<'a, AllocatedByPostgres>) -> Self {
+        let n = row.len();
+        RowFill { trigger, row, values: vec![pg_sys::Datum::from(0); n], nulls: vec![false; n], replace: vec![false; n] }
+    }
+
+    fn set<T: IntoDatum>(&mut self, column: &str, value: T) {
+        let Some((attno, att)) = self.row.get_attribute_by_name(column) else {
+            raise("42703", format!("xray.scan_results: column {column} is missing"));
+        };
+        if !T::is_compatible_with(att.type_oid().value()) {
+            raise("42804", format!("xray.scan_results.{column}: unexpected column type"));
+        }
+        let i = attno.get() - 1;
+        let datum = value.into_datum();
+        self.nulls[i] = datum.is_none();
+        self.values[i] = datum.unwrap_or(pg_sys::Datum::from(0));
+        self.replace[i] = true;
+    }
+
+    fn into_row(mut self) -> PgHeapTuple<'a, AllocatedByPostgres> {
+        // SAFETY: tg_relation and tg_trigtuple are the row being inserted and
+        // its relation, valid for the whole trigger call; the three arrays
+        // have one entry per attribute of that relation's descriptor.
+        unsafe {
+            let data = self.trigger.trigger_data();
+            let tupdesc = (*data.tg_relation).rd_att;
+            let tuple = pg_sys::heap_modify_tuple(
+                data.tg_trigtuple,
+                tupdesc,
+                self.values.as_mut_ptr(),
+                self.nulls.as_mut_ptr(),
+                self.replace.as_mut_ptr(),
+            );
+            drop(self.row);
+            PgHeapTuple::from_heap_tuple(pgrx::PgTupleDesc::from_pg_unchecked(tupdesc), tuple)
+        }
+    }
 }
 
 /// A row that already carries the columns the trigger fills is a scan being
@@ -567,7 +618,7 @@ fn ingest<'a>(
 /// ingested, and its events and state are reloaded with the other tables, so
 /// it is stored as it is. Only the table owner can write those columns; a
 /// loader is granted INSERT (payload) alone.
-fn is_restored_row(new: &PgHeapTuple<'_, AllocatedByRust>) -> Result<bool, pgrx::datum::TryFromDatumError> {
+fn is_restored_row(new: &PgHeapTuple<'_, AllocatedByPostgres>) -> Result<bool, pgrx::datum::TryFromDatumError> {
     let status: Option<String> = new.get_by_name("status")?;
     if status.is_none() {
         return Ok(false);
@@ -625,15 +676,92 @@ fn authorize_and_load_config(client: &SpiClient<'_>, tenant: &str) -> EngineConf
     }
 }
 
-fn record_inventory(client: &mut SpiClient<'_>, a: &ScanArgs, raw: RawJsonb) {
-    spi(
-        "recording assets and endpoints",
-        client.update(
-            "SELECT xray.record_inventory($1::uuid, $2::uuid, $3::timestamptz, $4::jsonb)",
-            None,
-            &[a.tenant.clone().into(), a.scan.clone().into(), a.observed_at.clone().into(), raw.into()],
-        ),
-    );
+const UPSERT_ASSETS: &str = "
+INSERT INTO xray.assets AS a
+    (tenant_id, asset_id, asset_type, asset_value, canonical_host, tags, first_seen, last_seen, last_scan_id)
+SELECT $1::uuid, r.asset_id::uuid, r.asset_type, r.asset_value, r.canonical_host, r.tags::text[],
+       $3::timestamptz, $3::timestamptz, $2::uuid
+  FROM unnest($4::text[], $5::text[], $6::text[], $7::text[], $8::text[])
+       AS r(asset_id, asset_type, asset_value, canonical_host, tags)
+ON CONFLICT (tenant_id, asset_id) DO UPDATE SET
+    asset_type     = EXCLUDED.asset_type,
+    asset_value    = EXCLUDED.asset_value,
+    canonical_host = EXCLUDED.canonical_host,
+    tags           = EXCLUDED.tags,
+    last_seen      = EXCLUDED.last_seen,
+    last_scan_id   = EXCLUDED.last_scan_id
+ WHERE a.last_seen <= EXCLUDED.last_seen";
+
+const UPSERT_ENDPOINTS: &str = "
+INSERT INTO xray.endpoints AS p
+    (tenant_id, asset_id, endpoint_id, ip, observed_host, domain_context, open_tcp_ports, tls_ports, http_urls,
+     first_seen, last_seen, last_scan_id)
+SELECT $1::uuid, r.asset_id::uuid, r.endpoint_id, r.ip::inet, r.observed_host, r.domain_context,
+       r.open_tcp_ports::int[], r.tls_ports::int[], r.http_urls::text[], $3::timestamptz, $3::timestamptz, $2::uuid
+  FROM unnest($4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[])
+       AS r(asset_id, endpoint_id, ip, observed_host, domain_context, open_tcp_ports, tls_ports, http_urls)
+ON CONFLICT (tenant_id, asset_id, endpoint_id) DO UPDATE SET
+    ip             = EXCLUDED.ip,
+    observed_host  = EXCLUDED.observed_host,
+    domain_context = EXCLUDED.domain_context,
+    open_tcp_ports = EXCLUDED.open_tcp_ports,
+    tls_ports      = EXCLUDED.tls_ports,
+    http_urls      = EXCLUDED.http_urls,
+    last_seen      = EXCLUDED.last_seen,
+    last_scan_id   = EXCLUDED.last_scan_id
+ WHERE p.last_seen <= EXCLUDED.last_seen";
+
+/// Upserts `xray.assets` and `xray.endpoints` from an applied scan. Applied
+/// scans of an asset arrive in time order (older ones are stale), so the
+/// newest scan's view wins.
+fn record_inventory(client: &mut SpiClient<'_>, a: &ScanArgs, payload: &ScanPayload) {
+    let assets = xray_core::inventory::assets(payload);
+    let columns = vec![
+        column(assets.iter().map(|x| x.asset_id.to_string())),
+        column(assets.iter().map(|x| x.asset_type.as_str())),
+        column(assets.iter().map(|x| x.asset_value.as_deref())),
+        column(assets.iter().map(|x| x.canonical_host.as_deref())),
+        column(assets.iter().map(|x| array_literal(&x.tags))),
+    ];
+    spi("recording assets", client.update(UPSERT_ASSETS, None, &a.with(columns)));
+
+    let endpoints = xray_core::inventory::endpoints(payload);
+    if endpoints.is_empty() {
+        return;
+    }
+    let columns = vec![
+        column(endpoints.iter().map(|e| e.asset_id.to_string())),
+        column(endpoints.iter().map(|e| e.endpoint_id.as_str())),
+        column(endpoints.iter().map(|e| e.ip)),
+        column(endpoints.iter().map(|e| e.observed_host.as_str())),
+        column(endpoints.iter().map(|e| e.domain_context)),
+        column(endpoints.iter().map(|e| array_literal(&e.open_tcp_ports))),
+        column(endpoints.iter().map(|e| array_literal(&e.tls_ports))),
+        column(endpoints.iter().map(|e| array_literal(&e.http_urls))),
+    ];
+    spi("recording endpoints", client.update(UPSERT_ENDPOINTS, None, &a.with(columns)));
+}
+
+/// A one-dimensional PostgreSQL array literal: a per-row list inside a
+/// column that is itself an array parameter (arrays of arrays must be
+/// rectangular, these lists are not). Every element is quoted.
+fn array_literal<T: std::fmt::Display>(items: &[T]) -> String {
+    let mut out = String::from("{");
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push('"');
+        for c in item.to_string().chars() {
+            if c == '"' || c == '\\' {
+                out.push('\\');
+            }
+            out.push(c);
+        }
+        out.push('"');
+    }
+    out.push('}');
+    out
 }
 
 /// Queues the `xray_events` notification; PostgreSQL delivers it at commit
