@@ -284,11 +284,13 @@ fn plan(
     Plan::Apply(xray_core::diff_normalized(payload, current, &prior, config))
 }
 
-// Row lists travel as one array parameter per column, unnested in SQL. A
-// single JSON document would have to be parsed whole by the planner, which
-// folds the parameter into a constant: a second payload-sized parse tree and
-// its copies, the largest cost of a first scan. Evidence goes as text per row
-// and becomes jsonb row by row.
+// Row lists travel as one array parameter per column, unnested in the select
+// list. A single JSON document would have to be parsed whole by the planner,
+// which folds the parameter into a constant: a second payload-sized parse tree
+// and its copies, the largest cost of a first scan. Evidence goes as text per
+// row and becomes jsonb row by row. unnest() in the select list streams the
+// rows (ProjectSet); in FROM it would first copy them all into a tuplestore,
+// which spills to disk beyond work_mem.
 
 const INSERT_EVENTS: &str = "
 INSERT INTO xray.exposure_events
@@ -301,12 +303,26 @@ SELECT $2::uuid, $1::uuid, r.identity_key, r.event_type, r.risk_bucket, r.asset_
             THEN jsonb_build_object('last_open', x.evidence) || r.evidence::jsonb
             ELSE r.evidence::jsonb END,
        r.reopened, $3::timestamptz
-  FROM unnest($4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::int[],
-              $12::text[], $13::text[], $14::text[], $15::text[], $16::text[], $17::bool[]) WITH ORDINALITY
-       AS r(identity_key, event_type, risk_bucket, asset_id, observed_host, observed_ip, proto, port,
-            fingerprint, detail, prev_material_hash, material_hash, evidence, reopened, ord)
-  LEFT JOIN xray.exposures x ON x.tenant_id = $1::uuid AND x.identity_key = r.identity_key
- ORDER BY r.ord";
+  FROM (SELECT unnest($4::text[]) AS identity_key,
+               unnest($5::text[]) AS event_type,
+               unnest($6::text[]) AS risk_bucket,
+               unnest($7::text[]) AS asset_id,
+               unnest($8::text[]) AS observed_host,
+               unnest($9::text[]) AS observed_ip,
+               unnest($10::text[]) AS proto,
+               unnest($11::int[]) AS port,
+               unnest($12::text[]) AS fingerprint,
+               unnest($13::text[]) AS detail,
+               unnest($14::text[]) AS prev_material_hash,
+               unnest($15::text[]) AS material_hash,
+               unnest($16::text[]) AS evidence,
+               unnest($17::bool[]) AS reopened) r
+  -- Only a FIXED event reads the row it closes; LATERAL with OFFSET 0 keeps
+  -- the probe behind that test and makes the plan a nested loop over the
+  -- arrays, so event ids follow the engine's order without a sort.
+  LEFT JOIN LATERAL (SELECT x.observed_ip, x.detail, x.evidence FROM xray.exposures x
+                      WHERE r.event_type = 'FIXED' AND x.tenant_id = $1::uuid AND x.identity_key = r.identity_key
+                     OFFSET 0) x ON true";
 
 fn event_columns(events: &[Event]) -> Vec<DatumWithOid<'static>> {
     let text = |f: &dyn Fn(&Event) -> Option<&str>| column(events.iter().map(f));
@@ -341,10 +357,20 @@ INSERT INTO xray.exposures AS x
 SELECT $1::uuid, r.identity_key, r.asset_id::uuid, r.observed_host, r.observed_ip::inet, r.risk_bucket, r.proto,
        r.port, r.fingerprint, r.detail, r.status, $3::timestamptz, $3::timestamptz, $2::uuid,
        r.material_hash, r.evidence::jsonb, r.last_change_type, r.reopen_count
-  FROM unnest($4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::int[], $11::text[],
-              $12::text[], $13::text[], $14::text[], $15::text[], $16::text[], $17::int[])
-       AS r(identity_key, asset_id, observed_host, observed_ip, risk_bucket, proto, port, fingerprint,
-            detail, status, material_hash, evidence, last_change_type, reopen_count)
+  FROM (SELECT unnest($4::text[]) AS identity_key,
+               unnest($5::text[]) AS asset_id,
+               unnest($6::text[]) AS observed_host,
+               unnest($7::text[]) AS observed_ip,
+               unnest($8::text[]) AS risk_bucket,
+               unnest($9::text[]) AS proto,
+               unnest($10::int[]) AS port,
+               unnest($11::text[]) AS fingerprint,
+               unnest($12::text[]) AS detail,
+               unnest($13::text[]) AS status,
+               unnest($14::text[]) AS material_hash,
+               unnest($15::text[]) AS evidence,
+               unnest($16::text[]) AS last_change_type,
+               unnest($17::int[]) AS reopen_count) r
 ON CONFLICT (tenant_id, identity_key) DO UPDATE SET
     observed_ip      = EXCLUDED.observed_ip,
     detail           = EXCLUDED.detail,
@@ -681,8 +707,11 @@ INSERT INTO xray.assets AS a
     (tenant_id, asset_id, asset_type, asset_value, canonical_host, tags, first_seen, last_seen, last_scan_id)
 SELECT $1::uuid, r.asset_id::uuid, r.asset_type, r.asset_value, r.canonical_host, r.tags::text[],
        $3::timestamptz, $3::timestamptz, $2::uuid
-  FROM unnest($4::text[], $5::text[], $6::text[], $7::text[], $8::text[])
-       AS r(asset_id, asset_type, asset_value, canonical_host, tags)
+  FROM (SELECT unnest($4::text[]) AS asset_id,
+               unnest($5::text[]) AS asset_type,
+               unnest($6::text[]) AS asset_value,
+               unnest($7::text[]) AS canonical_host,
+               unnest($8::text[]) AS tags) r
 ON CONFLICT (tenant_id, asset_id) DO UPDATE SET
     asset_type     = EXCLUDED.asset_type,
     asset_value    = EXCLUDED.asset_value,
@@ -698,8 +727,14 @@ INSERT INTO xray.endpoints AS p
      first_seen, last_seen, last_scan_id)
 SELECT $1::uuid, r.asset_id::uuid, r.endpoint_id, r.ip::inet, r.observed_host, r.domain_context,
        r.open_tcp_ports::int[], r.tls_ports::int[], r.http_urls::text[], $3::timestamptz, $3::timestamptz, $2::uuid
-  FROM unnest($4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[])
-       AS r(asset_id, endpoint_id, ip, observed_host, domain_context, open_tcp_ports, tls_ports, http_urls)
+  FROM (SELECT unnest($4::text[]) AS asset_id,
+               unnest($5::text[]) AS endpoint_id,
+               unnest($6::text[]) AS ip,
+               unnest($7::text[]) AS observed_host,
+               unnest($8::text[]) AS domain_context,
+               unnest($9::text[]) AS open_tcp_ports,
+               unnest($10::text[]) AS tls_ports,
+               unnest($11::text[]) AS http_urls) r
 ON CONFLICT (tenant_id, asset_id, endpoint_id) DO UPDATE SET
     ip             = EXCLUDED.ip,
     observed_host  = EXCLUDED.observed_host,
