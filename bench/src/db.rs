@@ -304,6 +304,12 @@ impl ScanRun {
     pub fn ratio(&self) -> f64 {
         self.trigger.ms / self.bare.ms
     }
+    /// Against the bare INSERT into the lz4 table: like for like when the
+    /// installed `xray.scan_results.payload` is lz4 too (0.4.0). NaN when the
+    /// pass did not measure lz4.
+    pub fn ratio_lz4(&self) -> f64 {
+        self.trigger.ms / self.bare_lz4.ms
+    }
     /// Exposures processed (current + prior) per second of trigger INSERT.
     pub fn exposures_per_s(&self) -> f64 {
         (self.current + self.prior) as f64 / (self.trigger.ms / 1e3)
@@ -325,6 +331,70 @@ pub struct Pass {
     pub lz4: bool,
 }
 
+/// What one fresh database measured.
+#[derive(Debug, Clone)]
+pub struct SizeRun {
+    pub runs: Vec<ScanRun>,
+    pub churn: ChurnStats,
+    /// How the installed extension stores `xray.scan_results.payload`, read
+    /// in this database, since the extension may be reinstalled between runs.
+    pub storage: PayloadStorage,
+}
+
+/// The compression of `xray.scan_results.payload` as installed.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct PayloadStorage {
+    /// `lz4` or `pglz`: the column's own setting, or `default_toast_compression`
+    /// when the column has none.
+    pub compression: String,
+    pub column_default: bool,
+    pub extension_version: String,
+}
+
+impl PayloadStorage {
+    pub fn is_lz4(&self) -> bool {
+        self.compression == "lz4"
+    }
+}
+
+impl std::fmt::Display for PayloadStorage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (code, how) = match (self.column_default, self.compression.as_str()) {
+            (true, _) => ("''", ", default_toast_compression"),
+            (false, "lz4") => ("'l'", ""),
+            (false, _) => ("'p'", ""),
+        };
+        write!(
+            f,
+            "{} (attcompression {code}{how}; extension {})",
+            self.compression, self.extension_version
+        )
+    }
+}
+
+async fn payload_storage(c: &Client) -> Res<PayloadStorage> {
+    let row = c
+        .query_one(
+            "SELECT a.attcompression::text, current_setting('default_toast_compression'), e.extversion
+               FROM pg_attribute a, pg_extension e
+              WHERE a.attrelid = 'xray.scan_results'::regclass AND a.attname = 'payload'
+                AND e.extname = 'xray_pg'",
+            &[],
+        )
+        .await
+        .map_err(pg_err)?;
+    let code: String = row.get(0);
+    Ok(PayloadStorage {
+        compression: match code.as_str() {
+            "l" => "lz4".into(),
+            "p" => "pglz".into(),
+            _ => row.get(1),
+        },
+        column_default: !matches!(code.as_str(), "l" | "p"),
+        extension_version: row.get(2),
+    })
+}
+
 /// One fresh database: first scan, no-change rescan, 10 % churn rescan.
 pub async fn run_size(
     admin_url: &str,
@@ -333,7 +403,7 @@ pub async fn run_size(
     rep: usize,
     pass: Pass,
     profile_dir: Option<&std::path::Path>,
-) -> Res<(Vec<ScanRun>, ChurnStats)> {
+) -> Res<SizeRun> {
     let admin = connect(admin_url).await?;
     let name = format!("xray_bench_{endpoints}_{rep}_{}", std::process::id());
     admin
@@ -367,7 +437,7 @@ async fn run_scans(
     endpoints: usize,
     pass: Pass,
     profile_dir: Option<&std::path::Path>,
-) -> Res<(Vec<ScanRun>, ChurnStats)> {
+) -> Res<SizeRun> {
     let c = connect(url).await?;
     c.batch_execute(
         "CREATE EXTENSION xray_pg; CREATE TABLE bare (payload jsonb);
@@ -375,6 +445,7 @@ async fn run_scans(
     )
     .await
     .map_err(pg_err)?;
+    let storage = payload_storage(&c).await?;
     // Every repetition gets the same bytes, in its own fresh database.
     let fleet = Fleet::generate(seed, endpoints, 0);
     let (churned, churn_stats) = fleet.churn(0.10, 1);
@@ -461,7 +532,11 @@ async fn run_scans(
         }
         runs.push(run);
     }
-    Ok((runs, churn_stats))
+    Ok(SizeRun {
+        runs,
+        churn: churn_stats,
+        storage,
+    })
 }
 
 /// The settings that matter for these numbers, as one line.
@@ -529,56 +604,65 @@ pub async fn merkle_function(admin_url: &str) -> Res<Option<String>> {
     found
 }
 
-/// Times `SELECT <sig>($1)` over the JSONL text in a fresh database.
+/// The SQL Merkle function over the JSONL text, both ways, in one fresh database.
+pub struct MerkleSql {
+    /// `SELECT f($1)` with the whole text sent by the client: median ms, root.
+    pub param: Res<(f64, String)>,
+    pub stored: Res<StoredText>,
+}
+
+/// The same text stored once in `merkle_text (t text)`, `STORAGE EXTERNAL`.
+/// Medians in ms of the client's wall time of each statement.
+#[derive(Debug, Clone)]
+pub struct StoredText {
+    /// `SELECT length(t)`: detoasting (and counting characters), nothing else.
+    pub length_ms: f64,
+    /// `SELECT sha256(convert_to(t, 'UTF8'))`: PostgreSQL's own SHA-256.
+    pub sha256_ms: f64,
+    /// `SELECT nweb_merkle_root(t)`.
+    pub merkle_ms: f64,
+    /// Hex of PostgreSQL's SHA-256: shows the stored bytes are the generated ones.
+    pub sha256: String,
+    pub root: String,
+}
+
+/// The call of the installed Merkle function `signature` (e.g.
+/// `nweb_merkle_root(text)`) on `$1`, the text sent by the client, or on
+/// `t`, the stored column.
+pub fn merkle_call(signature: &str, on: &str) -> String {
+    let fname = signature.split('(').next().unwrap_or(signature);
+    match (takes_bytes(signature), on) {
+        (false, "$1") => format!("{fname}($1::text)"),
+        (true, "t") => format!("{fname}(convert_to(t, 'UTF8'))"),
+        _ => format!("{fname}({on})"),
+    }
+}
+
+fn takes_bytes(signature: &str) -> bool {
+    signature.contains("bytea")
+}
+
+/// Times the installed Merkle function `signature` (e.g.
+/// `nweb_merkle_root(text)`) on the text sent as a parameter and on the text
+/// stored in a table.
 pub async fn merkle_in_db(
     admin_url: &str,
     signature: &str,
     text: &str,
     reps: usize,
-) -> Res<(f64, String)> {
+) -> Res<MerkleSql> {
     let admin = connect(admin_url).await?;
     let name = format!("xray_bench_merkle_{}", std::process::id());
     fresh_db(&admin, &name).await?;
     let url = db_url(admin_url, &name);
-    let fname = signature
-        .split('(')
-        .next()
-        .unwrap_or("nweb_merkle_root")
-        .to_string();
-    let arg = signature
-        .split('(')
-        .nth(1)
-        .unwrap_or("text)")
-        .trim_end_matches(')')
-        .to_string();
     let out = async {
         let c = connect(&url).await?;
         c.batch_execute("CREATE EXTENSION xray_pg")
             .await
             .map_err(pg_err)?;
-        let mut times = Vec::new();
-        let mut root = String::new();
-        for _ in 0..reps {
-            let t = Instant::now();
-            let row = if arg.contains("bytea") {
-                let stmt = c
-                    .prepare(&format!("SELECT {fname}($1)::text"))
-                    .await
-                    .map_err(pg_err)?;
-                c.query_one(&stmt, &[&text.as_bytes()])
-                    .await
-                    .map_err(pg_err)?
-            } else {
-                let stmt = c
-                    .prepare(&format!("SELECT {fname}($1::text)::text"))
-                    .await
-                    .map_err(pg_err)?;
-                c.query_one(&stmt, &[&text]).await.map_err(pg_err)?
-            };
-            times.push(t.elapsed().as_secs_f64() * 1e3);
-            root = row.get(0);
-        }
-        Res::Ok((crate::util::median(&times), root))
+        let param = merkle_param(&c, signature, text, reps).await;
+        let stored = merkle_stored(&c, signature, text, reps).await;
+        Res::Ok(MerkleSql { param, stored })
     }
     .await;
     admin
@@ -586,4 +670,74 @@ pub async fn merkle_in_db(
         .await
         .map_err(pg_err)?;
     out
+}
+
+async fn merkle_param(c: &Client, signature: &str, text: &str, reps: usize) -> Res<(f64, String)> {
+    let stmt = c
+        .prepare(&format!("SELECT {}::text", merkle_call(signature, "$1")))
+        .await
+        .map_err(pg_err)?;
+    let mut times = Vec::new();
+    let mut root = String::new();
+    for _ in 0..reps {
+        let t = Instant::now();
+        let row = if takes_bytes(signature) {
+            c.query_one(&stmt, &[&text.as_bytes()]).await
+        } else {
+            c.query_one(&stmt, &[&text]).await
+        }
+        .map_err(pg_err)?;
+        times.push(t.elapsed().as_secs_f64() * 1e3);
+        root = row.get(0);
+    }
+    Ok((crate::util::median(&times), root))
+}
+
+async fn merkle_stored(c: &Client, signature: &str, text: &str, reps: usize) -> Res<StoredText> {
+    // EXTERNAL: out of line and uncompressed, so detoasting is a plain read
+    // and the three statements differ only in what they do with the bytes.
+    c.batch_execute(
+        "CREATE TABLE merkle_text (t text);
+         ALTER TABLE merkle_text ALTER COLUMN t SET STORAGE EXTERNAL",
+    )
+    .await
+    .map_err(pg_err)?;
+    c.execute("INSERT INTO merkle_text (t) VALUES ($1)", &[&text])
+        .await
+        .map_err(pg_err)?;
+    let mut stmts = Vec::new();
+    for sql in [
+        "SELECT length(t) FROM merkle_text".to_string(),
+        "SELECT sha256(convert_to(t, 'UTF8')) FROM merkle_text".to_string(),
+        format!(
+            "SELECT {}::text FROM merkle_text",
+            merkle_call(signature, "t")
+        ),
+    ] {
+        stmts.push(c.prepare(&sql).await.map_err(pg_err)?);
+    }
+    // Untimed warm-up: the first read sets the hint bits of every TOAST
+    // chunk, dirtying its page; the CHECKPOINT writes those pages now rather
+    // than during the timed runs.
+    c.query_one(&stmts[0], &[]).await.map_err(pg_err)?;
+    let digest: Vec<u8> = c.query_one(&stmts[1], &[]).await.map_err(pg_err)?.get(0);
+    let root: String = c.query_one(&stmts[2], &[]).await.map_err(pg_err)?.get(0);
+    c.batch_execute("CHECKPOINT").await.map_err(pg_err)?;
+    // Interleaved, so that load from other work on the machine falls on all three alike.
+    let mut times = vec![Vec::new(); stmts.len()];
+    for _ in 0..reps {
+        for (stmt, ts) in stmts.iter().zip(&mut times) {
+            let t = Instant::now();
+            c.query_one(stmt, &[]).await.map_err(pg_err)?;
+            ts.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    let med = |i: usize| crate::util::median(&times[i]);
+    Ok(StoredText {
+        length_ms: med(0),
+        sha256_ms: med(1),
+        merkle_ms: med(2),
+        sha256: hex::encode(digest),
+        root,
+    })
 }

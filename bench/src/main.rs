@@ -187,8 +187,8 @@ async fn main() -> Res<()> {
                     churn: true,
                     lz4: true,
                 };
-                let (runs, churn) = db::run_size(&o.url, o.seed, n, rep, pass, prof).await?;
-                r.add_db(n, runs, churn);
+                let run = db::run_size(&o.url, o.seed, n, rep, pass, prof).await?;
+                r.add_db(n, run);
             }
         }
     }
@@ -206,8 +206,8 @@ async fn main() -> Res<()> {
                     ", first scan and no-change rescan"
                 }
             ));
-            let (runs, churn) = db::run_size(&o.url, o.seed, n, 0, pass, None).await?;
-            r.add_db(n, runs, churn);
+            let run = db::run_size(&o.url, o.seed, n, 0, pass, None).await?;
+            r.add_db(n, run);
         }
     }
     if o.only.contains("merkle") && o.merkle_mb > 0 {
@@ -218,21 +218,41 @@ async fn main() -> Res<()> {
         let file = o.out.join(format!("scanprint-{}MB.jsonl", o.merkle_mb));
         let text = merkle::generate(o.seed, o.merkle_mb, &file)?;
         log("Merkle: sha256sum, sha2, scanprint_merkle_root");
-        let mut m = merkle::run(&text, &file, 3)?;
+        let mut m = merkle::run(&text, &file, merkle::REPS)?;
         match db::merkle_function(&o.url).await {
             Ok(Some(sig)) => {
-                log(&format!("Merkle: {sig} in PostgreSQL"));
-                match db::merkle_in_db(&o.url, &sig, &text, 3).await {
-                    Ok((ms, root)) => m.sql = Some((sig, ms, root)),
-                    Err(e) => m.sql_note = format!("{sig} is installed but failed: {e}"),
+                log(&format!(
+                    "Merkle: {sig} in PostgreSQL, text as a parameter and stored in a table"
+                ));
+                match db::merkle_in_db(&o.url, &sig, &text, merkle::REPS).await {
+                    Ok(sql) => {
+                        match sql.param {
+                            Ok(p) => m.sql_param = Some(p),
+                            Err(e) => m
+                                .sql_notes
+                                .push(format!("{sig} on the text sent as a parameter failed: {e}")),
+                        }
+                        match sql.stored {
+                            Ok(st) => m.sql_stored = Some(st),
+                            Err(e) => m
+                                .sql_notes
+                                .push(format!("{sig} on the stored text failed: {e}")),
+                        }
+                    }
+                    Err(e) => m
+                        .sql_notes
+                        .push(format!("{sig} is installed but failed: {e}")),
                 }
+                m.sql_signature = Some(sig);
             }
-            Ok(None) => {
-                m.sql_note = "the installed extension has no nweb_merkle_root(); the pure Rust \
-                              xray_core::nweb::merkle::scanprint_merkle_root was measured instead"
-                    .into()
-            }
-            Err(e) => m.sql_note = format!("could not look for nweb_merkle_root(): {e}"),
+            Ok(None) => m.sql_notes.push(
+                "the installed extension has no nweb_merkle_root(); the pure Rust \
+                 xray_core::nweb::merkle::scanprint_merkle_root was measured instead"
+                    .into(),
+            ),
+            Err(e) => m
+                .sql_notes
+                .push(format!("could not look for nweb_merkle_root(): {e}")),
         }
         drop(text);
         let _ = std::fs::remove_file(&file);

@@ -7,7 +7,11 @@ use std::time::Instant;
 use sha2::{Digest, Sha256};
 use xray_core::nweb::merkle::scanprint_merkle_root;
 
+use crate::db::StoredText;
 use crate::util::{median, time_ms, Res};
+
+/// Repetitions of every Merkle measurement (`--reps` is for the ingest runs).
+pub const REPS: usize = 3;
 
 #[derive(Debug, Clone)]
 pub struct MerkleResult {
@@ -16,10 +20,16 @@ pub struct MerkleResult {
     pub sha256sum_ms: f64,
     pub sha2_in_process_ms: f64,
     pub merkle_rust_ms: f64,
+    /// Hex SHA-256 of the bytes (sha256sum's).
+    pub sha256: String,
     pub root: String,
-    /// `(signature, ms, root)` of the SQL function when the extension has one.
-    pub sql: Option<(String, f64, String)>,
-    pub sql_note: String,
+    /// The installed SQL function, e.g. `nweb_merkle_root(text)`.
+    pub sql_signature: Option<String>,
+    /// `(ms, root)` of the SQL function on the text sent by the client.
+    pub sql_param: Option<(f64, String)>,
+    /// The SQL function on the same text stored in a table.
+    pub sql_stored: Option<StoredText>,
+    pub sql_notes: Vec<String>,
 }
 
 pub fn generate(seed: u64, mb: usize, file: &Path) -> Res<String> {
@@ -67,8 +77,11 @@ pub fn run(text: &str, file: &Path, reps: usize) -> Res<MerkleResult> {
         sha256sum_ms,
         sha2_in_process_ms,
         merkle_rust_ms,
+        sha256: digest,
         root,
-        sql: None,
-        sql_note: String::new(),
+        sql_signature: None,
+        sql_param: None,
+        sql_stored: None,
+        sql_notes: Vec::new(),
     })
 }
