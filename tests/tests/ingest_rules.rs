@@ -245,3 +245,87 @@ async fn triaged_exposures_emit_no_events_but_are_tracked() {
     assert_eq!(row.get::<_, String>(2), scan_id(&step_payload(&s, 2)), "still tracked");
     db.finish().await;
 }
+
+/// The trigger hands rows to SQL as one array per column (built by hand in
+/// xray_pg/src/columns.rs): what lands in the tables must be exactly what the
+/// engine computed, including NULLs spread over several bitmap bytes, quotes,
+/// backslashes, commas, braces, empty strings and non-ASCII text.
+#[tokio::test]
+async fn stored_rows_are_exactly_the_engines_output() {
+    let db = TestDb::new().await;
+    let c = &db.client;
+    let mut p = step_payload(&scenario("13-"), 0);
+    let tags = ["prod", "", "a \"quoted\", {braced} tag", "back\\slash", "ünïcødé ✓", "NULL"];
+    p["asset_results"][0]["asset"]["tags"] = json!(tags);
+    let template = p["asset_results"][0]["endpoints"][0].clone();
+    let endpoints: Vec<Value> = (0..19)
+        .map(|i| {
+            let mut e = template.clone();
+            e["endpoint_id"] = Value::String(format!("clone-{i}"));
+            e["observed_host"] = Value::String(format!("h{i}.example.com"));
+            if i % 3 == 1 {
+                // No address: the exposures found here have a NULL observed_ip.
+                e.as_object_mut().unwrap().remove("ip");
+            }
+            e["http"][0]["title"] = Value::String(format!("Ex\"am\\ple {{{i}}} — ✓"));
+            e
+        })
+        .collect();
+    p["asset_results"][0]["endpoints"] = Value::Array(endpoints);
+
+    let columns = "jsonb_build_array(identity_key, risk_bucket, asset_id, observed_host, observed_ip, proto, port,
+                                     fingerprint, detail, material_hash, evidence)";
+    let engine: Value = c
+        .query_one(&format!("SELECT jsonb_agg({columns} ORDER BY identity_key) FROM xray_normalize($1)"), &[&p])
+        .await
+        .unwrap()
+        .get(0);
+    let dry: Value = c
+        .query_one(
+            "SELECT jsonb_agg(jsonb_build_array(event_type, identity_key, observed_host, port, detail, material_hash,
+                                                evidence) ORDER BY identity_key) FROM xray_diff_scan($1)",
+            &[&p],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    insert(c, &p).await.unwrap();
+
+    let stored: Value = c
+        .query_one(&format!("SELECT jsonb_agg({columns} ORDER BY identity_key) FROM xray.exposures"), &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(stored, engine);
+    let events: Value = c
+        .query_one(
+            "SELECT jsonb_agg(jsonb_build_array(event_type, identity_key, observed_host, port, detail, material_hash,
+                                                evidence) ORDER BY identity_key) FROM xray.exposure_events",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(events, dry);
+    let (with_ip, without_ip): (i64, i64) = {
+        let r = c
+            .query_one(
+                "SELECT count(*) FILTER (WHERE observed_ip IS NOT NULL), count(*) FILTER (WHERE observed_ip IS NULL)
+                   FROM xray.exposures",
+                &[],
+            )
+            .await
+            .unwrap();
+        (r.get(0), r.get(1))
+    };
+    assert!(with_ip > 8 && without_ip > 8, "NULLs and values mixed over several bitmap bytes: {with_ip}/{without_ip}");
+    let stored_tags: Vec<String> = c.query_one("SELECT tags FROM xray.assets", &[]).await.unwrap().get(0);
+    assert_eq!(stored_tags, tags);
+    let endpoints_recorded: i64 = c
+        .query_one("SELECT count(DISTINCT endpoint_id) FROM xray.endpoints WHERE http_urls = '{https://example.com/}'", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(endpoints_recorded, 19);
+    db.finish().await;
+}

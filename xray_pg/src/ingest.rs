@@ -18,8 +18,11 @@ use pgrx::spi::SpiClient;
 use pgrx::JsonB;
 use serde_json::{json, Value};
 use xray_core::diff::{DiffOutcome, Event, ExposureStatus, PriorState, StateUpsert};
-use xray_core::{EngineConfig, EventType, Exposure, ScanPayload};
+use xray_core::contract::Asset;
+use xray_core::inventory::EndpointRow;
+use xray_core::{EngineConfig, EventType, ScanPayload};
 
+use crate::columns::{column, ArrayLiteral, TextColumn};
 use crate::errors::{raise, raise_contract};
 use crate::functions::pg_uuid;
 
@@ -251,7 +254,7 @@ fn plan(
     }
 
     let current = xray_core::normalize(payload, config);
-    let current_keys: Vec<String> = current.iter().map(|e| e.identity_key.clone()).collect();
+    let current_keys = TextColumn::of(current.iter().map(|e| Some(e.identity_key.as_str()))).into_param();
     let rows = spi(
         "loading prior state",
         client.select(
@@ -261,7 +264,7 @@ fn plan(
               WHERE tenant_id = $1::uuid AND asset_id = ANY($2::uuid[])
                 AND (status <> 'fixed' OR identity_key = ANY($3))",
             None,
-            &[a.tenant.clone().into(), a.scope.clone().into(), current_keys.into()],
+            &[a.tenant.clone().into(), a.scope.clone().into(), current_keys],
         ),
     );
     let mut prior = Vec::with_capacity(rows.len());
@@ -325,13 +328,16 @@ SELECT $2::uuid, $1::uuid, r.identity_key, r.event_type, r.risk_bucket, r.asset_
                      OFFSET 0) x ON true";
 
 fn event_columns(events: &[Event]) -> Vec<DatumWithOid<'static>> {
-    let text = |f: &dyn Fn(&Event) -> Option<&str>| column(events.iter().map(f));
-    let owned = |f: &dyn Fn(&Event) -> Option<String>| column(events.iter().map(f));
+    let text = |f: &dyn Fn(&Event) -> Option<&str>| TextColumn::of(events.iter().map(f)).into_param();
+    let mut evidence = TextColumn::with_capacity(events.len());
+    for e in events {
+        evidence.push_json(&e.evidence);
+    }
     vec![
         text(&|e| Some(&e.identity_key)),
         text(&|e| Some(e.event_type.as_str())),
         text(&|e| Some(e.risk_bucket.as_str())),
-        owned(&|e| Some(e.asset_id.to_string())),
+        TextColumn::display(events.iter().map(|e| e.asset_id)).into_param(),
         text(&|e| Some(&e.observed_host)),
         text(&|e| e.observed_ip.as_deref()),
         text(&|e| Some(&e.proto)),
@@ -340,14 +346,9 @@ fn event_columns(events: &[Event]) -> Vec<DatumWithOid<'static>> {
         text(&|e| e.detail.as_deref()),
         text(&|e| e.prev_material_hash.as_deref()),
         text(&|e| e.material_hash.as_deref()),
-        owned(&|e| Some(e.evidence.to_string())),
+        evidence.into_param(),
         column(events.iter().map(|e| e.reopened)),
     ]
-}
-
-/// One array parameter from the values of a column.
-fn column<T: IntoDatum>(values: impl Iterator<Item = T>) -> DatumWithOid<'static> {
-    values.collect::<Vec<T>>().into()
 }
 
 const UPSERT_EXPOSURES: &str = "
@@ -385,22 +386,25 @@ ON CONFLICT (tenant_id, identity_key) DO UPDATE SET
     fixed_scan_id    = CASE WHEN EXCLUDED.status = 'open' THEN NULL ELSE x.fixed_scan_id END";
 
 fn upsert_columns(upserts: &[StateUpsert]) -> Vec<DatumWithOid<'static>> {
-    let text = |f: &dyn Fn(&Exposure) -> Option<&str>| column(upserts.iter().map(|u| f(&u.exposure)));
-    let owned = |f: &dyn Fn(&Exposure) -> Option<String>| column(upserts.iter().map(|u| f(&u.exposure)));
+    let text = |f: &dyn Fn(&StateUpsert) -> Option<&str>| TextColumn::of(upserts.iter().map(f)).into_param();
+    let mut evidence = TextColumn::with_capacity(upserts.len());
+    for u in upserts {
+        evidence.push_json(&u.exposure.evidence);
+    }
     vec![
-        text(&|x| Some(&x.identity_key)),
-        owned(&|x| Some(x.asset_id.to_string())),
-        text(&|x| Some(&x.observed_host)),
-        text(&|x| x.observed_ip.as_deref()),
-        text(&|x| Some(x.risk_bucket.as_str())),
-        text(&|x| Some(&x.proto)),
+        text(&|u| Some(&u.exposure.identity_key)),
+        TextColumn::display(upserts.iter().map(|u| u.exposure.asset_id)).into_param(),
+        text(&|u| Some(&u.exposure.observed_host)),
+        text(&|u| u.exposure.observed_ip.as_deref()),
+        text(&|u| Some(u.exposure.risk_bucket.as_str())),
+        text(&|u| Some(&u.exposure.proto)),
         column(upserts.iter().map(|u| i32::from(u.exposure.port))),
-        text(&|x| Some(&x.fingerprint)),
-        text(&|x| Some(&x.detail)),
-        column(upserts.iter().map(|u| u.status.as_str())),
-        text(&|x| Some(&x.material_hash)),
-        owned(&|x| Some(x.evidence.to_string())),
-        column(upserts.iter().map(|u| u.last_change_type.map(EventType::as_str))),
+        text(&|u| Some(&u.exposure.fingerprint)),
+        text(&|u| Some(&u.exposure.detail)),
+        text(&|u| Some(u.status.as_str())),
+        text(&|u| Some(&u.exposure.material_hash)),
+        evidence.into_param(),
+        text(&|u| u.last_change_type.map(EventType::as_str)),
         column(upserts.iter().map(|u| u.reopen_count)),
     ]
 }
@@ -431,12 +435,16 @@ fn apply(client: &mut SpiClient<'_>, a: &ScanArgs, outcome: &DiffOutcome) {
         spi("writing exposures", client.update(UPSERT_EXPOSURES, None, &a.with(upsert_columns(&outcome.upserts))));
     }
     if !outcome.touched.is_empty() {
-        spi("touching exposures", client.update(TOUCH_EXPOSURES, None, &a.with(vec![outcome.touched.clone().into()])));
+        spi("touching exposures", client.update(TOUCH_EXPOSURES, None, &a.with(vec![keys(&outcome.touched)])));
     }
     if !outcome.fixed.is_empty() {
-        spi("fixing exposures", client.update(FIX_EXPOSURES, None, &a.with(vec![outcome.fixed.clone().into()])));
+        spi("fixing exposures", client.update(FIX_EXPOSURES, None, &a.with(vec![keys(&outcome.fixed)])));
     }
     spi("recording asset scans", client.update(MARK_ASSETS_SCANNED, None, &a.with(vec![a.scope.clone().into()])));
+}
+
+fn keys(keys: &[String]) -> DatumWithOid<'static> {
+    TextColumn::of(keys.iter().map(|k| Some(k.as_str()))).into_param()
 }
 
 fn lock_tenant(client: &SpiClient<'_>, tenant: &str) {
@@ -751,12 +759,13 @@ ON CONFLICT (tenant_id, asset_id, endpoint_id) DO UPDATE SET
 /// newest scan's view wins.
 fn record_inventory(client: &mut SpiClient<'_>, a: &ScanArgs, payload: &ScanPayload) {
     let assets = xray_core::inventory::assets(payload);
+    let text = |f: &dyn Fn(&Asset) -> Option<&str>| TextColumn::of(assets.iter().map(|x| f(x))).into_param();
     let columns = vec![
-        column(assets.iter().map(|x| x.asset_id.to_string())),
-        column(assets.iter().map(|x| x.asset_type.as_str())),
-        column(assets.iter().map(|x| x.asset_value.as_deref())),
-        column(assets.iter().map(|x| x.canonical_host.as_deref())),
-        column(assets.iter().map(|x| array_literal(&x.tags))),
+        TextColumn::display(assets.iter().map(|x| x.asset_id)).into_param(),
+        text(&|x| Some(&x.asset_type)),
+        text(&|x| x.asset_value.as_deref()),
+        text(&|x| x.canonical_host.as_deref()),
+        TextColumn::display(assets.iter().map(|x| ArrayLiteral(&x.tags))).into_param(),
     ];
     spi("recording assets", client.update(UPSERT_ASSETS, None, &a.with(columns)));
 
@@ -764,39 +773,20 @@ fn record_inventory(client: &mut SpiClient<'_>, a: &ScanArgs, payload: &ScanPayl
     if endpoints.is_empty() {
         return;
     }
+    let text = |f: &dyn for<'r> Fn(&'r EndpointRow<'_>) -> Option<&'r str>| {
+        TextColumn::of(endpoints.iter().map(f)).into_param()
+    };
     let columns = vec![
-        column(endpoints.iter().map(|e| e.asset_id.to_string())),
-        column(endpoints.iter().map(|e| e.endpoint_id.as_str())),
-        column(endpoints.iter().map(|e| e.ip)),
-        column(endpoints.iter().map(|e| e.observed_host.as_str())),
-        column(endpoints.iter().map(|e| e.domain_context)),
-        column(endpoints.iter().map(|e| array_literal(&e.open_tcp_ports))),
-        column(endpoints.iter().map(|e| array_literal(&e.tls_ports))),
-        column(endpoints.iter().map(|e| array_literal(&e.http_urls))),
+        TextColumn::display(endpoints.iter().map(|e| e.asset_id)).into_param(),
+        text(&|e| Some(&e.endpoint_id)),
+        text(&|e| e.ip),
+        text(&|e| Some(&e.observed_host)),
+        text(&|e| e.domain_context),
+        TextColumn::display(endpoints.iter().map(|e| ArrayLiteral(&e.open_tcp_ports))).into_param(),
+        TextColumn::display(endpoints.iter().map(|e| ArrayLiteral(&e.tls_ports))).into_param(),
+        TextColumn::display(endpoints.iter().map(|e| ArrayLiteral(&e.http_urls))).into_param(),
     ];
     spi("recording endpoints", client.update(UPSERT_ENDPOINTS, None, &a.with(columns)));
-}
-
-/// A one-dimensional PostgreSQL array literal: a per-row list inside a
-/// column that is itself an array parameter (arrays of arrays must be
-/// rectangular, these lists are not). Every element is quoted.
-fn array_literal<T: std::fmt::Display>(items: &[T]) -> String {
-    let mut out = String::from("{");
-    for (i, item) in items.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        out.push('"');
-        for c in item.to_string().chars() {
-            if c == '"' || c == '\\' {
-                out.push('\\');
-            }
-            out.push(c);
-        }
-        out.push('"');
-    }
-    out.push('}');
-    out
 }
 
 /// Queues the `xray_events` notification; PostgreSQL delivers it at commit

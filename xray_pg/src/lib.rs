@@ -1,6 +1,7 @@
 //! `xray_pg`: the Watchtower extension. Thin glue over `xray_core`: SQL entry
 //! points, the ingest trigger and the set-based SPI reads and writes.
 
+mod columns;
 mod errors;
 mod functions;
 mod ingest;
