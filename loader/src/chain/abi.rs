@@ -1,8 +1,8 @@
 //! The contracts' ABI, read by `sol!` from the one Solidity file that declares it
 //! (contracts/src/IAttestor.sol), and the decoding of Attestor logs into the rows of
-//! `nweb.attestations`.
+//! `nweb.attestations` and of StakeRegistry logs into those of `nweb.stake_events`.
 
-use alloy::primitives::{Address, Bytes, FixedBytes, B256};
+use alloy::primitives::{Address, Bytes, FixedBytes, B256, U256};
 use alloy::rpc::types::Log;
 use alloy::sol_types::SolEvent;
 use serde_json::{json, Map, Value};
@@ -18,6 +18,15 @@ pub fn payload_topics() -> Vec<B256> {
         IAttestor::AvailabilityChecked::SIGNATURE_HASH,
         IAttestor::ChallengeFiled::SIGNATURE_HASH,
         IAttestor::ChallengeResolved::SIGNATURE_HASH,
+    ]
+}
+
+/// topic0 of the StakeRegistry events that change a stake.
+pub fn stake_topics() -> Vec<B256> {
+    vec![
+        IStakeRegistry::Staked::SIGNATURE_HASH,
+        IStakeRegistry::Unstaked::SIGNATURE_HASH,
+        IStakeRegistry::Slashed::SIGNATURE_HASH,
     ]
 }
 
@@ -131,11 +140,53 @@ pub fn resolution_json(r: &Resolution) -> Value {
     })
 }
 
+/// One decoded StakeRegistry log, as `nweb.stake_events` stores it. Amounts in wei.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StakeEvent {
+    /// `Staked`, `Unstaked` or `Slashed`.
+    pub kind: &'static str,
+    pub tx_hash: B256,
+    pub log_index: u64,
+    pub block_number: u64,
+    pub block_hash: B256,
+    pub who: Address,
+    pub amount: U256,
+    /// The stake after the event, as the registry emits it; `Slashed` emits none.
+    pub total: Option<U256>,
+    /// `Slashed` only.
+    pub slash: Option<SlashSplit>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlashSplit {
+    pub challenger: Address,
+    pub bounty: U256,
+    pub burned: U256,
+}
+
+/// GST has 18 decimals.
+const GST_DECIMALS: usize = 18;
+
+/// Wei as exact decimal GST text for `numeric` ("1.5", "0.000000000000000001", "100"):
+/// integer arithmetic on the digits, never a float.
+pub fn gst_text(wei: U256) -> String {
+    let digits = format!("{:0>width$}", wei.to_string(), width = GST_DECIMALS + 1);
+    let (int, frac) = digits.split_at(digits.len() - GST_DECIMALS);
+    let frac = frac.trim_end_matches('0');
+    if frac.is_empty() {
+        int.to_string()
+    } else {
+        format!("{int}.{frac}")
+    }
+}
+
 /// Why a log could not become a row.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DecodeError {
     /// Not one of the four payload events (the filter should not return these).
     NotPayloadEvent,
+    /// Not Staked, Unstaked or Slashed (the filter should not return these).
+    NotStakeEvent,
     /// The node returned a log without its position; such a log cannot be stored.
     Incomplete(&'static str),
     /// The log claims a payload event but its data does not decode.
@@ -146,20 +197,28 @@ impl std::fmt::Display for DecodeError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             DecodeError::NotPayloadEvent => f.write_str("not an Attestor payload event"),
+            DecodeError::NotStakeEvent => f.write_str("not a StakeRegistry Staked, Unstaked or Slashed event"),
             DecodeError::Incomplete(what) => write!(f, "the node returned the log without its {what}"),
             DecodeError::Malformed(e) => write!(f, "cannot decode: {e}"),
         }
     }
 }
 
-/// Decodes one log with the `sol!` types.
+/// Where a log is: transaction hash, log index, block number and hash. A log without
+/// them (from a pending block) cannot be stored.
+fn position(log: &Log) -> Result<(B256, u64, u64, B256), DecodeError> {
+    Ok((
+        log.transaction_hash
+            .ok_or(DecodeError::Incomplete("transaction hash"))?,
+        log.log_index.ok_or(DecodeError::Incomplete("log index"))?,
+        log.block_number.ok_or(DecodeError::Incomplete("block number"))?,
+        log.block_hash.ok_or(DecodeError::Incomplete("block hash"))?,
+    ))
+}
+
+/// Decodes one Attestor log with the `sol!` types.
 pub fn decode(log: &Log) -> Result<Attestation, DecodeError> {
-    let tx_hash = log
-        .transaction_hash
-        .ok_or(DecodeError::Incomplete("transaction hash"))?;
-    let log_index = log.log_index.ok_or(DecodeError::Incomplete("log index"))?;
-    let block_number = log.block_number.ok_or(DecodeError::Incomplete("block number"))?;
-    let block_hash = log.block_hash.ok_or(DecodeError::Incomplete("block hash"))?;
+    let (tx_hash, log_index, block_number, block_hash) = position(log)?;
     let topic0 = log.topic0().copied().ok_or(DecodeError::NotPayloadEvent)?;
     let malformed = |e: alloy::sol_types::Error| DecodeError::Malformed(e.to_string());
     let (kind, uid, attester, payload) = match topic0 {
@@ -190,6 +249,44 @@ pub fn decode(log: &Log) -> Result<Attestation, DecodeError> {
         uid,
         attester,
         payload,
+    })
+}
+
+/// Decodes one StakeRegistry log with the `sol!` types.
+pub fn decode_stake(log: &Log) -> Result<StakeEvent, DecodeError> {
+    let (tx_hash, log_index, block_number, block_hash) = position(log)?;
+    let topic0 = log.topic0().copied().ok_or(DecodeError::NotStakeEvent)?;
+    let malformed = |e: alloy::sol_types::Error| DecodeError::Malformed(e.to_string());
+    let (kind, who, amount, total, slash) = match topic0 {
+        IStakeRegistry::Staked::SIGNATURE_HASH => {
+            let e = IStakeRegistry::Staked::decode_log_data(&log.inner.data).map_err(malformed)?;
+            ("Staked", e.who, e.amount, Some(e.total), None)
+        }
+        IStakeRegistry::Unstaked::SIGNATURE_HASH => {
+            let e = IStakeRegistry::Unstaked::decode_log_data(&log.inner.data).map_err(malformed)?;
+            ("Unstaked", e.who, e.amount, Some(e.total), None)
+        }
+        IStakeRegistry::Slashed::SIGNATURE_HASH => {
+            let e = IStakeRegistry::Slashed::decode_log_data(&log.inner.data).map_err(malformed)?;
+            let split = SlashSplit {
+                challenger: e.challenger,
+                bounty: e.bounty,
+                burned: e.burned,
+            };
+            ("Slashed", e.who, e.amount, None, Some(split))
+        }
+        _ => return Err(DecodeError::NotStakeEvent),
+    };
+    Ok(StakeEvent {
+        kind,
+        tx_hash,
+        log_index,
+        block_number,
+        block_hash,
+        who,
+        amount,
+        total,
+        slash,
     })
 }
 
@@ -322,6 +419,93 @@ mod tests {
         let mut no_index = log_of(&eas, at);
         no_index.log_index = None;
         assert_eq!(decode(&no_index).unwrap_err(), DecodeError::Incomplete("log index"));
+    }
+
+    #[test]
+    fn stake_events_decode_with_their_totals() {
+        let at = address!("00000000000000000000000000000000000000a8");
+        let who = address!("1111111111111111111111111111111111111111");
+        let ch = address!("2222222222222222222222222222222222222222");
+        let e = decode_stake(&log_of(
+            &IStakeRegistry::Staked {
+                who,
+                amount: U256::from(5u8),
+                total: U256::from(7u8),
+            },
+            at,
+        ))
+        .unwrap();
+        assert_eq!((e.kind, e.who, e.amount, e.total), ("Staked", who, U256::from(5u8), Some(U256::from(7u8))));
+        assert_eq!((e.block_number, e.log_index, e.slash), (7, 3, None));
+        let e = decode_stake(&log_of(
+            &IStakeRegistry::Unstaked {
+                who,
+                amount: U256::from(1u8),
+                total: U256::ZERO,
+            },
+            at,
+        ))
+        .unwrap();
+        assert_eq!((e.kind, e.total), ("Unstaked", Some(U256::ZERO)));
+        let e = decode_stake(&log_of(
+            &IStakeRegistry::Slashed {
+                who,
+                challenger: ch,
+                amount: U256::from(11u8),
+                bounty: U256::from(5u8),
+                burned: U256::from(6u8),
+            },
+            at,
+        ))
+        .unwrap();
+        assert_eq!((e.kind, e.who, e.amount, e.total), ("Slashed", who, U256::from(11u8), None));
+        assert_eq!(
+            e.slash,
+            Some(SlashSplit {
+                challenger: ch,
+                bounty: U256::from(5u8),
+                burned: U256::from(6u8)
+            })
+        );
+        // Not a stake change, or not a StakeRegistry log at all.
+        let rep = IStakeRegistry::RepFactorSet {
+            who,
+            repFactorMicros: U256::from(1u8),
+        };
+        assert_eq!(decode_stake(&log_of(&rep, at)).unwrap_err(), DecodeError::NotStakeEvent);
+        let eas = IAttestor::Attested {
+            recipient: at,
+            attester: at,
+            uid: B256::ZERO,
+            schemaUID: B256::ZERO,
+        };
+        assert_eq!(decode_stake(&log_of(&eas, at)).unwrap_err(), DecodeError::NotStakeEvent);
+        let mut broken = log_of(&rep, at);
+        broken.inner.data = LogData::new_unchecked(
+            vec![IStakeRegistry::Staked::SIGNATURE_HASH, B256::ZERO],
+            Bytes::from_static(&[1, 2, 3]),
+        );
+        assert!(matches!(decode_stake(&broken), Err(DecodeError::Malformed(_))));
+        let mut pending = log_of(&rep, at);
+        pending.block_hash = None;
+        assert_eq!(decode_stake(&pending).unwrap_err(), DecodeError::Incomplete("block hash"));
+    }
+
+    #[test]
+    fn wei_become_exact_gst() {
+        let wei = |s: &str| U256::from_str_radix(s, 10).unwrap();
+        assert_eq!(gst_text(U256::ZERO), "0");
+        assert_eq!(gst_text(U256::from(1u8)), "0.000000000000000001");
+        assert_eq!(gst_text(wei("1000000000000000000")), "1");
+        assert_eq!(gst_text(wei("100000000000000000000")), "100");
+        assert_eq!(gst_text(wei("1500000000000000000")), "1.5");
+        assert_eq!(gst_text(wei("999999999999999999")), "0.999999999999999999");
+        assert_eq!(gst_text(wei("12345678901234567890123")), "12345.678901234567890123");
+        // uint256's maximum, which no float could carry.
+        assert_eq!(
+            gst_text(U256::MAX),
+            "115792089237316195423570985008687907853269984665640564039457.584007913129639935"
+        );
     }
 
     #[test]

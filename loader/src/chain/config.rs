@@ -19,8 +19,9 @@ pub const EXAMPLE: &str = r#"# xray-loader tail / check / pin configuration (nwe
 rpc_url = "https://mainnet.base.org"     # JSON-RPC over HTTP(S); an API key in it is never logged
 chain_id = 8453                           # checked against eth_chainId
 attestor = "0x0000000000000000000000000000000000000000"
+# stake_registry = "0x..."                # tail: Staked/Unstaked/Slashed -> nweb.stakes; without it stakes stay unindexed
 # slash_router = "0x..."                  # check: where Challenges are filed
-start_block = 0                           # first block with Attestor logs
+start_block = 0                           # at or before the deployment of the Attestor and the StakeRegistry
 confirmations = 24                        # stay this many blocks behind the head
 max_block_range = 2000                    # eth_getLogs range; shrinks when the RPC refuses, grows back
 reorg_window = 256                        # block hashes kept to find the fork point of a reorg
@@ -69,6 +70,7 @@ struct RawChain {
     rpc_url: String,
     chain_id: u64,
     attestor: String,
+    stake_registry: Option<String>,
     slash_router: Option<String>,
     #[serde(default)]
     start_block: u64,
@@ -168,6 +170,9 @@ pub struct ChainConfig {
     pub rpc_url: url::Url,
     pub chain_id: u64,
     pub attestor: Address,
+    /// Optional: `check` and `pin` do not need it, and a mirror of scan data may not
+    /// want stakes; `tail` indexes it when set.
+    pub stake_registry: Option<Address>,
     pub slash_router: Option<Address>,
     pub start_block: u64,
     pub confirmations: u64,
@@ -266,10 +271,21 @@ impl NwebConfig {
                 if c.request_timeout_secs == 0 {
                     bail!("chain.request_timeout_secs: must be positive");
                 }
+                let attestor = parse_address("chain.attestor", &c.attestor)?;
+                let stake_registry = c
+                    .stake_registry
+                    .as_deref()
+                    .map(|s| parse_address("chain.stake_registry", s))
+                    .transpose()?;
+                // Checkpoints are kept per (chain, contract): one address cannot be both.
+                if stake_registry == Some(attestor) {
+                    bail!("chain.stake_registry: the same address as chain.attestor");
+                }
                 Ok(ChainConfig {
                     rpc_url: parse_url("chain.rpc_url", &c.rpc_url)?,
                     chain_id: c.chain_id,
-                    attestor: parse_address("chain.attestor", &c.attestor)?,
+                    attestor,
+                    stake_registry,
                     slash_router: c
                         .slash_router
                         .as_deref()
@@ -375,6 +391,23 @@ mod tests {
         assert_eq!(e, "chain.rpc_url: expected an http:// or https:// URL, got ftp://");
         let e = NwebConfig::parse(&base.replace("a7\"", "a\"")).unwrap_err().to_string();
         assert!(e.starts_with("chain.attestor: "), "{e}");
+        let c = NwebConfig::parse(&format!("{base}stake_registry = \"0x00000000000000000000000000000000000000A8\"\n"))
+            .unwrap()
+            .chain
+            .unwrap();
+        assert_eq!(
+            c.stake_registry.map(|a| crate::chain::abi::addr(&a)),
+            Some("0x00000000000000000000000000000000000000a8".to_string())
+        );
+        assert!(NwebConfig::parse(base).unwrap().chain.unwrap().stake_registry.is_none());
+        let e = NwebConfig::parse(&format!("{base}stake_registry = \"0xnope\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("chain.stake_registry: \"0xnope\" is not an address"), "{e}");
+        let e = NwebConfig::parse(&format!("{base}stake_registry = \"0x00000000000000000000000000000000000000a7\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(e, "chain.stake_registry: the same address as chain.attestor");
         let e = NwebConfig::parse(&format!("{base}bogus = 1\n"))
             .unwrap_err()
             .to_string();

@@ -1,5 +1,9 @@
-//! `xray-loader tail`: Attestor logs into nweb.attestations (design D8).
+//! `xray-loader tail`: Attestor logs into nweb.attestations and, when configured,
+//! StakeRegistry logs into nweb.stake_events and nweb.stakes (design D8).
 //!
+//! - Each contract has its own checkpoint and is caught up in turn, so a registry added
+//!   to the configuration later is indexed from the start block, not from where the
+//!   Attestor already is. Reorgs and rollbacks are per chain and move both back.
 //! - Backfill from the configured start block with ranged `eth_getLogs`, then follow the
 //!   head, always `confirmations` blocks behind it.
 //! - The range adapts: a refused range shrinks to the provider's suggestion or to half,
@@ -16,7 +20,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use alloy::primitives::B256;
+use alloy::primitives::{Address, B256};
 use alloy::rpc::types::Filter;
 use anyhow::{anyhow, bail, Result};
 use tokio_postgres::Client;
@@ -29,17 +33,81 @@ use super::store::{self, Batch, CommitError};
 /// What one pass did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Progress {
+    /// Attestations.
     pub added: u64,
     pub reverted: u64,
+    pub stake_events_added: u64,
+    pub stake_events_reverted: u64,
     pub batches: u64,
+    /// Every followed contract is indexed up to here.
     pub last_block: i64,
+}
+
+impl Progress {
+    pub fn changed(&self) -> u64 {
+        self.added + self.reverted + self.stake_events_added + self.stake_events_reverted
+    }
+
+    fn add_reverted(&mut self, r: store::Reverted) {
+        self.reverted += r.attestations;
+        self.stake_events_reverted += r.stake_events;
+    }
+}
+
+/// Which contract a checkpoint follows, and so which logs and table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Attestor,
+    StakeRegistry,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Attestor => "Attestor",
+            Kind::StakeRegistry => "StakeRegistry",
+        }
+    }
+
+    fn topics(self) -> Vec<B256> {
+        match self {
+            Kind::Attestor => abi::payload_topics(),
+            Kind::StakeRegistry => abi::stake_topics(),
+        }
+    }
+}
+
+struct Target {
+    kind: Kind,
+    address: Address,
+    /// The address as nweb.chain_checkpoints keys it.
+    contract: String,
+    /// eth_getLogs range, adapted per contract: a provider may refuse one a range it
+    /// allows the other when their logs are denser.
+    range: u64,
+}
+
+/// A decoded log of either contract.
+enum Decoded {
+    Attestation(abi::Attestation),
+    Stake(abi::StakeEvent),
+}
+
+impl Decoded {
+    fn block(&self) -> (u64, B256, u64) {
+        match self {
+            Decoded::Attestation(a) => (a.block_number, a.block_hash, a.log_index),
+            Decoded::Stake(e) => (e.block_number, e.block_hash, e.log_index),
+        }
+    }
 }
 
 pub struct Indexer {
     cfg: ChainConfig,
     rpc: Rpc,
-    contract: String,
-    range: u64,
+    targets: Vec<Target>,
+    /// The database has nweb.stake_events (checked by `open` when a registry is set).
+    stakes_table: bool,
 }
 
 #[derive(Debug)]
@@ -51,8 +119,16 @@ enum BatchError {
 }
 
 impl Indexer {
-    /// Connects and checks that the endpoint serves the configured chain.
-    pub async fn open(cfg: &ChainConfig) -> Result<Indexer> {
+    /// Connects and checks that the endpoint serves the configured chain, and that the
+    /// database can hold what the configuration asks to index.
+    pub async fn open(cfg: &ChainConfig, db: &Client) -> Result<Indexer> {
+        let stakes_table = store::has_stake_events(db).await?;
+        if cfg.stake_registry.is_some() && !stakes_table {
+            bail!(
+                "chain.stake_registry is set but the database has no nweb.stake_events: \
+                 update the extension to xray_pg 0.4.0 (ALTER EXTENSION xray_pg UPDATE)"
+            );
+        }
         let rpc = Rpc::new(cfg)?;
         let id = rpc
             .chain_id()
@@ -65,36 +141,90 @@ impl Indexer {
                 cfg.chain_id
             );
         }
-        tracing::info!(rpc = %rpc.shown(), chain_id = id, attestor = %addr(&cfg.attestor), "connected");
-        Ok(Indexer {
-            cfg: cfg.clone(),
+        let mut targets = vec![Target {
+            kind: Kind::Attestor,
+            address: cfg.attestor,
             contract: addr(&cfg.attestor),
             range: cfg.max_block_range,
+        }];
+        match cfg.stake_registry {
+            Some(r) => targets.push(Target {
+                kind: Kind::StakeRegistry,
+                address: r,
+                contract: addr(&r),
+                range: cfg.max_block_range,
+            }),
+            // Not a warning: stderr output makes cron send mail on every run.
+            None => tracing::info!("chain.stake_registry is not set: nweb.stakes is not indexed"),
+        }
+        tracing::info!(
+            rpc = %rpc.shown(),
+            chain_id = id,
+            attestor = %addr(&cfg.attestor),
+            stake_registry = %cfg.stake_registry.as_ref().map_or_else(|| "-".to_string(), addr),
+            "connected"
+        );
+        Ok(Indexer {
+            cfg: cfg.clone(),
+            targets,
+            stakes_table,
             rpc,
         })
     }
 
     /// Rolls back everything from `block` on, by hand (`tail --rewind-to`).
-    pub async fn rewind(&self, db: &mut Client, block: u64) -> Result<u64> {
-        store::checkpoint(db, self.cfg.chain_id, &self.contract, self.cfg.start_block).await?;
-        store::rollback(db, self.cfg.chain_id, block).await
+    pub async fn rewind(&self, db: &mut Client, block: u64) -> Result<store::Reverted> {
+        for t in &self.targets {
+            store::checkpoint(db, self.cfg.chain_id, &t.contract, self.cfg.start_block).await?;
+        }
+        store::rollback(db, self.cfg.chain_id, block, self.stakes_table).await
     }
 
-    /// Indexes up to the confirmed head.
+    /// Indexes every followed contract up to the confirmed head.
     pub async fn catch_up(&mut self, db: &mut Client) -> Result<Progress> {
         let mut p = Progress::default();
+        // A reorg found while following one contract moves every checkpoint of the chain
+        // back, also of a contract already caught up in this round: go round again, so
+        // that one pass leaves them all at the head. Each round needs a new reorg to
+        // repeat; the bound only guards against a chain that keeps reorganising.
+        for _round in 0..8 {
+            let mut rolled_back = false;
+            let mut last: Option<i64> = None;
+            for i in 0..self.targets.len() {
+                let (l, r) = self.catch_up_target(db, i, &mut p).await?;
+                rolled_back |= r;
+                last = Some(last.map_or(l, |x| x.min(l)));
+            }
+            p.last_block = last.unwrap_or_default();
+            if !rolled_back {
+                break;
+            }
+        }
+        Ok(p)
+    }
+
+    /// Indexes one contract up to the confirmed head. Returns its last indexed block and
+    /// whether it rolled anything back.
+    async fn catch_up_target(&mut self, db: &mut Client, i: usize, p: &mut Progress) -> Result<(i64, bool)> {
+        let chain_id = self.cfg.chain_id;
+        let contract = self.targets[i].contract.clone();
+        let kind = self.targets[i].kind;
         let mut inconsistent = 0u32;
+        let mut rolled_back = false;
+        let mut last_block;
         loop {
-            let cp = store::checkpoint(db, self.cfg.chain_id, &self.contract, self.cfg.start_block).await?;
+            let cp = store::checkpoint(db, chain_id, &contract, self.cfg.start_block).await?;
             if cp.start_block != self.cfg.start_block {
                 tracing::warn!(
                     stored = cp.start_block,
                     configured = self.cfg.start_block,
+                    contract = kind.name(),
                     "chain.start_block differs from the stored checkpoint's; the checkpoint wins"
                 );
             }
-            p.last_block = cp.last_block;
-            if self.check_reorg(db, &cp, &mut p).await? {
+            last_block = cp.last_block;
+            if self.check_reorg(db, &cp, p).await? {
+                rolled_back = true;
                 continue;
             }
             let head = self.rpc.block_number().await?;
@@ -105,21 +235,38 @@ impl Indexer {
             if from > safe {
                 break;
             }
-            let to = safe.min(from.saturating_add(self.range - 1));
-            match self.fetch(from, to).await {
+            let range = self.targets[i].range;
+            let to = safe.min(from.saturating_add(range - 1));
+            match self.fetch(&self.targets[i], from, to).await {
                 Ok(batch) => {
-                    match store::commit_batch(db, self.cfg.chain_id, &self.contract, self.cfg.reorg_window, &batch)
-                        .await
+                    match store::commit_batch(
+                        db,
+                        chain_id,
+                        &contract,
+                        self.cfg.reorg_window,
+                        self.stakes_table,
+                        &batch,
+                    )
+                    .await
                     {
-                        Ok((added, reverted)) => {
-                            tracing::debug!(from, to, logs = batch.rows.len(), added, "batch");
-                            p.added += added;
-                            p.reverted += reverted;
+                        Ok(c) => {
+                            tracing::debug!(
+                                contract = kind.name(),
+                                from,
+                                to,
+                                logs = batch.rows.len() + batch.stakes.len(),
+                                attestations = c.attestations,
+                                stake_events = c.stake_events,
+                                "batch"
+                            );
+                            p.added += c.attestations;
+                            p.stake_events_added += c.stake_events;
+                            p.add_reverted(c.reverted);
+                            rolled_back |= c.rolled_back;
                             p.batches += 1;
-                            p.last_block = to as i64;
                             inconsistent = 0;
                             // Grow back after a success, 5 % at a time.
-                            self.range = (self.range + (self.range / 20).max(1)).min(self.cfg.max_block_range);
+                            self.targets[i].range = (range + (range / 20).max(1)).min(self.cfg.max_block_range);
                         }
                         Err(CommitError::Moved { expected, found }) => {
                             tracing::warn!(
@@ -137,8 +284,8 @@ impl Indexer {
                         bail!("the RPC refuses eth_getLogs even for the single block {from}: {msg}");
                     }
                     let next = hint.filter(|h| *h < span).unwrap_or(span / 2).max(1);
-                    tracing::info!(from, to, next_range = next, "block range refused; splitting");
-                    self.range = next;
+                    tracing::info!(contract = kind.name(), from, to, next_range = next, "block range refused; splitting");
+                    self.targets[i].range = next;
                 }
                 Err(BatchError::Inconsistent(msg)) => {
                     inconsistent += 1;
@@ -151,7 +298,7 @@ impl Indexer {
                 Err(BatchError::Other(e)) => return Err(e),
             }
         }
-        Ok(p)
+        Ok((last_block, rolled_back))
     }
 
     /// Compares the checkpoint with the chain and rolls back what a reorg replaced.
@@ -195,14 +342,15 @@ impl Indexer {
                 self.cfg.reorg_window
             ),
         };
-        let n = store::rollback(db, self.cfg.chain_id, first_reverted).await?;
+        let r = store::rollback(db, self.cfg.chain_id, first_reverted, self.stakes_table).await?;
         tracing::warn!(
             chain_id = self.cfg.chain_id,
             first_reverted,
-            attestations = n,
+            attestations = r.attestations,
+            stake_events = r.stake_events,
             "rolled back"
         );
-        p.reverted += n;
+        p.add_reverted(r);
         Ok(true)
     }
 
@@ -214,11 +362,11 @@ impl Indexer {
             .ok_or_else(|| BatchError::Inconsistent(format!("block {n} is not there (any more)")))
     }
 
-    async fn fetch(&self, from: u64, to: u64) -> Result<Batch, BatchError> {
+    async fn fetch(&self, target: &Target, from: u64, to: u64) -> Result<Batch, BatchError> {
         let before = self.header(to).await?;
         let filter = Filter::new()
-            .address(self.cfg.attestor)
-            .event_signature(abi::payload_topics())
+            .address(target.address)
+            .event_signature(target.kind.topics())
             .from_block(from)
             .to_block(to);
         let logs = match self.rpc.logs(&filter).await {
@@ -232,14 +380,18 @@ impl Indexer {
             if log.removed {
                 return Err(BatchError::Inconsistent("the node returned a removed log".into()));
             }
-            if log.address() != self.cfg.attestor {
+            if log.address() != target.address {
                 return Err(BatchError::Other(anyhow!(
                     "the node returned a log of {} for a filter on {}",
                     addr(&log.address()),
-                    self.contract
+                    target.contract
                 )));
             }
-            let a = match abi::decode(log) {
+            let one = match target.kind {
+                Kind::Attestor => abi::decode(log).map(Decoded::Attestation),
+                Kind::StakeRegistry => abi::decode_stake(log).map(Decoded::Stake),
+            };
+            let a = match one {
                 Ok(a) => a,
                 Err(abi::DecodeError::Incomplete(what)) => {
                     return Err(BatchError::Inconsistent(format!(
@@ -252,18 +404,15 @@ impl Indexer {
                     continue;
                 }
             };
-            if a.block_number < from || a.block_number > to {
+            let (block_number, block_hash, _) = a.block();
+            if block_number < from || block_number > to {
                 return Err(BatchError::Inconsistent(format!(
-                    "the node returned a log of block {} for the range {from}..{to}",
-                    a.block_number
+                    "the node returned a log of block {block_number} for the range {from}..{to}"
                 )));
             }
-            if let Some(h) = block_hashes.insert(a.block_number, a.block_hash) {
-                if h != a.block_hash {
-                    return Err(BatchError::Inconsistent(format!(
-                        "two hashes for block {}",
-                        a.block_number
-                    )));
+            if let Some(h) = block_hashes.insert(block_number, block_hash) {
+                if h != block_hash {
+                    return Err(BatchError::Inconsistent(format!("two hashes for block {block_number}")));
                 }
             }
             decoded.push(a);
@@ -290,20 +439,25 @@ impl Indexer {
         }
         let times: BTreeMap<u64, chrono::DateTime<chrono::Utc>> =
             headers.iter().map(|h| (h.number, store::block_time(h))).collect();
-        decoded.sort_by_key(|a| (a.block_number, a.log_index));
-        let rows = decoded
-            .into_iter()
-            .map(|a| {
-                let t = times[&a.block_number];
-                (a, t)
-            })
-            .collect();
+        decoded.sort_by_key(|a| {
+            let (n, _, i) = a.block();
+            (n, i)
+        });
+        let (mut rows, mut stakes) = (Vec::new(), Vec::new());
+        for d in decoded {
+            let t = times[&d.block().0];
+            match d {
+                Decoded::Attestation(a) => rows.push((a, t)),
+                Decoded::Stake(e) => stakes.push((e, t)),
+            }
+        }
         Ok(Batch {
             from,
             to,
             to_header: after,
             headers,
             rows,
+            stakes,
         })
     }
 }

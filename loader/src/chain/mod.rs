@@ -1,5 +1,5 @@
-//! nweb on chain: the Attestor's ABI (`sol!`), JSON-RPC reads, the indexer behind
-//! `xray-loader tail`, and the transactions of the slasher.
+//! nweb on chain: the contracts' ABI (`sol!`), JSON-RPC reads, the indexer behind
+//! `xray-loader tail` (Attestor and StakeRegistry), and the transactions of the slasher.
 
 pub mod abi;
 pub mod config;
@@ -29,7 +29,7 @@ pub struct TailArgs {
     /// Catch up to the confirmed head, load pending bundles and exit; prints one summary line when something changed.
     #[arg(long)]
     pub once: bool,
-    /// Index attestations only; bundles stay pending.
+    /// Index the chain only (attestations, stakes); bundles stay pending.
     #[arg(long)]
     pub no_bundles: bool,
     /// First roll back everything from this block on (after a reorg deeper than chain.reorg_window).
@@ -120,19 +120,35 @@ pub async fn load_bundles(db: &Client, chain_id: u64, ipfs: &IpfsConfig, sources
     Ok(n)
 }
 
+/// The one line `tail --once` prints; the stake part only when the registry is followed.
+fn summary(chain: &config::ChainConfig, p: &indexer::Progress, b: &BundleCounts) -> String {
+    let stakes = if chain.stake_registry.is_some() {
+        format!(
+            " {} stake events added, {} reverted;",
+            p.stake_events_added, p.stake_events_reverted
+        )
+    } else {
+        String::new()
+    };
+    format!(
+        "chain {} block {}: {} attestations added, {} reverted;{stakes} bundles: {} verified, {} invalid, {} unavailable, {} failed",
+        chain.chain_id, p.last_block, p.added, p.reverted, b.verified, b.invalid, b.unavailable, b.failed
+    )
+}
+
 pub async fn tail(cfg: &NwebConfig, db_url: &str, opts: &TailOptions) -> Result<ExitCode> {
     let chain = cfg.chain()?;
     let mut client = db::connect(db_url).await?;
     tracing::info!(db = %db::describe(db_url), "database");
-    let mut ix = Indexer::open(chain).await?;
+    let mut ix = Indexer::open(chain, &client).await?;
     let sources = Sources::new(&cfg.ipfs)?;
     let bundles = opts.bundles && !sources.is_empty();
     if opts.bundles && sources.is_empty() {
         tracing::warn!("no IPFS source configured (ipfs.gateways, ipfs.kubo_api, ipfs.car_dir): bundles stay pending");
     }
     if let Some(b) = opts.rewind_to {
-        let n = ix.rewind(&mut client, b).await?;
-        tracing::warn!(block = b, attestations = n, "rewound");
+        let r = ix.rewind(&mut client, b).await?;
+        tracing::warn!(block = b, attestations = r.attestations, stake_events = r.stake_events, "rewound");
     }
     loop {
         let pass = async {
@@ -147,16 +163,21 @@ pub async fn tail(cfg: &NwebConfig, db_url: &str, opts: &TailOptions) -> Result<
         .await;
         match pass {
             Ok((p, b)) => {
-                if p.added + p.reverted + b.total() > 0 {
-                    tracing::info!(added = p.added, reverted = p.reverted, block = p.last_block, ?b, "pass");
+                if p.changed() + b.total() > 0 {
+                    tracing::info!(
+                        added = p.added,
+                        reverted = p.reverted,
+                        stake_events_added = p.stake_events_added,
+                        stake_events_reverted = p.stake_events_reverted,
+                        block = p.last_block,
+                        ?b,
+                        "pass"
+                    );
                 }
                 if opts.once {
                     // Quiet when nothing happened, so cron sends no mail.
-                    if p.added + p.reverted + b.total() > 0 {
-                        println!(
-                            "chain {} block {}: {} attestations added, {} reverted; bundles: {} verified, {} invalid, {} unavailable, {} failed",
-                            chain.chain_id, p.last_block, p.added, p.reverted, b.verified, b.invalid, b.unavailable, b.failed
-                        );
+                    if p.changed() + b.total() > 0 {
+                        println!("{}", summary(chain, &p, &b));
                     }
                     return Ok(ExitCode::SUCCESS);
                 }

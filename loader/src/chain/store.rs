@@ -1,10 +1,12 @@
-//! The indexer's SQL: checkpoint, block window, attestations and rollback (design D8),
-//! plain statements on the tables of sql/xray_pg--0.2.0--0.3.0.sql.
+//! The indexer's SQL: checkpoint, block window, attestations, stake events and rollback
+//! (design D8), plain statements on the tables of sql/xray_pg--0.2.0--0.3.0.sql and, for
+//! the StakeRegistry, of the end of sql/xray_pg--0.3.0--0.4.0.sql.
 //!
-//! A batch is one transaction: the attestations, the hashes of its blocks and the new
-//! checkpoint commit together or not at all, so a crash anywhere loses nothing, and the
-//! unique key (chain_id, tx_hash, log_index) with ON CONFLICT DO NOTHING means a batch
-//! done twice writes nothing twice.
+//! A batch is one transaction: the rows (attestations or stake events, with the stakes
+//! derived from them), the hashes of its blocks and the new checkpoint commit together
+//! or not at all, so a crash anywhere loses nothing, and the unique key
+//! (chain_id, tx_hash, log_index) with ON CONFLICT DO NOTHING means a batch done twice
+//! writes nothing twice.
 
 use alloy::primitives::B256;
 use anyhow::{anyhow, Result};
@@ -12,7 +14,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use tokio_postgres::Client;
 
-use super::abi::{addr, hex0x, Attestation};
+use super::abi::{addr, gst_text, hex0x, Attestation, StakeEvent};
 use super::rpc::Header;
 use crate::db::pg_error;
 
@@ -73,19 +75,65 @@ pub async fn stored_blocks(db: &Client, chain_id: u64, upto: i64) -> Result<Vec<
         .collect()
 }
 
-/// Deletes what a reorg reverted (`first_reverted` and later) and lowers the checkpoints.
-pub async fn rollback(db: &mut Client, chain_id: u64, first_reverted: u64) -> Result<u64> {
-    let tx = db.transaction().await.map_err(pg("rollback"))?;
-    let n: i64 = tx
-        .query_one(
-            "SELECT nweb.chain_rollback($1, $2)",
-            &[&(chain_id as i64), &(first_reverted as i64)],
-        )
+/// Whether the database has the StakeRegistry's table (xray_pg 0.4.0).
+pub async fn has_stake_events(db: &Client) -> Result<bool> {
+    Ok(db
+        .query_one("SELECT to_regclass('nweb.stake_events') IS NOT NULL", &[])
         .await
-        .map_err(pg("nweb.chain_rollback"))?
+        .map_err(pg("looking for nweb.stake_events"))?
+        .get(0))
+}
+
+/// What a rollback deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Reverted {
+    pub attestations: u64,
+    pub stake_events: u64,
+}
+
+/// `nweb.chain_rollback` in the caller's transaction. nweb.chain_rollback returns only the
+/// attestations it deleted, so with `stakes` the stake events are counted first, under
+/// the same chain lock (advisory locks are re-entrant in a session).
+async fn chain_rollback(
+    tx: &tokio_postgres::Transaction<'_>,
+    chain_id: i64,
+    first_reverted: i64,
+    stakes: bool,
+) -> Result<Reverted, tokio_postgres::Error> {
+    let mut r = Reverted::default();
+    if stakes {
+        tx.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended('nweb.chain:' || $1::bigint, 0))",
+            &[&chain_id],
+        )
+        .await?;
+        let n: i64 = tx
+            .query_one(
+                "SELECT count(*) FROM nweb.stake_events WHERE chain_id = $1 AND block_number >= $2",
+                &[&chain_id, &first_reverted],
+            )
+            .await?
+            .get(0);
+        r.stake_events = n as u64;
+    }
+    let n: i64 = tx
+        .query_one("SELECT nweb.chain_rollback($1, $2)", &[&chain_id, &first_reverted])
+        .await?
         .get(0);
+    r.attestations = n as u64;
+    Ok(r)
+}
+
+/// Deletes what a reorg reverted (`first_reverted` and later), derives the stakes of the
+/// reverted stake events' addresses again, and lowers the checkpoints. `stakes`: the
+/// database has nweb.stake_events, so its reverted rows are counted too.
+pub async fn rollback(db: &mut Client, chain_id: u64, first_reverted: u64, stakes: bool) -> Result<Reverted> {
+    let tx = db.transaction().await.map_err(pg("rollback"))?;
+    let r = chain_rollback(&tx, chain_id as i64, first_reverted as i64, stakes)
+        .await
+        .map_err(pg("nweb.chain_rollback"))?;
     tx.commit().await.map_err(pg("committing the rollback"))?;
-    Ok(n as u64)
+    Ok(r)
 }
 
 /// What one batch writes.
@@ -96,8 +144,23 @@ pub struct Batch {
     pub to_header: Header,
     /// The headers of the blocks with logs, and of `to`.
     pub headers: Vec<Header>,
-    /// In (block, log index) order.
+    /// Attestor logs, in (block, log index) order.
     pub rows: Vec<(Attestation, DateTime<Utc>)>,
+    /// StakeRegistry logs, in (block, log index) order.
+    pub stakes: Vec<(StakeEvent, DateTime<Utc>)>,
+}
+
+/// What one batch wrote.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Committed {
+    /// New rows (a log already stored is not counted again).
+    pub attestations: u64,
+    pub stake_events: u64,
+    /// Whether a block another loader had stored was stale, so that every checkpoint of
+    /// the chain was moved back before this batch was written.
+    pub rolled_back: bool,
+    /// What that rollback deleted.
+    pub reverted: Reverted,
 }
 
 #[derive(Debug)]
@@ -132,15 +195,15 @@ pub fn block_time(h: &Header) -> DateTime<Utc> {
     ts(h.timestamp)
 }
 
-/// Writes one batch in one transaction. Returns the number of new attestation rows and
-/// the number reverted because another loader had stored a now-stale block.
+/// Writes one batch in one transaction. `stakes`: the database has nweb.stake_events.
 pub async fn commit_batch(
     db: &mut Client,
     chain_id: u64,
     contract: &str,
     window: u64,
+    stakes: bool,
     b: &Batch,
-) -> Result<(u64, u64), CommitError> {
+) -> Result<Committed, CommitError> {
     let dbe = |c: &'static str| move |e: tokio_postgres::Error| CommitError::Db(anyhow!("{c}: {}", pg_error(&e)));
     let cid = chain_id as i64;
     let tx = db.transaction().await.map_err(dbe("batch"))?;
@@ -178,18 +241,16 @@ pub async fn commit_batch(
         .await
         .map_err(dbe("block window"))?
         .get(0);
-    let mut reverted = 0u64;
+    let mut reverted = Reverted::default();
     if let Some(s) = stale {
-        let n: i64 = tx
-            .query_one("SELECT nweb.chain_rollback($1, $2)", &[&cid, &s])
+        reverted = chain_rollback(&tx, cid, s, stakes)
             .await
-            .map_err(dbe("nweb.chain_rollback"))?
-            .get(0);
-        reverted = n as u64;
+            .map_err(dbe("nweb.chain_rollback"))?;
         tracing::warn!(
             chain_id,
             block = s,
-            reverted,
+            attestations = reverted.attestations,
+            stake_events = reverted.stake_events,
             "a block stored by another loader is no longer canonical; rolled back"
         );
     }
@@ -230,6 +291,11 @@ pub async fn commit_batch(
         )
         .await
         .map_err(dbe("inserting attestations"))?;
+    let stake_events = if b.stakes.is_empty() {
+        0
+    } else {
+        insert_stake_events(&tx, cid, contract, &b.stakes).await?
+    };
 
     let parents: Vec<String> = b.headers.iter().map(|h| hex0x(h.parent_hash.as_slice())).collect();
     let times: Vec<DateTime<Utc>> = b.headers.iter().map(block_time).collect();
@@ -259,7 +325,101 @@ pub async fn commit_batch(
     .await
     .map_err(dbe("pruning the block window"))?;
     tx.commit().await.map_err(dbe("commit"))?;
-    Ok((added, reverted))
+    Ok(Committed {
+        attestations: added,
+        stake_events,
+        rolled_back: stale.is_some(),
+        reverted,
+    })
+}
+
+/// The StakeRegistry's logs of a batch, then the stakes of their addresses derived again
+/// (nweb.refresh_stakes), in the batch's transaction. Amounts go to the database as
+/// exact decimal text: numeric has no binary form in tokio-postgres, and a float would
+/// round them.
+async fn insert_stake_events(
+    tx: &tokio_postgres::Transaction<'_>,
+    cid: i64,
+    registry: &str,
+    events: &[(StakeEvent, DateTime<Utc>)],
+) -> Result<u64, CommitError> {
+    let dbe = |c: &'static str| move |e: tokio_postgres::Error| CommitError::Db(anyhow!("{c}: {}", pg_error(&e)));
+    let n = events.len();
+    let (mut txs, mut idx, mut bns, mut bhs, mut bts) = (
+        Vec::with_capacity(n),
+        Vec::<i32>::with_capacity(n),
+        Vec::<i64>::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::<DateTime<Utc>>::with_capacity(n),
+    );
+    let (mut kinds, mut whos, mut amounts, mut totals) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::<Option<String>>::with_capacity(n),
+    );
+    let (mut challengers, mut bounties, mut burned) = (
+        Vec::<Option<String>>::with_capacity(n),
+        Vec::<Option<String>>::with_capacity(n),
+        Vec::<Option<String>>::with_capacity(n),
+    );
+    for (e, t) in events {
+        txs.push(hex0x(e.tx_hash.as_slice()));
+        idx.push(
+            i32::try_from(e.log_index).map_err(|_| CommitError::Db(anyhow!("log index {} too big", e.log_index)))?,
+        );
+        bns.push(e.block_number as i64);
+        bhs.push(hex0x(e.block_hash.as_slice()));
+        bts.push(*t);
+        kinds.push(e.kind.to_string());
+        whos.push(addr(&e.who));
+        amounts.push(gst_text(e.amount));
+        totals.push(e.total.map(gst_text));
+        challengers.push(e.slash.as_ref().map(|s| addr(&s.challenger)));
+        bounties.push(e.slash.as_ref().map(|s| gst_text(s.bounty)));
+        burned.push(e.slash.as_ref().map(|s| gst_text(s.burned)));
+    }
+    let added = tx
+        .execute(
+            "INSERT INTO nweb.stake_events
+                    (chain_id, tx_hash, log_index, block_number, block_hash, block_time, registry, kind, address,
+                     amount, total, challenger, bounty, burned)
+             SELECT $1, x.tx_hash, x.log_index, x.block_number, x.block_hash, x.block_time, $2, x.kind, x.address,
+                    x.amount::numeric, x.total::numeric, x.challenger, x.bounty::numeric, x.burned::numeric
+               FROM unnest($3::text[], $4::int4[], $5::int8[], $6::text[], $7::timestamptz[], $8::text[], $9::text[],
+                           $10::text[], $11::text[], $12::text[], $13::text[], $14::text[])
+                    WITH ORDINALITY AS x(tx_hash, log_index, block_number, block_hash, block_time, kind, address,
+                                         amount, total, challenger, bounty, burned, n)
+              ORDER BY x.n
+             ON CONFLICT (chain_id, tx_hash, log_index) DO NOTHING",
+            &[
+                &cid,
+                &registry,
+                &txs,
+                &idx,
+                &bns,
+                &bhs,
+                &bts,
+                &kinds,
+                &whos,
+                &amounts,
+                &totals,
+                &challengers,
+                &bounties,
+                &burned,
+            ],
+        )
+        .await
+        .map_err(dbe("inserting stake events"))?;
+    // Every address of the batch, not only those with new rows: a replay then repairs
+    // a stake changed by hand, and writes nothing when it is right.
+    let mut addresses = whos;
+    addresses.sort();
+    addresses.dedup();
+    tx.execute("SELECT nweb.refresh_stakes($1::text[])", &[&addresses])
+        .await
+        .map_err(dbe("nweb.refresh_stakes"))?;
+    Ok(added)
 }
 
 /// Bundles the indexer should fetch: attested on this chain and never checked, or found

@@ -7,6 +7,7 @@
 //! runs the loader binary against a fresh database (DATABASE_URL, as the other tests).
 
 mod http;
+mod stakes;
 mod support;
 
 use std::collections::{HashMap, HashSet};
