@@ -34,8 +34,9 @@ use xray_core::nweb::bundle::{self, BundleInput, Status};
 use xray_core::nweb::scanprint::{self, Conversion, ScanprintContext};
 use xray_core::nweb::unixfs::{self, ImportParams};
 use xray_core::nweb::{car, jcs, merkle};
+use xray_core::EngineConfig;
 
-use crate::config::Config;
+use crate::config::{Config, EngineSource};
 use crate::db;
 use crate::dns::{self, Dns};
 use crate::lock;
@@ -249,8 +250,13 @@ pub fn masscan_args(ports: &[u16], rate: u32, ips: &[IpAddr], out_file: &Path) -
 }
 
 fn resolve_settings(args: &CollectArgs, config: &Config) -> Result<Settings> {
+    // nweb bundles are public data judged by no tenant's engine, so the
+    // shipped configuration gives the profile's ports, not a database's.
+    let rules = config
+        .rules(EngineConfig::default(), EngineSource::Default)
+        .with_context(|| format!("config {}", config.path.display()))?;
     let ports = if args.ports.is_empty() {
-        config.ports.clone()
+        rules.ports
     } else {
         let mut p = args.ports.clone();
         if p.contains(&0) {

@@ -4,6 +4,7 @@
 //! a second with one line naming the field, not after an hour of scanning.
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -33,7 +34,7 @@ struct RawConfig {
     max_targets: u64,
     #[serde(default = "default_max_ports")]
     max_ports_per_host: usize,
-    /// Overrides the profile's port list.
+    /// Overrides the port list the engine configuration gives the profile.
     ports: Option<Vec<u16>>,
     dns_resolver: Option<String>,
     #[serde(default)]
@@ -226,7 +227,9 @@ pub struct Config {
     pub toolchain: ToolchainChoice,
     pub max_targets: u64,
     pub max_ports_per_host: usize,
-    pub ports: Vec<u16>,
+    /// `ports` of the file, sorted. `None`: the run's engine configuration
+    /// decides, see [`Config::rules`].
+    pub ports: Option<Vec<u16>>,
     pub dns_resolver: Option<SocketAddr>,
     pub dkim_selectors: Vec<String>,
     pub scan_ipv6: bool,
@@ -250,15 +253,8 @@ impl Config {
     pub fn parse(text: &str, path: &Path) -> Result<Config> {
         let raw: RawConfig = toml::from_str(text).map_err(|e| anyhow::anyhow!(toml_error(text, &e)))?;
         let tenant_id = parse_uuid(&raw.tenant_id).with_context(|| "tenant_id".to_string())?;
-        let engine = EngineConfig::default();
-        if !engine.profile_ports.contains_key(&raw.scan_profile) {
-            let known: Vec<&str> = engine.profile_ports.keys().map(String::as_str).collect();
-            bail!(
-                "scan_profile: unknown profile {:?} (known: {})",
-                raw.scan_profile,
-                known.join(", ")
-            );
-        }
+        // `rules` checks the profile: a database may define profiles the
+        // shipped configuration does not know.
         if !matches!(raw.scan_kind.as_str(), "scheduled" | "on_demand" | "verify") {
             bail!(
                 "scan_kind: must be scheduled, on_demand or verify, got {:?}",
@@ -268,25 +264,28 @@ impl Config {
         if raw.max_targets == 0 {
             bail!("max_targets: must be at least 1");
         }
-        let mut ports = raw
+        let ports = raw
             .ports
             .clone()
-            .unwrap_or_else(|| engine.ports_for_profile(Some(&raw.scan_profile)).to_vec());
-        if ports.contains(&0) {
-            bail!("ports: 0 is not a TCP port");
-        }
-        ports.sort_unstable();
-        ports.dedup();
-        if ports.is_empty() {
-            bail!("ports: the port list is empty");
-        }
-        if ports.len() > raw.max_ports_per_host {
-            bail!(
-                "ports: {} ports is more than max_ports_per_host = {}",
-                ports.len(),
-                raw.max_ports_per_host
-            );
-        }
+            .map(|mut ports| {
+                if ports.contains(&0) {
+                    bail!("ports: 0 is not a TCP port");
+                }
+                ports.sort_unstable();
+                ports.dedup();
+                if ports.is_empty() {
+                    bail!("ports: the port list is empty");
+                }
+                if ports.len() > raw.max_ports_per_host {
+                    bail!(
+                        "ports: {} ports is more than max_ports_per_host = {}",
+                        ports.len(),
+                        raw.max_ports_per_host
+                    );
+                }
+                Ok(ports)
+            })
+            .transpose()?;
         let dns_resolver = raw
             .dns_resolver
             .as_deref()
@@ -356,6 +355,89 @@ impl Config {
             timeouts: raw.timeouts,
             tools: raw.tools,
             assets,
+        })
+    }
+}
+
+/// Where the engine configuration of a run came from; the run's log line
+/// names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EngineSource {
+    /// `xray.engine_config()` of the database the run ingests into: the
+    /// rules its ingest trigger will judge the payload by.
+    Database,
+    /// `EngineConfig::default()`, for runs that read no database
+    /// (`scan --dry-run`, `scan --out`, `collect`).
+    Default,
+}
+
+impl fmt::Display for EngineSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            EngineSource::Database => "database",
+            EngineSource::Default => "default",
+        })
+    }
+}
+
+/// What one scan run probes, and the engine rules its symptoms follow.
+#[derive(Debug, Clone)]
+pub struct ScanRules {
+    /// Sorted, without duplicates.
+    pub ports: Vec<u16>,
+    /// `file` (the configuration's `ports`) or `profile`.
+    pub ports_from: &'static str,
+    pub engine: EngineConfig,
+    pub source: EngineSource,
+}
+
+impl Config {
+    /// Resolves the run's ports against `engine`. Explicit `ports` in the
+    /// file win. Otherwise the profile's ports plus every enabled admin port:
+    /// an admin port the loader never probes could never be reported as RB1,
+    /// nor proven fixed.
+    pub fn rules(&self, engine: EngineConfig, source: EngineSource) -> Result<ScanRules> {
+        if !engine.profile_ports.contains_key(&self.scan_profile) {
+            let known: Vec<&str> = engine.profile_ports.keys().map(String::as_str).collect();
+            let whose = match source {
+                EngineSource::Database => "known in the database's xray.scan_profiles",
+                EngineSource::Default => "known without a database, as shipped",
+            };
+            bail!(
+                "scan_profile: unknown profile {:?} ({whose}: {})",
+                self.scan_profile,
+                known.join(", ")
+            );
+        }
+        let (ports, ports_from) = match &self.ports {
+            Some(ports) => (ports.clone(), "file"),
+            None => {
+                let mut ports = engine.ports_for_profile(Some(&self.scan_profile)).to_vec();
+                ports.extend(engine.admin_ports.keys());
+                ports.sort_unstable();
+                ports.dedup();
+                if ports.is_empty() {
+                    bail!(
+                        "scan_profile: profile {:?} has no ports and no admin port is enabled ({source} engine configuration); set ports",
+                        self.scan_profile
+                    );
+                }
+                if ports.len() > self.max_ports_per_host {
+                    bail!(
+                        "max_ports_per_host: profile {:?} with the enabled admin ports ({source} engine configuration) is {} ports, more than max_ports_per_host = {}",
+                        self.scan_profile,
+                        ports.len(),
+                        self.max_ports_per_host
+                    );
+                }
+                (ports, "profile")
+            }
+        };
+        Ok(ScanRules {
+            ports,
+            ports_from,
+            engine,
+            source,
         })
     }
 }
@@ -468,11 +550,28 @@ value = "192.0.2.10"
         format!("{:#}", Config::parse(text, Path::new("t.toml")).unwrap_err())
     }
 
+    fn default_rules(c: &Config) -> Result<ScanRules> {
+        c.rules(EngineConfig::default(), EngineSource::Default)
+    }
+
+    /// An engine configuration as a DBA might leave the tables.
+    fn database_engine() -> EngineConfig {
+        EngineConfig::from_json(&serde_json::json!({
+            "admin_ports": {"22": "ssh", "2375": "docker"},
+            "profile_ports": {"baseline": [443, 80, 22], "lab": [9200, 8443]},
+        }))
+        .unwrap()
+    }
+
     #[test]
     fn minimal_config_gets_baseline_defaults() {
         let c = Config::parse(MINIMAL, Path::new("t.toml")).unwrap();
         assert_eq!(c.scan_profile, "baseline");
-        assert_eq!(c.ports, EngineConfig::default().baseline_ports().to_vec());
+        assert_eq!(c.ports, None);
+        let rules = default_rules(&c).unwrap();
+        // Every shipped admin port is a baseline port, so nothing is added.
+        assert_eq!(rules.ports, EngineConfig::default().baseline_ports().to_vec());
+        assert_eq!((rules.ports_from, rules.source), ("profile", EngineSource::Default));
         assert_eq!(c.max_targets, 256);
         assert_eq!(c.toolchain, ToolchainChoice::Auto);
         assert_eq!(c.assets[0].target, AssetTarget::Ip("192.0.2.10".parse().unwrap()));
@@ -517,9 +616,11 @@ value = "192.0.2.10"
                 format!("deny = [\"10.0.0.0/33\"]\n{MINIMAL}"),
                 "deny[0]: \"10.0.0.0/33\" is not an IP, CIDR or domain",
             ),
+            (format!("ports = [443, 0]\n{MINIMAL}"), "ports: 0 is not a TCP port"),
+            (format!("ports = []\n{MINIMAL}"), "ports: the port list is empty"),
             (
-                format!("scan_profile = \"deep\"\n{MINIMAL}"),
-                "scan_profile: unknown profile \"deep\" (known: baseline, fast_recheck, verify)",
+                format!("max_ports_per_host = 1\nports = [22, 443]\n{MINIMAL}"),
+                "ports: 2 ports is more than max_ports_per_host = 1",
             ),
             (
                 format!("dns_resolver = \"dns.google\"\n{MINIMAL}"),
@@ -535,6 +636,63 @@ value = "192.0.2.10"
             assert_eq!(got, want);
             assert!(!got.contains('\n'));
         }
+    }
+
+    #[test]
+    fn the_profile_and_admin_ports_come_from_the_engine_configuration() {
+        let c = Config::parse(&format!("scan_profile = \"lab\"\n{MINIMAL}"), Path::new("t.toml")).unwrap();
+        let rules = c.rules(database_engine(), EngineSource::Database).unwrap();
+        assert_eq!(rules.ports, vec![22, 2375, 8443, 9200]);
+        assert_eq!((rules.ports_from, rules.source), ("profile", EngineSource::Database));
+        assert_eq!(rules.engine, database_engine(), "symptoms follow the same rules");
+
+        let c = Config::parse(MINIMAL, Path::new("t.toml")).unwrap();
+        assert_eq!(
+            c.rules(database_engine(), EngineSource::Database).unwrap().ports,
+            vec![22, 80, 443, 2375]
+        );
+    }
+
+    #[test]
+    fn explicit_ports_win_over_any_engine_configuration() {
+        let c = Config::parse(&format!("ports = [8443, 22, 8443]\n{MINIMAL}"), Path::new("t.toml")).unwrap();
+        for (engine, source) in [
+            (database_engine(), EngineSource::Database),
+            (EngineConfig::default(), EngineSource::Default),
+        ] {
+            let rules = c.rules(engine, source).unwrap();
+            assert_eq!((rules.ports, rules.ports_from), (vec![22, 8443], "file"), "{source}");
+        }
+    }
+
+    #[test]
+    fn rule_errors_name_the_field_and_the_configuration() {
+        let lab = Config::parse(&format!("scan_profile = \"lab\"\n{MINIMAL}"), Path::new("t.toml")).unwrap();
+        assert_eq!(
+            format!("{:#}", default_rules(&lab).unwrap_err()),
+            "scan_profile: unknown profile \"lab\" (known without a database, as shipped: baseline, fast_recheck, verify)"
+        );
+        let deep = Config::parse(&format!("scan_profile = \"deep\"\n{MINIMAL}"), Path::new("t.toml")).unwrap();
+        assert_eq!(
+            format!("{:#}", deep.rules(database_engine(), EngineSource::Database).unwrap_err()),
+            "scan_profile: unknown profile \"deep\" (known in the database's xray.scan_profiles: baseline, lab)"
+        );
+        let small = Config::parse(
+            &format!("scan_profile = \"lab\"\nmax_ports_per_host = 3\n{MINIMAL}"),
+            Path::new("t.toml"),
+        )
+        .unwrap();
+        assert_eq!(
+            format!("{:#}", small.rules(database_engine(), EngineSource::Database).unwrap_err()),
+            "max_ports_per_host: profile \"lab\" with the enabled admin ports (database engine configuration) is 4 ports, more than max_ports_per_host = 3"
+        );
+        let mut empty = database_engine();
+        empty.admin_ports.clear();
+        empty.profile_ports.insert("lab".into(), Vec::new());
+        assert_eq!(
+            format!("{:#}", lab.rules(empty, EngineSource::Database).unwrap_err()),
+            "scan_profile: profile \"lab\" has no ports and no admin port is enabled (database engine configuration); set ports"
+        );
     }
 
     #[test]

@@ -5,8 +5,10 @@ use std::str::FromStr;
 use anyhow::{anyhow, Context, Result};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{json, Value};
+use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, NoTls};
 use uuid::Uuid;
+use xray_core::EngineConfig;
 
 pub const DEFAULT_DATABASE_URL: &str = "host=/var/run/postgresql dbname=postgres";
 
@@ -143,6 +145,25 @@ pub async fn connect(url: &str) -> Result<Client> {
     });
     tracing::debug!(db = %describe(url), "connected");
     Ok(client)
+}
+
+/// The configuration tables as the database's ingest trigger will read them,
+/// so a scan probes and judges symptoms by the same rules. One statement per
+/// run; every role of the extension may call it.
+pub async fn engine_config(client: &Client) -> Result<EngineConfig> {
+    let row = client.query_one("SELECT xray.engine_config()", &[]).await.map_err(|e| {
+        let hint = match e.code() {
+            Some(c) if *c == SqlState::UNDEFINED_FUNCTION => "; it needs xray_pg 0.2.0 or later (ALTER EXTENSION xray_pg UPDATE)",
+            Some(c) if *c == SqlState::INVALID_SCHEMA_NAME => "; is xray_pg installed (CREATE EXTENSION xray_pg)?",
+            _ => "",
+        };
+        anyhow!("reading the engine configuration with xray.engine_config(): {}{hint}", pg_error(&e))
+    })?;
+    let value: Option<Value> = row
+        .try_get(0)
+        .map_err(|e| anyhow!("xray.engine_config(): {}", pg_error(&e)))?;
+    let value = value.ok_or_else(|| anyhow!("xray.engine_config() returned NULL"))?;
+    EngineConfig::from_json(&value).map_err(|e| anyhow!("xray.engine_config() of the database: {e}"))
 }
 
 /// The answer of `xray.ingest_scan`.

@@ -30,9 +30,9 @@ use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand, ValueEnum};
 use serde_json::Value;
 use uuid::Uuid;
-use xray_core::ScanPayload;
+use xray_core::{EngineConfig, ScanPayload};
 
-use crate::config::{Config, ToolchainChoice};
+use crate::config::{Config, EngineSource, ToolchainChoice};
 use crate::toolchain::nmap::{resolve_nmap, NmapSettings, NmapToolchain};
 use crate::toolchain::pd::{PdPaths, PdSettings, PdToolchain};
 use crate::toolchain::runner::ProcessRunner;
@@ -371,15 +371,21 @@ async fn scan(
 
     let lock = lock::acquire(config.lock_dir.as_deref(), config.tenant_id)?;
     tracing::debug!(lock = %lock.path.display(), "tenant lock taken");
-    if let Some(url) = &db_url {
-        // Fail in a second, not after the scan.
-        let client = db::connect(url).await?;
-        client
-            .simple_query("SELECT 1")
-            .await
-            .map_err(|e| anyhow!("database check failed: {}", db::pg_error(&e)))?;
-        tracing::info!(db = %db::describe(url), "database reachable");
-    }
+    // Read once, before the scan: a bad connection fails in a second, not
+    // after an hour, and the ports and symptoms follow the rules the
+    // database will judge this payload by.
+    let (engine, source) = match &db_url {
+        Some(url) => {
+            let client = db::connect(url).await?;
+            let engine = db::engine_config(&client).await?;
+            tracing::info!(db = %db::describe(url), "database reachable");
+            (engine, EngineSource::Database)
+        }
+        None => (EngineConfig::default(), EngineSource::Default),
+    };
+    let rules = config
+        .rules(engine, source)
+        .with_context(|| format!("config {}", assets.display()))?;
     let resolver = if plan.assets.iter().any(|a| a.domain.is_some()) {
         dns::MaybeDns(Some(dns::HickoryDns::new(
             config.dns_resolver,
@@ -399,7 +405,7 @@ async fn scan(
         pb.enable_steady_tick(Duration::from_millis(200));
         pb
     });
-    let payload = scan::run(&config, &plan, Arc::new(chain), Arc::new(resolver), progress).await?;
+    let payload = scan::run(&config, &rules, &plan, Arc::new(chain), Arc::new(resolver), progress).await?;
     // The lock is held until the payload is out, so two runs never interleave ingests.
     let _lock = lock;
 

@@ -13,9 +13,9 @@ use serde_json::{json, Value};
 use tokio::task::JoinSet;
 use uuid::Uuid;
 use xray_core::contract::{DnsEmail, ErrorEntry, Timestamp};
-use xray_core::{EngineConfig, ScanPayload};
+use xray_core::ScanPayload;
 
-use crate::config::Config;
+use crate::config::{Config, ScanRules};
 use crate::dns::{email_posture, Dns};
 use crate::scope::{ip_denied, Plan};
 use crate::symptoms::apply_symptoms;
@@ -79,6 +79,7 @@ fn asset_error(asset_id: Uuid, kind: &str, message: String) -> ErrorEntry {
 /// Runs the scan and returns the validated payload.
 pub async fn run<T, D>(
     config: &Config,
+    rules: &ScanRules,
     plan: &Plan,
     chain: Arc<T>,
     dns: Arc<D>,
@@ -91,7 +92,15 @@ where
     let started_at = now();
     let clock = Instant::now();
     let scan_id = Uuid::new_v4();
-    tracing::info!(%scan_id, toolchain = chain.name(), assets = plan.assets.len(), "scan started");
+    tracing::info!(
+        %scan_id,
+        toolchain = chain.name(),
+        assets = plan.assets.len(),
+        engine_config = %rules.source,
+        ports = rules.ports.len(),
+        ports_from = rules.ports_from,
+        "scan started"
+    );
 
     let mut tool_versions: BTreeMap<String, Option<String>> = ALL_TOOLS.iter().map(|t| (t.to_string(), None)).collect();
     tool_versions.extend(chain.tool_versions().await);
@@ -179,7 +188,7 @@ where
     if let Some(pb) = &progress {
         pb.set_length(jobs.len() as u64);
     }
-    let ports = config.ports.clone();
+    let ports = rules.ports.clone();
     let deadline = clock + Duration::from_secs(config.timeouts.scan);
     let mut queue = jobs.into_iter();
     let mut set: JoinSet<(Key, Done)> = JoinSet::new();
@@ -228,7 +237,6 @@ where
         pb.finish_and_clear();
     }
 
-    let baseline = EngineConfig::default().baseline_ports().to_vec();
     let mut asset_results = Vec::new();
     let mut summary = Summary::default();
     for w in works {
@@ -275,7 +283,7 @@ where
                     (None, Some(domain.clone()), r, None)
                 }
             };
-            apply_symptoms(&mut result, &baseline);
+            apply_symptoms(&mut result, &rules.engine);
             let email = if i == 0 { w.email.as_ref() } else { None };
             if let Some((_, checks)) = email {
                 result.coverage.dns_checks = checks.clone();
@@ -427,7 +435,10 @@ fn endpoint_json(
 mod tests {
     use std::path::Path;
 
+    use xray_core::EngineConfig;
+
     use super::*;
+    use crate::config::EngineSource;
     use crate::dns::fake::FakeDns;
     use crate::dns::Resolved;
     use crate::email::Txt;
@@ -484,10 +495,14 @@ value = "mail-only.example.org"
         d
     }
 
+    fn rules(c: &Config) -> ScanRules {
+        c.rules(EngineConfig::default(), EngineSource::Default).unwrap()
+    }
+
     async fn payload(c: &Config) -> Value {
         let plan = scope::plan(c, &[]).unwrap();
         let chain = Arc::new(PdToolchain::new(FixtureRunner::localhost(), paths(), settings()));
-        run(c, &plan, chain, Arc::new(dns()), None).await.unwrap()
+        run(c, &rules(c), &plan, chain, Arc::new(dns()), None).await.unwrap()
     }
 
     #[tokio::test]
@@ -610,7 +625,7 @@ value = "mail-only.example.org"
             },
         );
         let chain = Arc::new(PdToolchain::new(FixtureRunner::localhost(), paths(), settings()));
-        let v = run(&c, &plan, chain, Arc::new(d), None).await.unwrap();
+        let v = run(&c, &rules(&c), &plan, chain, Arc::new(d), None).await.unwrap();
         let p = ScanPayload::from_value(&v).unwrap();
         assert_eq!(p.errors.len(), 1);
         assert_eq!(p.errors[0].scope.as_deref(), Some("asset"));
@@ -635,7 +650,7 @@ value = "mail-only.example.org"
             },
         );
         let chain = Arc::new(PdToolchain::new(FixtureRunner::localhost(), paths(), settings()));
-        let err = run(&c, &plan, chain, Arc::new(d), None).await.unwrap_err().to_string();
+        let err = run(&c, &rules(&c), &plan, chain, Arc::new(d), None).await.unwrap_err().to_string();
         assert_eq!(
             err,
             "3 addresses to scan after DNS resolution, more than max_targets = 2"

@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 
 use serde_json::json;
 use xray_core::contract::ErrorEntry;
+use xray_core::EngineConfig;
 
 use crate::toolchain::EndpointResult;
 
@@ -31,9 +32,13 @@ fn identified(res: &EndpointResult, port: u16) -> bool {
 /// with at most one symptom per open baseline port that neither HTTP nor TLS
 /// (nor an nmap service probe) could classify. Returns the flagged ports.
 ///
+/// The baseline and the admin ports are `engine`'s, which must be the
+/// configuration the ingesting database judges by: a symptom on a port it
+/// calls admin would turn one RB1 into an RB1 and an RB6.
+///
 /// Nothing is reported unless the probes actually ran: a port that httpx
 /// never reached because httpx timed out is a tool error, not a symptom.
-pub fn apply_symptoms(res: &mut EndpointResult, baseline: &[u16]) -> Vec<u16> {
+pub fn apply_symptoms(res: &mut EndpointResult, engine: &EngineConfig) -> Vec<u16> {
     let tls_failed: BTreeSet<u16> = res
         .errors
         .iter()
@@ -54,10 +59,10 @@ pub fn apply_symptoms(res: &mut EndpointResult, baseline: &[u16]) -> Vec<u16> {
     // Remote-admin ports (ssh, rdp, vnc, winrm) are already classified by
     // RB1; they rarely speak HTTP or TLS, and flagging them as unknown edge
     // services would double every RB1 with an RB6.
-    let admin = xray_core::EngineConfig::default().admin_ports;
+    let baseline = engine.baseline_ports();
     let mut flagged = Vec::new();
     for port in open {
-        if !baseline.contains(&port) || admin.contains_key(&port) || identified(res, port) {
+        if !baseline.contains(&port) || engine.admin_ports.contains_key(&port) || identified(res, port) {
             continue;
         }
         let (symptom, tool, message) = if TLS_EXPECTED_PORTS.contains(&port) && tls_failed.contains(&port) {
@@ -160,6 +165,13 @@ mod tests {
         r
     }
 
+    /// The shipped configuration with another baseline.
+    fn engine(baseline: &[u16]) -> EngineConfig {
+        let mut e = EngineConfig::default();
+        e.profile_ports.insert("baseline".into(), baseline.to_vec());
+        e
+    }
+
     fn symptoms(r: &EndpointResult) -> Vec<(u16, &str, Option<&str>)> {
         r.errors
             .iter()
@@ -169,9 +181,8 @@ mod tests {
 
     #[test]
     fn one_symptom_per_unclassified_open_baseline_port() {
-        let baseline = xray_core::EngineConfig::default().baseline_ports().to_vec();
         let mut r = base();
-        let flagged = apply_symptoms(&mut r, &baseline);
+        let flagged = apply_symptoms(&mut r, &EngineConfig::default());
         // 22 is ssh: RB1 already classifies it, so it is no unknown edge service.
         assert_eq!(flagged, vec![8443, 9200]);
         assert_eq!(
@@ -183,10 +194,28 @@ mod tests {
     }
 
     #[test]
+    fn admin_ports_and_baseline_are_the_engine_configurations() {
+        // The database calls 9200 an admin port and no longer 22, and its
+        // baseline has 31337.
+        let mut e = engine(&[22, 80, 443, 8443, 9200, 31337]);
+        e.admin_ports = [(9200, "elasticsearch".to_string())].into();
+        let mut r = base();
+        assert_eq!(apply_symptoms(&mut r, &e), vec![22, 8443, 31337]);
+        assert_eq!(
+            symptoms(&r),
+            vec![
+                (22, "tcp_open_no_banner", None),
+                (8443, "tls_handshake_fail", Some("tlsx")),
+                (31337, "tcp_open_no_banner", None)
+            ]
+        );
+    }
+
+    #[test]
     fn nothing_when_the_probes_did_not_run() {
         let mut r = base();
         r.coverage.tools = vec!["naabu".into(), "tlsx".into()];
-        assert!(apply_symptoms(&mut r, &[22, 8443]).is_empty());
+        assert!(apply_symptoms(&mut r, &engine(&[22, 8443])).is_empty());
         assert!(r.errors.is_empty(), "tool symptom candidates are dropped too");
     }
 
@@ -220,7 +249,7 @@ mod tests {
         r.nmap.push(guess);
         r.tcp.push(open(8000));
         r.coverage.tools = vec!["nmap".into()];
-        apply_symptoms(&mut r, &[22, 8000, 9200]);
+        apply_symptoms(&mut r, &engine(&[22, 8000, 9200]));
         assert_eq!(
             symptoms(&r),
             vec![

@@ -171,3 +171,181 @@ value = "127.0.0.1"
     let _ = std::fs::remove_dir_all(&dir);
     db.finish().await;
 }
+
+/// `host=… port=…` of the server over TCP, where a password login works
+/// (the socket authenticates by peer, which only maps to the OS user).
+fn tcp_server() -> String {
+    let host = std::env::var("XRAY_TEST_TCP_HOST").unwrap_or_else(|_| "127.0.0.1".to_string());
+    let base = admin_url();
+    let from_url = if base.contains("://") {
+        base.split("://")
+            .nth(1)
+            .and_then(|rest| rest.split('/').next())
+            .and_then(|authority| authority.rsplit_once(':'))
+            .map(|(_, p)| p.to_string())
+            .filter(|p| p.chars().all(|c| c.is_ascii_digit()))
+    } else {
+        base.split_whitespace().find_map(|kv| kv.strip_prefix("port=").map(str::to_string))
+    };
+    let port = std::env::var("PGPORT").ok().or(from_url).unwrap_or_else(|| "5432".to_string());
+    format!("host={host} port={port}")
+}
+
+/// Runs the loader with `DATABASE_URL = url` and the nmap test double logging
+/// its arguments to `tool_log`; returns (stdout, stderr).
+fn loader_as(url: &str, tool_log: &Path, args: &[&str]) -> (String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_xray-loader"))
+        .args(args)
+        .env("DATABASE_URL", url)
+        .env("XRAY_FAKE_TOOL_LOG", tool_log)
+        .env_remove("XRAY_LOG")
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    );
+    assert!(out.status.success(), "{args:?}: {stderr}");
+    (stdout, stderr)
+}
+
+/// The `-p` list of the nmap run logged on line `i`.
+fn nmap_ports(tool_log: &Path, i: usize) -> String {
+    let log = std::fs::read_to_string(tool_log).unwrap();
+    let line = log.lines().nth(i).unwrap_or_else(|| panic!("no nmap run {i} in {log}"));
+    let args: Vec<&str> = line.strip_prefix("nmap\t").unwrap().split(' ').collect();
+    let p = args.iter().position(|a| *a == "-p").unwrap_or_else(|| panic!("no -p: {line}"));
+    args[p + 1].to_string()
+}
+
+#[tokio::test]
+async fn scan_probes_and_judges_by_the_database_configuration() {
+    const TENANT: &str = "11111111-1111-1111-1111-111111111111";
+    let db = TestDb::new().await;
+    let su = connect(&db.url).await;
+    // What a DBA does: a profile with other ports, a new admin port on a
+    // port no profile lists (docker), and 9200 (silent in the recording)
+    // counted as admin, so it is RB1 and no RB6 symptom. Only ssh on 2222
+    // stays of the shipped admin ports.
+    su.batch_execute(
+        "UPDATE xray.scan_profiles SET ports = '{18443, 9200, 2222}' WHERE profile = 'verify';
+         UPDATE xray.admin_ports SET enabled = false WHERE port <> 2222;
+         INSERT INTO xray.admin_ports (port, service_family) VALUES (2375, 'docker'), (9200, 'elasticsearch');",
+    )
+    .await
+    .unwrap();
+    // The loader runs as a documented loader role (docs/sql.md): a login in
+    // xray_ingest, not a superuser, with its tenant set for its sessions.
+    let role = format!("xray_loader_t_{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    let password = uuid::Uuid::new_v4().simple().to_string();
+    su.batch_execute(&format!(
+        "CREATE ROLE {role} LOGIN PASSWORD '{password}' IN ROLE xray_ingest;
+         INSERT INTO xray.tenant_access (role_name, tenant_id) VALUES ('{role}', '{TENANT}');
+         ALTER ROLE {role} IN DATABASE {db} SET xray.tenant_id = '{TENANT}';",
+        db = db.name
+    ))
+    .await
+    .unwrap();
+    let role_url = format!("{} user={role} password={password} dbname={}", tcp_server(), db.name);
+    drop(su);
+
+    let dir = std::env::temp_dir().join(format!("xray-loader-engine-config-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let body = {
+        let (dir, role_url, db_url) = (dir.clone(), role_url.clone(), db.url.clone());
+        tokio::spawn(async move {
+            let su = connect(&db_url).await;
+            let tool_log = dir.join("tools.log");
+            let nmap = fixtures().join("loader/bin/nmap");
+            let config = |extra: &str| {
+                format!(
+                    r#"
+tenant_id = "{TENANT}"
+scan_profile = "verify"
+toolchain = "nmap"
+lock_dir = "{dir}"
+{extra}
+[tools]
+nmap = "{nmap}"
+[[assets]]
+id = "aaaaaaaa-0000-4000-8000-0000000000c1"
+type = "ip"
+value = "127.0.0.1"
+"#,
+                    dir = dir.display(),
+                    nmap = nmap.display()
+                )
+            };
+            let cfg = dir.join("assets.toml");
+            std::fs::write(&cfg, config("")).unwrap();
+            let cfg = cfg.to_str().unwrap();
+
+            // 1. With the database: its profile's ports and its admin ports.
+            let (out, log) = loader_as(&role_url, &tool_log, &["--log-level", "info", "scan", "--assets", cfg]);
+            assert!(log.contains("engine_config=database"), "{log}");
+            assert_eq!(nmap_ports(&tool_log, 0), "2222,2375,9200,18443");
+            let fields: Vec<&str> = out.trim_end().split('\t').collect();
+            assert_eq!(fields.get(1), Some(&"applied"), "{out}");
+            let scan_id = fields[0];
+            let payload: Value = su
+                .query_one("SELECT payload FROM xray.scan_results WHERE scan_id = $1::text::uuid", &[&scan_id])
+                .await
+                .unwrap()
+                .get(0);
+            let ep = &payload["asset_results"][0]["endpoints"][0];
+            assert_eq!(ep["coverage"]["tcp_ports"], serde_json::json!([2222, 2375, 9200, 18443]));
+            let symptoms: Vec<&Value> = ep["errors"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|e| e["details"]["symptom"].is_string())
+                .collect();
+            assert!(symptoms.is_empty(), "9200 is an admin port in the database: {symptoms:?}");
+            let rows = su
+                .query(
+                    "SELECT risk_bucket || ' ' || port || ' ' || fingerprint FROM xray.exposure_events
+                      WHERE scan_id = $1::text::uuid AND risk_bucket IN ('RB1', 'RB6') ORDER BY 1",
+                    &[&scan_id],
+                )
+                .await
+                .unwrap();
+            let events: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+            assert_eq!(events, ["RB1 2222 svc:ssh", "RB1 9200 svc:elasticsearch"]);
+
+            // 2. Explicit ports in the file win over the database.
+            std::fs::write(cfg, config("ports = [18443, 2222]")).unwrap();
+            let (_, log) = loader_as(&role_url, &tool_log, &["--log-level", "info", "scan", "--assets", cfg]);
+            assert!(log.contains("engine_config=database"), "{log}");
+            assert_eq!(nmap_ports(&tool_log, 1), "2222,18443");
+
+            // 3. --dry-run reads no database, even with DATABASE_URL set: the
+            //    shipped verify list, and 9200 is an RB6 symptom again.
+            std::fs::write(cfg, config("")).unwrap();
+            let (out, log) =
+                loader_as(&role_url, &tool_log, &["--log-level", "info", "scan", "--assets", cfg, "--dry-run"]);
+            assert!(log.contains("engine_config=default"), "{log}");
+            let shipped = xray_core::EngineConfig::default();
+            let want: Vec<String> = shipped.ports_for_profile(Some("verify")).iter().map(u16::to_string).collect();
+            assert_eq!(nmap_ports(&tool_log, 2), want.join(","));
+            let dry: Value = serde_json::from_str(&out).unwrap();
+            let ep = &dry["asset_results"][0]["endpoints"][0];
+            let symptom_ports: Vec<&Value> = ep["errors"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|e| e["details"]["symptom"].is_string())
+                .map(|e| &e["details"]["port"])
+                .collect();
+            assert_eq!(symptom_ports, [&serde_json::json!(9200)]);
+        })
+    }
+    .await;
+    let _ = std::fs::remove_dir_all(&dir);
+    db.finish().await;
+    let admin = connect(&admin_url()).await;
+    admin.batch_execute(&format!("DROP ROLE IF EXISTS {role}")).await.expect("drop the loader role");
+    if let Err(e) = body {
+        std::panic::resume_unwind(e.into_panic());
+    }
+}

@@ -549,10 +549,33 @@ impl ScanPayload {
         // `Value` path below, which decides and words the error exactly as
         // before; whatever it accepts, that path accepts identically.
         if let Ok(payload) = serde_json::from_str::<ScanPayload>(text) {
-            check_version(&payload.schema_version)?;
-            payload.validate()?;
-            return Ok(payload);
+            return payload.accepted();
         }
+        ScanPayload::from_json_str_slow(text)
+    }
+
+    /// Like [`ScanPayload::from_json_str`], from any self-describing serde
+    /// deserializer (the extension reads PostgreSQL's binary jsonb with one,
+    /// without printing it as text first). A payload it refuses is refused
+    /// again by the text path, which words the error; `text` gives the JSON.
+    pub fn from_deserializer<'de, D: Deserializer<'de>>(
+        d: D,
+        text: impl FnOnce() -> String,
+    ) -> Result<ScanPayload, ContractError> {
+        match ScanPayload::deserialize(d) {
+            Ok(payload) => payload.accepted(),
+            Err(_) => ScanPayload::from_json_str_slow(&text()),
+        }
+    }
+
+    /// A payload that deserialised: the checks serde cannot express.
+    fn accepted(self) -> Result<ScanPayload, ContractError> {
+        check_version(&self.schema_version)?;
+        self.validate()?;
+        Ok(self)
+    }
+
+    fn from_json_str_slow(text: &str) -> Result<ScanPayload, ContractError> {
         let value: Value = serde_json::from_str(text).map_err(|e| ContractError::Malformed {
             field: "payload".into(),
             problem: format!("malformed JSON: {e}"),

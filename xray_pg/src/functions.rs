@@ -6,7 +6,7 @@ use xray_core::identity::{material_hash, IdentityParts};
 use xray_core::{normalize, EngineConfig, RiskBucket};
 
 use crate::errors::raise;
-use crate::ingest::{config_from_json, default_config, load_config, parse_payload};
+use crate::ingest::{default_config, load_config, parse_payload};
 
 fn bucket(text: &str) -> RiskBucket {
     text.parse().unwrap_or_else(|e: xray_core::identity::UnknownBucket| raise("22023", e.to_string()))
@@ -160,7 +160,7 @@ fn xray_normalize_with_config(
         name!(evidence, JsonB),
     ),
 > {
-    let config = config_from_json(&config.0).unwrap_or_else(|e| raise("22023", e));
+    let config = EngineConfig::from_json(&config.0).unwrap_or_else(|e| raise("22023", e));
     TableIterator::new(normalized_rows(&payload, &config))
 }
 

@@ -9,7 +9,6 @@
 //! configuration, no tenants) keeps calling the 0.1.0 symbols until `ALTER
 //! EXTENSION xray_pg UPDATE` points the functions at the 0.2.0 ones.
 
-use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
 use pgrx::datum::DatumWithOid;
@@ -25,6 +24,7 @@ use xray_core::{EngineConfig, EventType, ScanPayload};
 use crate::columns::{column, ArrayLiteral, TextColumn};
 use crate::errors::{raise, raise_contract};
 use crate::functions::pg_uuid;
+use crate::jsonb::RawJsonb;
 
 /// The shipped configuration: what the 0.1.0 entry points use, and what the
 /// configuration tables are seeded with.
@@ -40,134 +40,11 @@ pub(crate) fn load_config(client: &SpiClient<'_>) -> EngineConfig {
         client.select("SELECT xray.engine_config()", Some(1), &[]).and_then(|t| t.first().get_one::<JsonB>()),
     );
     let value = value.map(|j| j.0).unwrap_or(Value::Null);
-    config_from_json(&value).unwrap_or_else(|e| raise("22023", e))
-}
-
-/// An `EngineConfig` from the object `xray.engine_config()` builds. Absent or
-/// null keys keep the shipped default, so `xray_normalize(payload, config)`
-/// accepts a partial override; unknown keys are refused to catch typos.
-pub(crate) fn config_from_json(v: &Value) -> Result<EngineConfig, String> {
-    let obj = match v {
-        Value::Object(o) => o,
-        Value::Null => return Ok(default_config().clone()),
-        _ => return Err("config: must be a JSON object".into()),
-    };
-    let port = |key: &str, p: &Value| -> Result<u16, String> {
-        let n = match p {
-            Value::Number(n) => n.as_u64(),
-            Value::String(s) => s.parse::<u64>().ok(),
-            _ => None,
-        };
-        n.and_then(|n| u16::try_from(n).ok())
-            .filter(|n| *n > 0)
-            .ok_or_else(|| format!("config.{key}: {p} is not a port number 1..65535"))
-    };
-    let strings = |key: &str, val: &Value| -> Result<Vec<String>, String> {
-        val.as_array()
-            .ok_or_else(|| format!("config.{key}: must be an array of strings"))?
-            .iter()
-            .map(|s| s.as_str().map(str::to_string).ok_or_else(|| format!("config.{key}: {s} is not a string")))
-            .collect()
-    };
-    let mut c = default_config().clone();
-    for (key, val) in obj {
-        if val.is_null() {
-            continue;
-        }
-        match key.as_str() {
-            "admin_ports" => {
-                let map = val.as_object().ok_or("config.admin_ports: must be an object {port: service_family}")?;
-                c.admin_ports = map
-                    .iter()
-                    .map(|(p, family)| {
-                        let family = family
-                            .as_str()
-                            .ok_or_else(|| format!("config.admin_ports.{p}: service family must be a string"))?;
-                        Ok((port(key, &Value::String(p.clone()))?, family.to_string()))
-                    })
-                    .collect::<Result<BTreeMap<_, _>, String>>()?;
-            }
-            "panel_template_ids" => c.panel_template_ids = strings(key, val)?,
-            "panel_tags" => c.panel_tags = strings(key, val)?,
-            "panel_path_fragments" => c.panel_path_fragments = strings(key, val)?,
-            "profile_ports" => {
-                let map = val.as_object().ok_or("config.profile_ports: must be an object {profile: [ports]}")?;
-                c.profile_ports = map
-                    .iter()
-                    .map(|(profile, ports)| {
-                        let ports = ports
-                            .as_array()
-                            .ok_or_else(|| format!("config.profile_ports.{profile}: must be an array of ports"))?
-                            .iter()
-                            .map(|p| port(key, p))
-                            .collect::<Result<Vec<u16>, String>>()?;
-                        Ok((profile.clone(), ports))
-                    })
-                    .collect::<Result<BTreeMap<_, _>, String>>()?;
-            }
-            "near_expiry_days" => {
-                c.near_expiry_days = val
-                    .as_i64()
-                    .filter(|d| (0..=3650).contains(d))
-                    .ok_or_else(|| format!("config.near_expiry_days: {val} is not a number of days 0..3650"))?;
-            }
-            other => return Err(format!("config.{other}: unknown key")),
-        }
-    }
-    Ok(c)
+    EngineConfig::from_json(&value).unwrap_or_else(|e| raise("22023", e))
 }
 
 pub(crate) fn parse_payload(v: &Value) -> ScanPayload {
     ScanPayload::from_value(v).unwrap_or_else(|e| raise_contract(&e))
-}
-
-/// The trigger row's `payload` datum, untouched. Binding it to SPI statements
-/// as jsonb costs nothing, where a text parameter would make PostgreSQL parse
-/// the whole payload again for every statement that uses it.
-#[derive(Clone, Copy)]
-struct RawJsonb(pg_sys::Datum);
-
-impl FromDatum for RawJsonb {
-    unsafe fn from_polymorphic_datum(datum: pg_sys::Datum, is_null: bool, _: pg_sys::Oid) -> Option<Self> {
-        (!is_null).then_some(RawJsonb(datum))
-    }
-}
-
-// SAFETY: a RawJsonb is the datum itself; nothing is dereferenced here.
-unsafe impl pgrx::datum::UnboxDatum for RawJsonb {
-    type As<'src> = RawJsonb;
-    unsafe fn unbox<'src>(datum: pgrx::datum::Datum<'src>) -> Self::As<'src>
-    where
-        Self: 'src,
-    {
-        RawJsonb(datum.sans_lifetime())
-    }
-}
-
-impl IntoDatum for RawJsonb {
-    fn into_datum(self) -> Option<pg_sys::Datum> {
-        Some(self.0)
-    }
-    fn type_oid() -> pg_sys::Oid {
-        pg_sys::JSONBOID
-    }
-}
-
-impl RawJsonb {
-    /// Decodes straight into the typed payload: jsonb's text form, then
-    /// serde into `ScanPayload` without an intermediate `serde_json::Value`.
-    fn parse(self) -> ScanPayload {
-        // SAFETY: the datum is the non-null jsonb of the row being inserted;
-        // jsonb_out detoasts it and returns a palloc'd C string.
-        let cstr = unsafe { pgrx::direct_function_call::<&core::ffi::CStr>(pg_sys::jsonb_out, &[Some(self.0)]) };
-        let cstr = cstr.unwrap_or_else(|| raise("XX000", "payload: jsonb_out returned NULL"));
-        let text = cstr.to_str().unwrap_or_else(|_| raise("22021", "payload: not valid UTF-8"));
-        let parsed = ScanPayload::from_json_str(text);
-        // SAFETY: nothing borrows the C string past this point; free it now
-        // rather than hold a payload-sized copy until the statement ends.
-        unsafe { pg_sys::pfree(cstr.as_ptr() as *mut core::ffi::c_void) };
-        parsed.unwrap_or_else(|e| raise_contract(&e))
-    }
 }
 
 /// What a payload does to the current state.
@@ -696,7 +573,7 @@ fn authorize_and_load_config(client: &SpiClient<'_>, tenant: &str) -> EngineConf
             .and_then(|t| t.first().get_three::<bool, String, JsonB>()),
     );
     match row {
-        (Some(true), _, Some(JsonB(config))) => config_from_json(&config).unwrap_or_else(|e| raise("22023", e)),
+        (Some(true), _, Some(JsonB(config))) => EngineConfig::from_json(&config).unwrap_or_else(|e| raise("22023", e)),
         (_, None, _) => raise(
             "42501",
             format!(

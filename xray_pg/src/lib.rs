@@ -5,6 +5,7 @@ mod columns;
 mod errors;
 mod functions;
 mod ingest;
+mod jsonb;
 mod nweb;
 
 ::pgrx::pg_module_magic!();
