@@ -118,7 +118,7 @@ fn start_perf(p: &Profiler, pid: i32) -> Option<(Child, std::path::PathBuf)> {
 const COMPONENTS: &[(&str, &str)] = &[
     (
         "xray_pg::ingest::record_inventory",
-        "xray.record_inventory(payload jsonb): assets and endpoints",
+        "inventory: assets and endpoints from the decoded payload",
     ),
     (
         "xray_pg::ingest::authorize_and_load_config",
@@ -127,8 +127,8 @@ const COMPONENTS: &[(&str, &str)] = &[
     ("xray_pg::ingest::notify", "NOTIFY"),
     ("xray_pg::ingest::lock_tenant", "tenant advisory lock"),
     (
-        "xray_pg::ingest::json_text",
-        "set-based writes: serialising the row lists (serde_json)",
+        "xray_pg::columns::",
+        "set-based writes: building the column arrays (evidence as JSON text)",
     ),
     (
         "xray_pg::ingest::apply",
@@ -144,8 +144,8 @@ const COMPONENTS: &[(&str, &str)] = &[
         "duplicate check, stale check, prior-state SELECT",
     ),
     (
-        "xray_pg::ingest::RawJsonb::parse",
-        "decoding the payload: jsonb_out, then from_json_str into ScanPayload",
+        "xray_pg::jsonb::",
+        "decoding the payload: binary jsonb into ScanPayload (serde over JsonbIteratorNext)",
     ),
     (
         "heap_modify_tuple",
