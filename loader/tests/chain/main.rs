@@ -1142,24 +1142,7 @@ async fn a_killed_loader_loses_nothing_and_duplicates_nothing() {
     .stderr(std::process::Stdio::null())
     .spawn()
     .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let backend: i32 = loop {
-        let r = db
-            .client
-            .query_opt(
-                "SELECT pid FROM pg_stat_activity
-                  WHERE datname = current_database() AND wait_event_type = 'Lock'
-                    AND query LIKE 'INSERT INTO nweb.chain_blocks%'",
-                &[],
-            )
-            .await
-            .unwrap();
-        if let Some(r) = r {
-            break r.get(0);
-        }
-        assert!(Instant::now() < deadline, "the loader never reached the block hashes");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    };
+    let backend = blocked_on_chain_blocks(&db, &mut child).await;
     let pending: i64 = db
         .client
         .query_one("SELECT count(*) FROM pg_locks WHERE pid = $1 AND relation = 'nweb.attestations'::regclass AND mode = 'RowExclusiveLock'", &[&backend])

@@ -225,25 +225,7 @@ async fn tail_derives_the_stakes_from_the_stake_registry() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let backend: i32 = loop {
-        let r = db
-            .client
-            .query_opt(
-                "SELECT pid FROM pg_stat_activity
-                  WHERE datname = current_database() AND wait_event_type = 'Lock'
-                    AND query LIKE 'INSERT INTO nweb.chain_blocks%'",
-                &[],
-            )
-            .await
-            .unwrap();
-        if let Some(r) = r {
-            break r.get(0);
-        }
-        assert!(child.try_wait().unwrap().is_none(), "the loader finished without blocking");
-        assert!(Instant::now() < deadline, "the loader never reached the block hashes");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    };
+    let backend = blocked_on_chain_blocks(&db, &mut child).await;
     let written: Vec<String> = db
         .client
         .query(

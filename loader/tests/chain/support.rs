@@ -573,3 +573,28 @@ pub fn config(dir: &Path, rpc: &str, c: &Contracts, extra_chain: &str, ipfs: &st
     std::fs::write(&p, text).unwrap();
     p
 }
+
+/// The backend of a loader that is waiting for the lock a test holds on
+/// nweb.chain_blocks, i.e. stopped inside its batch transaction, after the
+/// rows it writes before the block hashes.
+pub async fn blocked_on_chain_blocks(db: &TestDb, child: &mut tokio::process::Child) -> i32 {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let r = db
+            .client
+            .query_opt(
+                "SELECT pid FROM pg_stat_activity
+                  WHERE datname = current_database() AND wait_event_type = 'Lock'
+                    AND query LIKE 'INSERT INTO nweb.chain_blocks%'",
+                &[],
+            )
+            .await
+            .unwrap();
+        if let Some(r) = r {
+            return r.get(0);
+        }
+        assert!(child.try_wait().unwrap().is_none(), "the loader finished without blocking");
+        assert!(Instant::now() < deadline, "the loader never reached the block hashes");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
