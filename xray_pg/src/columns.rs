@@ -29,14 +29,19 @@ pub(crate) struct TextColumn {
 }
 
 impl TextColumn {
-    pub(crate) fn with_capacity(rows: usize) -> Self {
-        TextColumn { bytes: Vec::new(), ends: Vec::with_capacity(rows) }
-    }
-
     pub(crate) fn of<'s>(values: impl Iterator<Item = Option<&'s str>>) -> Self {
         let mut c = TextColumn::default();
         for v in values {
             c.push(v);
+        }
+        c
+    }
+
+    /// Each value serialised as JSON (evidence).
+    pub(crate) fn json<'s, T: Serialize + 's>(values: impl Iterator<Item = &'s T>) -> Self {
+        let mut c = TextColumn::default();
+        for v in values {
+            c.push_json(v);
         }
         c
     }

@@ -206,10 +206,6 @@ SELECT $2::uuid, $1::uuid, r.identity_key, r.event_type, r.risk_bucket, r.asset_
 
 fn event_columns(events: &[Event]) -> Vec<DatumWithOid<'static>> {
     let text = |f: &dyn Fn(&Event) -> Option<&str>| TextColumn::of(events.iter().map(f)).into_param();
-    let mut evidence = TextColumn::with_capacity(events.len());
-    for e in events {
-        evidence.push_json(&e.evidence);
-    }
     vec![
         text(&|e| Some(&e.identity_key)),
         text(&|e| Some(e.event_type.as_str())),
@@ -223,7 +219,7 @@ fn event_columns(events: &[Event]) -> Vec<DatumWithOid<'static>> {
         text(&|e| e.detail.as_deref()),
         text(&|e| e.prev_material_hash.as_deref()),
         text(&|e| e.material_hash.as_deref()),
-        evidence.into_param(),
+        TextColumn::json(events.iter().map(|e| &e.evidence)).into_param(),
         column(events.iter().map(|e| e.reopened)),
     ]
 }
@@ -264,10 +260,6 @@ ON CONFLICT (tenant_id, identity_key) DO UPDATE SET
 
 fn upsert_columns(upserts: &[StateUpsert]) -> Vec<DatumWithOid<'static>> {
     let text = |f: &dyn Fn(&StateUpsert) -> Option<&str>| TextColumn::of(upserts.iter().map(f)).into_param();
-    let mut evidence = TextColumn::with_capacity(upserts.len());
-    for u in upserts {
-        evidence.push_json(&u.exposure.evidence);
-    }
     vec![
         text(&|u| Some(&u.exposure.identity_key)),
         TextColumn::display(upserts.iter().map(|u| u.exposure.asset_id)).into_param(),
@@ -280,7 +272,7 @@ fn upsert_columns(upserts: &[StateUpsert]) -> Vec<DatumWithOid<'static>> {
         text(&|u| Some(&u.exposure.detail)),
         text(&|u| Some(u.status.as_str())),
         text(&|u| Some(&u.exposure.material_hash)),
-        evidence.into_param(),
+        TextColumn::json(upserts.iter().map(|u| &u.exposure.evidence)).into_param(),
         text(&|u| u.last_change_type.map(EventType::as_str)),
         column(upserts.iter().map(|u| u.reopen_count)),
     ]
