@@ -1150,20 +1150,7 @@ async fn a_killed_loader_loses_nothing_and_duplicates_nothing() {
         .unwrap()
         .get(0);
     assert_eq!(pending, 1, "the blocked transaction has written attestations");
-    child.start_kill().unwrap();
-    child.wait().await.unwrap();
-    blocker.batch_execute("COMMIT").await.unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while db
-        .client
-        .query_opt("SELECT 1 FROM pg_stat_activity WHERE pid = $1", &[&backend])
-        .await
-        .unwrap()
-        .is_some()
-    {
-        assert!(Instant::now() < deadline, "the killed loader's session lingers");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    kill_blocked_loader(&db, &mut child, &blocker, backend).await;
     assert_eq!(checkpoint(&db).await.0, kills[1], "the batch did not commit");
     let upto: Vec<Expected> = expected
         .iter()

@@ -245,20 +245,7 @@ async fn tail_derives_the_stakes_from_the_stake_registry() {
         ["nweb.stake_events", "nweb.stakes"],
         "the blocked transaction has written stake events and stakes"
     );
-    child.start_kill().unwrap();
-    child.wait().await.unwrap();
-    blocker.batch_execute("COMMIT").await.unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while db
-        .client
-        .query_opt("SELECT 1 FROM pg_stat_activity WHERE pid = $1", &[&backend])
-        .await
-        .unwrap()
-        .is_some()
-    {
-        assert!(Instant::now() < deadline, "the killed loader's session lingers");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    kill_blocked_loader(&db, &mut child, &blocker, backend).await;
     assert_eq!(db.one::<i64>("SELECT count(*) FROM nweb.stake_events").await, 0);
     assert_eq!(db.one::<i64>("SELECT count(*) FROM nweb.stakes").await, 0);
     assert_eq!(registry_checkpoint(&db, &c).await, (c.deployed_at as i64 - 1, None));

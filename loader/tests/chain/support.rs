@@ -598,3 +598,23 @@ pub async fn blocked_on_chain_blocks(db: &TestDb, child: &mut tokio::process::Ch
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
+
+/// Kills the loader found by [`blocked_on_chain_blocks`], releases the
+/// test's lock (`blocker` holds it in an open transaction) and waits until the
+/// loader's session is gone, so its transaction has been rolled back.
+pub async fn kill_blocked_loader(db: &TestDb, child: &mut tokio::process::Child, blocker: &Client, backend: i32) {
+    child.start_kill().unwrap();
+    child.wait().await.unwrap();
+    blocker.batch_execute("COMMIT").await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while db
+        .client
+        .query_opt("SELECT 1 FROM pg_stat_activity WHERE pid = $1", &[&backend])
+        .await
+        .unwrap()
+        .is_some()
+    {
+        assert!(Instant::now() < deadline, "the killed loader's session lingers");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
