@@ -134,6 +134,19 @@ pub struct ScanPayload {
     pub artifacts: Vec<Value>,
     #[serde(default)]
     pub errors: Vec<ErrorEntry>,
+    /// Observations the engine could not use, with their field paths. Filled
+    /// when the payload is accepted; never part of the payload itself.
+    #[serde(skip)]
+    pub warnings: Vec<Warning>,
+}
+
+/// An observation the engine kept (it stays in the stored payload) but could
+/// not use, for `xray.scan_summary` (design D10: nothing is dropped silently).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Warning {
+    /// Where in the payload, e.g. `asset_results[0].endpoints[1].ports.tcp[2].port`.
+    pub path: String,
+    pub problem: String,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -676,6 +689,21 @@ impl ScanPayload {
     /// Expiry is judged against this, never the wall clock (design D2).
     pub fn observed_at(&self) -> Timestamp {
         self.scan.finished_at.unwrap_or(self.scan.started_at)
+    }
+
+    /// The payload without the results of `skip` (assets for which a newer
+    /// scan was already applied, design D11): their results and their part
+    /// of the scope go, so the engine neither changes nor FIXES their state.
+    pub fn without_assets(&self, skip: &std::collections::BTreeSet<Id>) -> ScanPayload {
+        let mut p = self.clone();
+        if skip.is_empty() {
+            return p;
+        }
+        p.asset_results.retain(|a| !skip.contains(&a.asset.asset_id));
+        if !p.scan.requested_asset_ids.is_empty() {
+            p.scan.requested_asset_ids.retain(|a| !skip.contains(a));
+        }
+        p
     }
 
     /// Assets whose previous state this scan may change (diff contract §6.1).

@@ -11,7 +11,11 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 pub const IDENTITY_VERSION: u32 = 1;
+/// Fingerprint rules of every bucket but RB6 (see [`RiskBucket::fingerprint_version`]).
 pub const FINGERPRINT_VERSION: u32 = 1;
+/// RB6 fingerprint since fingerprint version 2 (design D9): one identity per
+/// open port; the symptom moved into the material fields.
+pub const RB6_FINGERPRINT: &str = "svc:unknown";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum RiskBucket {
@@ -56,6 +60,17 @@ impl RiskBucket {
             RiskBucket::Rb5 => "Risky HTTP Security Headers",
             RiskBucket::Rb6 => "Unresponsive / Unknown Edge Service",
             RiskBucket::Rb7 => "DNS Email Spoofing Risk",
+        }
+    }
+
+    /// Version of this bucket's fingerprint rules, written into the identity
+    /// string as `fpv:`. RB6 is at 2: version 1 had `symptom:{symptom}` in the
+    /// fingerprint, so a changed symptom opened a second exposure on the same
+    /// port; diff contract §7 makes the symptom material instead (design D9).
+    pub fn fingerprint_version(self) -> u32 {
+        match self {
+            RiskBucket::Rb6 => 2,
+            _ => FINGERPRINT_VERSION,
         }
     }
 
@@ -118,16 +133,23 @@ pub struct IdentityParts<'a> {
 }
 
 impl IdentityParts<'_> {
+    /// The bucket's fingerprint version; an unknown bucket text gets the
+    /// general one, so the SQL helper still hashes whatever it is given.
+    fn fingerprint_version(&self) -> u32 {
+        self.risk_bucket.parse::<RiskBucket>().map_or(FINGERPRINT_VERSION, RiskBucket::fingerprint_version)
+    }
+
     /// `v{iv}|tenant:..|asset:..|host:..|bucket:..|proto:..|port:..|fpv:{fv}|fp:..`
     pub fn canonical_string(&self) -> String {
         format!(
-            "v{IDENTITY_VERSION}|tenant:{}|asset:{}|host:{}|bucket:{}|proto:{}|port:{}|fpv:{FINGERPRINT_VERSION}|fp:{}",
+            "v{IDENTITY_VERSION}|tenant:{}|asset:{}|host:{}|bucket:{}|proto:{}|port:{}|fpv:{}|fp:{}",
             self.tenant_id,
             self.asset_id,
             self.observed_host,
             self.risk_bucket,
             self.proto,
             self.port,
+            self.fingerprint_version(),
             self.fingerprint
         )
     }
@@ -138,13 +160,14 @@ impl IdentityParts<'_> {
         let _ = fmt::Write::write_fmt(
             &mut h,
             format_args!(
-                "v{IDENTITY_VERSION}|tenant:{}|asset:{}|host:{}|bucket:{}|proto:{}|port:{}|fpv:{FINGERPRINT_VERSION}|fp:{}",
+                "v{IDENTITY_VERSION}|tenant:{}|asset:{}|host:{}|bucket:{}|proto:{}|port:{}|fpv:{}|fp:{}",
                 self.tenant_id,
                 self.asset_id,
                 self.observed_host,
                 self.risk_bucket,
                 self.proto,
                 self.port,
+                self.fingerprint_version(),
                 self.fingerprint
             ),
         );

@@ -211,7 +211,7 @@ fn candidates_for_endpoint(
             bucket: RiskBucket::Rb6,
             proto: "tcp".into(),
             port,
-            fingerprint: format!("symptom:{symptom}"),
+            fingerprint: crate::identity::RB6_FINGERPRINT.into(),
             detail: format!("symptom:{symptom}|port:{port}"),
             evidence: ev,
         });
