@@ -38,6 +38,9 @@ pub fn canonical_url(raw: &str) -> Option<String> {
     let mut url = parse_lenient(raw)?;
     url.set_query(None);
     url.set_fragment(None);
+    // Never fails for http(s) URLs with a host, which is all parse_lenient returns.
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
     if let Some(host) = url.host_str() {
         let h = canonical_host(host);
         let h = if h.contains(':') { format!("[{h}]") } else { h };
@@ -50,17 +53,26 @@ pub fn canonical_url(raw: &str) -> Option<String> {
     Some(url.to_string())
 }
 
-/// `raw` with any `user:password@` removed, for evidence that keeps a URL as
-/// the tool printed it. Text that is not a URL is returned unchanged.
+/// `raw` with the `user:password@` of every URL in it removed, for evidence
+/// that keeps what a tool printed (a URL, or a request line that holds one).
 pub fn redact_userinfo(raw: &str) -> String {
-    match Url::parse(raw.trim()) {
-        Ok(mut u) if !u.username().is_empty() || u.password().is_some() => {
-            let _ = u.set_username("");
-            let _ = u.set_password(None);
-            u.to_string()
+    let mut out = String::with_capacity(raw.len());
+    let mut rest = raw;
+    while let Some(i) = rest.find("://") {
+        let (head, tail) = rest.split_at(i + 3);
+        out.push_str(head);
+        let end = tail
+            .find(|c: char| matches!(c, '/' | '?' | '#' | '"' | '\'' | '<' | '>') || c.is_whitespace())
+            .unwrap_or(tail.len());
+        let authority = &tail[..end];
+        match authority.rfind('@') {
+            Some(at) => out.push_str(&authority[at + 1..]),
+            None => out.push_str(authority),
         }
-        _ => raw.to_string(),
+        rest = &tail[end..];
     }
+    out.push_str(rest);
+    out
 }
 
 /// RFC 3986 §6.2.2.1–2 on a path: `%7e` → `~`, `%2f` → `%2F`.
