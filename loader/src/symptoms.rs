@@ -232,6 +232,7 @@ mod tests {
             product: Some("OpenSSH".into()),
             version: None,
             scripts: None,
+            service_method: None,
         };
         r.nmap.push(Observed::new(ssh.clone()));
         r.nmap.push(Observed::new(NmapFinding {

@@ -5,31 +5,109 @@
 use url::Url;
 
 /// Lowercase, no trailing dot; IDNA is deliberately not applied (`idna=none`).
+/// An IP address is written in its canonical form (RFC 5952 for IPv6:
+/// compressed, lowercase), with or without the brackets of a URL, so
+/// `2001:db8::10` and `[2001:DB8:0:0:0:0:0:10]` are one host.
 pub fn canonical_host(host: &str) -> String {
-    host.trim().trim_end_matches('.').to_ascii_lowercase()
+    let h = host.trim();
+    let unbracketed = h.strip_prefix('[').and_then(|x| x.strip_suffix(']')).unwrap_or(h);
+    if let Ok(ip) = unbracketed.parse::<std::net::IpAddr>() {
+        return canonical_ip(ip);
+    }
+    h.trim_end_matches('.').to_ascii_lowercase()
+}
+
+/// The text of an address: RFC 5952 for IPv6 (Rust's `Display` is exactly
+/// that, including `::ffff:a.b.c.d` for IPv4-mapped addresses).
+pub fn canonical_ip(ip: std::net::IpAddr) -> String {
+    ip.to_string()
+}
+
+/// An address given as text, canonical; anything else unchanged.
+pub fn canonical_ip_text(ip: &str) -> String {
+    ip.trim().parse::<std::net::IpAddr>().map_or_else(|_| ip.to_string(), canonical_ip)
 }
 
 /// A URL with scheme and host lowercased, default port dropped, query and
-/// fragment dropped (`query_handling: drop`) and dot segments removed.
+/// fragment dropped (`query_handling: drop`), dot segments removed, an empty
+/// path written `/`, no userinfo (credentials are never stored), and
+/// percent-encoding normalised (RFC 3986 §6.2.2: unreserved characters
+/// decoded, hex digits upper case).
 /// Input without a scheme is read as `http://` (nuclei network matches print `host:port`).
 pub fn canonical_url(raw: &str) -> Option<String> {
-    let url = parse_lenient(raw)?;
-    let mut url = url;
+    let mut url = parse_lenient(raw)?;
     url.set_query(None);
     url.set_fragment(None);
+    // Never fails for http(s) URLs with a host, which is all parse_lenient returns.
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
     if let Some(host) = url.host_str() {
         let h = canonical_host(host);
+        let h = if h.contains(':') { format!("[{h}]") } else { h };
         if url.set_host(Some(&h)).is_err() {
             return None;
         }
     }
+    let path = normalize_percent_encoding(url.path());
+    url.set_path(&path);
     Some(url.to_string())
+}
+
+/// `raw` with the `user:password@` of every URL in it removed, for evidence
+/// that keeps what a tool printed (a URL, or a request line that holds one).
+pub fn redact_userinfo(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len());
+    let mut rest = raw;
+    while let Some(i) = rest.find("://") {
+        let (head, tail) = rest.split_at(i + 3);
+        out.push_str(head);
+        let end = tail
+            .find(|c: char| matches!(c, '/' | '?' | '#' | '"' | '\'' | '<' | '>') || c.is_whitespace())
+            .unwrap_or(tail.len());
+        let authority = &tail[..end];
+        match authority.rfind('@') {
+            Some(at) => out.push_str(&authority[at + 1..]),
+            None => out.push_str(authority),
+        }
+        rest = &tail[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// RFC 3986 §6.2.2.1–2 on a path: `%7e` → `~`, `%2f` → `%2F`.
+fn normalize_percent_encoding(path: &str) -> String {
+    let b = path.as_bytes();
+    let mut out = String::with_capacity(path.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() && b[i + 1].is_ascii_hexdigit() && b[i + 2].is_ascii_hexdigit() {
+            let hex = &path[i + 1..i + 3];
+            if let Ok(v) = u8::from_str_radix(hex, 16) {
+                if v.is_ascii_alphanumeric() || matches!(v, b'-' | b'.' | b'_' | b'~') {
+                    out.push(v as char);
+                } else {
+                    out.push('%');
+                    out.push_str(&hex.to_ascii_uppercase());
+                }
+                i += 3;
+                continue;
+            }
+        }
+        // Not part of an escape: copy the whole character (paths from `url`
+        // are ASCII, but nothing here relies on it).
+        let ch = path[i..].chars().next().unwrap_or('%');
+        out.push(ch);
+        i += ch.len_utf8();
+    }
+    out
 }
 
 /// `scheme://host[:port]/` of a URL, the unit RB5 is judged on.
 pub fn canonical_url_root(raw: &str) -> Option<String> {
     let url = parse_lenient(raw)?;
     let host = canonical_host(url.host_str()?);
+    let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
     let host = if host.contains(':') && !host.starts_with('[') {
         format!("[{host}]")
     } else {
@@ -79,9 +157,11 @@ pub fn tls_version(v: &str) -> Option<(u8, &'static str)> {
 }
 
 /// Does `name` match a certificate name, allowing one leading wildcard label?
+/// Both sides are compared as IDNA A-labels, so `bücher.example` matches a
+/// certificate for `xn--bcher-kva.example`.
 pub fn cert_name_matches(pattern: &str, name: &str) -> bool {
-    let pattern = canonical_host(pattern);
-    let name = canonical_host(name);
+    let pattern = a_label(&canonical_host(pattern));
+    let name = a_label(&canonical_host(name));
     if let Some(suffix) = pattern.strip_prefix("*.") {
         match name.split_once('.') {
             Some((label, rest)) => !label.is_empty() && rest == suffix,
@@ -89,6 +169,20 @@ pub fn cert_name_matches(pattern: &str, name: &str) -> bool {
         }
     } else {
         pattern == name
+    }
+}
+
+/// The IDNA A-label form of a host name (UTS 46, as browsers map it). A
+/// leading `*.` of a certificate name is kept; a name IDNA refuses is
+/// compared as it is.
+fn a_label(host: &str) -> String {
+    let (wild, rest) = match host.strip_prefix("*.") {
+        Some(rest) => ("*.", rest),
+        None => ("", host),
+    };
+    match idna::domain_to_ascii(rest) {
+        Ok(a) if !a.is_empty() => format!("{wild}{a}"),
+        _ => host.to_string(),
     }
 }
 

@@ -44,8 +44,11 @@ impl Default for EngineConfig {
         ];
         let mut profile_ports = BTreeMap::new();
         profile_ports.insert(BASELINE_PROFILE.to_string(), baseline.clone());
-        profile_ports.insert("verify".to_string(), baseline.clone());
-        profile_ports.insert("fast_recheck".to_string(), baseline);
+        // A verify or fast re-check scan probes the ports of the exposures
+        // it re-checks, not the whole baseline: without a coverage block
+        // (schema 1.0/1.1) only the ports it reports prove anything.
+        profile_ports.insert("verify".to_string(), Vec::new());
+        profile_ports.insert("fast_recheck".to_string(), Vec::new());
         EngineConfig {
             admin_ports,
             panel_template_ids: Vec::new(),
@@ -141,6 +144,16 @@ impl EngineConfig {
             .or_else(|| self.profile_ports.get(BASELINE_PROFILE))
             .map(Vec::as_slice)
             .unwrap_or(&[])
+    }
+
+    /// The ports a 1.0/1.1 payload's port scan counts as probed: the named
+    /// profile's, the baseline's when the payload names none, and none for a
+    /// profile this configuration does not know (design D10).
+    pub fn profile_coverage(&self, profile: Option<&str>) -> &[u16] {
+        match profile {
+            None => self.baseline_ports(),
+            Some(p) => self.profile_ports.get(p).map(Vec::as_slice).unwrap_or(&[]),
+        }
     }
 
     /// The baseline allowlist, which gates RB6 (contract §7.6).

@@ -12,6 +12,8 @@ use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
+use crate::lenient::{self, null_as_default};
+
 /// Major version of the contract this engine implements. Minor versions only
 /// add optional fields, so every `1.x` is accepted.
 pub const SUPPORTED_MAJOR: u64 = 1;
@@ -122,17 +124,17 @@ impl fmt::Display for Id {
 pub struct ScanPayload {
     pub schema_version: String,
     pub scan: ScanMeta,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub tool_versions: BTreeMap<String, Option<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limits: Option<Value>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub asset_results: Vec<AssetResult>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub summary: Option<Value>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub artifacts: Vec<Value>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub errors: Vec<ErrorEntry>,
     /// Observations the engine could not use, with their field paths. Filled
     /// when the payload is accepted; never part of the payload itself.
@@ -159,7 +161,7 @@ pub struct ScanMeta {
     pub scan_profile: Option<String>,
     #[serde(default)]
     pub triggered_by_user_id: Option<Id>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub requested_asset_ids: Vec<Id>,
     pub started_at: Timestamp,
     /// Absent when the scan did not finish; such a scan is never authoritative.
@@ -174,8 +176,25 @@ pub struct AssetResult {
     pub asset: Asset,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resolution: Option<Value>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub endpoints: Vec<Endpoint>,
+    /// Schema 1.2: what the port scan of the asset as a whole covered, so an
+    /// address of a CIDR that now answers on no port at all (and so has no
+    /// endpoint) can be told apart from one that was never probed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coverage: Option<AssetCoverage>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+pub struct AssetCoverage {
+    /// Port-scan tools that ran over the asset to completion.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub tools: Vec<String>,
+    /// Addresses that were port-scanned, endpoints or not.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub ips: Vec<String>,
+    #[serde(default, deserialize_with = "lenient::ports")]
+    pub tcp_ports: Vec<u16>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -184,7 +203,7 @@ pub struct Asset {
     pub asset_type: String,
     #[serde(default)]
     pub asset_value: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub tags: Vec<String>,
     #[serde(default)]
     pub canonical_host: Option<String>,
@@ -200,19 +219,19 @@ pub struct Endpoint {
     pub domain_context: Option<String>,
     #[serde(default)]
     pub observed_host: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub ports: Ports,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub http: Vec<HttpObservation>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub tls: Vec<TlsObservation>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub findings: Findings,
     #[serde(default)]
     pub dns_email: Option<DnsEmail>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timings: Option<Value>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub errors: Vec<ErrorEntry>,
     /// Schema 1.2 (design D3): what the worker actually checked on this endpoint.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -221,9 +240,9 @@ pub struct Endpoint {
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 pub struct Ports {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub tcp: Vec<PortObservation>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub udp: Vec<PortObservation>,
 }
 
@@ -233,6 +252,7 @@ pub struct PortObservation {
     pub tool: Option<String>,
     #[serde(default)]
     pub protocol: Option<String>,
+    #[serde(deserialize_with = "lenient::port")]
     pub port: u16,
     pub state: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -256,7 +276,7 @@ pub struct HttpObservation {
     pub host: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ip: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "lenient::opt_port", skip_serializing_if = "Option::is_none")]
     pub port: Option<u16>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scheme: Option<String>,
@@ -285,7 +305,7 @@ pub struct HttpObservation {
     pub response_time_ms: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content_length: Option<i64>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, deserialize_with = "null_as_default", skip_serializing_if = "Vec::is_empty")]
     pub redirect_chain: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<Value>,
@@ -301,10 +321,11 @@ pub struct TlsObservation {
     pub host: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ip: Option<String>,
+    #[serde(deserialize_with = "lenient::port")]
     pub port: u16,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sni: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub tls_versions: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cipher: Option<String>,
@@ -324,9 +345,9 @@ pub struct TlsObservation {
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 pub struct CipherClasses {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub weak: Vec<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub insecure: Vec<String>,
 }
 
@@ -338,11 +359,11 @@ pub struct Certificate {
     pub issuer_cn: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub serial: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "lenient::opt_time", skip_serializing_if = "Option::is_none")]
     pub not_before: Option<Timestamp>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "lenient::opt_time", skip_serializing_if = "Option::is_none")]
     pub not_after: Option<Timestamp>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub sans: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub is_self_signed: Option<bool>,
@@ -354,9 +375,9 @@ pub struct Certificate {
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 pub struct Findings {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub nuclei: Vec<NucleiFinding>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub nmap: Vec<NmapFinding>,
 }
 
@@ -376,13 +397,13 @@ pub struct NucleiFinding {
     pub host: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ip: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "lenient::opt_port", skip_serializing_if = "Option::is_none")]
     pub port: Option<u16>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "lenient::opt_time", skip_serializing_if = "Option::is_none")]
     pub timestamp: Option<Timestamp>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub matcher_name: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub extracted_results: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata: Option<NucleiMetadata>,
@@ -396,7 +417,7 @@ pub struct NucleiMetadata {
     pub name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub tags: Vec<String>,
 }
 
@@ -406,6 +427,7 @@ pub struct NmapFinding {
     pub tool: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
+    #[serde(deserialize_with = "lenient::port")]
     pub port: u16,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub protocol: Option<String>,
@@ -419,6 +441,44 @@ pub struct NmapFinding {
     pub version: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scripts: Option<BTreeMap<String, Option<String>>>,
+    /// nmap's `method`: `probed` when a probe matched, `table` when the name
+    /// is only nmap's guess from the port number (optional, schema 1.2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_method: Option<String>,
+}
+
+impl NmapFinding {
+    /// nmap named the service from an answer, not from its port table.
+    pub fn identifies_service(&self) -> bool {
+        self.service_method.as_deref() != Some("table")
+            && self.state.as_deref().is_none_or(|s| s == "open")
+            && self.service.as_deref().is_some_and(|s| !matches!(s.trim(), "" | "unknown" | "tcpwrapped"))
+    }
+}
+
+impl NucleiFinding {
+    /// The port the template hit: the finding's own, else its `matched_at`'s.
+    pub fn port_hit(&self) -> Option<u16> {
+        self.port.or_else(|| crate::canon::url_scheme_port(&self.matched_at).map(|x| x.1))
+    }
+}
+
+impl Endpoint {
+    /// Some tool identified the service on `port` (design D10): httpx or
+    /// nmap got an HTTP answer, tlsx or nmap completed a TLS handshake, an
+    /// nmap service probe matched, or a nuclei template matched there. The
+    /// engine's RB6 gate and its RB6 proof of fix both ask this.
+    pub fn service_identified(&self, port: u16) -> bool {
+        self.http.iter().any(|h| h.answered_on(port))
+            || self.tls.iter().any(|t| t.handshake_on(port))
+            || self.findings.nmap.iter().any(|n| n.port == port && n.identifies_service())
+            || self.findings.nuclei.iter().any(|f| f.port_hit() == Some(port))
+    }
+
+    /// The endpoint's address in canonical form (RFC 5952 for IPv6).
+    pub fn canonical_ip(&self) -> Option<String> {
+        self.ip.as_deref().map(crate::canon::canonical_ip_text)
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -431,7 +491,7 @@ pub struct DnsEmail {
     pub dmarc: Option<DmarcPosture>,
     #[serde(default)]
     pub dkim: Option<DkimPosture>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub errors: Vec<Value>,
 }
 
@@ -443,7 +503,7 @@ pub struct SpfPosture {
     pub raw: Option<String>,
     #[serde(default)]
     pub assessment: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub issues: Vec<String>,
 }
 
@@ -459,19 +519,19 @@ pub struct DmarcPosture {
     pub alignment: Option<Value>,
     #[serde(default)]
     pub assessment: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub issues: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 pub struct DkimPosture {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub checked_selectors: Vec<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub present_selectors: Vec<String>,
     #[serde(default)]
     pub assessment: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub issues: Vec<String>,
 }
 
@@ -517,18 +577,43 @@ impl ErrorEntry {
 /// whether or not anything was found, so absence can be proven.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 pub struct Coverage {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub tools: Vec<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::ports")]
     pub tcp_ports: Vec<u16>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::ports")]
     pub tls_ports: Vec<u16>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub http_urls: Vec<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub nuclei_urls: Vec<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub dns_checks: Vec<String>,
+}
+
+/// What a port observation proves (diff contract §6.3, design D10).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PortState {
+    Open,
+    /// `closed` or `filtered`: the port was probed and nothing listens.
+    Absent,
+    /// `unknown`, or a state the engine does not know: proves nothing.
+    Unknown,
+}
+
+impl PortObservation {
+    pub fn port_state(&self) -> PortState {
+        match self.state.trim().to_ascii_lowercase().as_str() {
+            "open" => PortState::Open,
+            "closed" | "filtered" => PortState::Absent,
+            _ => PortState::Unknown,
+        }
+    }
+
+    /// The port number could not be read (see `lenient::port`).
+    pub fn unusable(&self) -> bool {
+        self.port == 0
+    }
 }
 
 impl HttpObservation {
@@ -561,8 +646,9 @@ impl ScanPayload {
         // `Value` tree or path tracking. Whatever it refuses goes through the
         // `Value` path below, which decides and words the error exactly as
         // before; whatever it accepts, that path accepts identically.
+        lenient::take_unusable_flag();
         if let Ok(payload) = serde_json::from_str::<ScanPayload>(text) {
-            return payload.accepted();
+            return payload.accepted(|| serde_json::from_str(text).ok());
         }
         ScanPayload::from_json_str_slow(text)
     }
@@ -575,16 +661,29 @@ impl ScanPayload {
         d: D,
         text: impl FnOnce() -> String,
     ) -> Result<ScanPayload, ContractError> {
+        lenient::take_unusable_flag();
         match ScanPayload::deserialize(d) {
-            Ok(payload) => payload.accepted(),
+            Ok(payload) => payload.accepted(|| serde_json::from_str(&text()).ok()),
             Err(_) => ScanPayload::from_json_str_slow(&text()),
         }
     }
 
-    /// A payload that deserialised: the checks serde cannot express.
-    fn accepted(self) -> Result<ScanPayload, ContractError> {
+    /// A payload that deserialised: the checks serde cannot express, and the
+    /// warnings. `raw` gives the payload's JSON, needed only to word warnings
+    /// about values the deserializers could not use.
+    fn accepted(mut self, raw: impl FnOnce() -> Option<Value>) -> Result<ScanPayload, ContractError> {
         check_version(&self.schema_version)?;
         self.validate()?;
+        let unusable = lenient::take_unusable_flag();
+        let mut warnings = self.semantic_warnings();
+        if unusable {
+            if let Some(v) = raw() {
+                warnings.extend(lenient::type_warnings(&v));
+            }
+        }
+        warnings.sort();
+        warnings.dedup();
+        self.warnings = warnings;
         Ok(self)
     }
 
@@ -618,12 +717,12 @@ impl ScanPayload {
         }
         // Path tracking allocates for every field, so it only runs to explain
         // a failure; a payload that deserialises plainly is the same payload.
+        lenient::take_unusable_flag();
         let payload: ScanPayload = match ScanPayload::deserialize(value) {
             Ok(p) => p,
             Err(_) => serde_path_to_error::deserialize(value).map_err(classify_serde_error)?,
         };
-        payload.validate()?;
-        Ok(payload)
+        payload.accepted(|| Some(value.clone()))
     }
 
     fn validate(&self) -> Result<(), ContractError> {
@@ -656,17 +755,6 @@ impl ScanPayload {
                         });
                     }
                 }
-                for (pi, p) in ep.ports.tcp.iter().chain(ep.ports.udp.iter()).enumerate() {
-                    if !matches!(p.state.as_str(), "open" | "closed" | "filtered" | "unknown") {
-                        return Err(ContractError::InvalidValue {
-                            field: at(format!("ports[{pi}].state")),
-                            problem: format!(
-                                "must be one of open, closed, filtered, unknown; got {:?}",
-                                p.state
-                            ),
-                        });
-                    }
-                }
                 for (xi, e) in ep.errors.iter().enumerate() {
                     if let Some(s) = e.symptom() {
                         if !SYMPTOMS.contains(&s) {
@@ -683,6 +771,48 @@ impl ScanPayload {
             }
         }
         Ok(())
+    }
+
+    /// Observations that parsed but that the engine cannot use. Each one also
+    /// makes the engine hold open what it would otherwise have proven absent.
+    fn semantic_warnings(&self) -> Vec<Warning> {
+        let mut out = Vec::new();
+        for (ai, ar) in self.asset_results.iter().enumerate() {
+            for (ei, ep) in ar.endpoints.iter().enumerate() {
+                let mut warn = |rest: String, problem: String| {
+                    out.push(Warning { path: format!("asset_results[{ai}].endpoints[{ei}].{rest}"), problem })
+                };
+                for (proto, list) in [("tcp", &ep.ports.tcp), ("udp", &ep.ports.udp)] {
+                    for (pi, p) in list.iter().enumerate() {
+                        if p.port_state() == PortState::Unknown && p.state != "unknown" {
+                            warn(
+                                format!("ports.{proto}[{pi}].state"),
+                                format!("{:?} is not open, closed, filtered or unknown; read as unknown", p.state),
+                            );
+                        }
+                    }
+                }
+                for (ti, t) in ep.tls.iter().enumerate() {
+                    for (vi, v) in t.tls_versions.iter().enumerate() {
+                        if crate::canon::tls_version(v).is_none() {
+                            warn(
+                                format!("tls[{ti}].tls_versions[{vi}]"),
+                                format!("unknown TLS version {v:?}; weak versions on this port are not judged absent"),
+                            );
+                        }
+                    }
+                }
+                for (fi, f) in ep.findings.nuclei.iter().enumerate() {
+                    if crate::canon::canonical_url(&f.matched_at).is_none() {
+                        warn(
+                            format!("findings.nuclei[{fi}].matched_at"),
+                            format!("{:?} is not an http(s) URL or host:port; finding not used", f.matched_at),
+                        );
+                    }
+                }
+            }
+        }
+        out
     }
 
     /// The instant the scan observed the world: `finished_at`, else `started_at`.

@@ -11,9 +11,9 @@ use serde_json::{json, Value};
 
 use crate::canon::{canonical_host, canonical_url_root};
 use crate::config::EngineConfig;
-use crate::contract::{Endpoint, Id, ScanPayload};
+use crate::contract::{Endpoint, Id, PortState, ScanPayload};
 use crate::identity::RiskBucket;
-use crate::normalize::{endpoint_views, normalize, service_identified, EndpointView, Exposure};
+use crate::normalize::{endpoint_views, normalize, EndpointView, Exposure};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -331,6 +331,7 @@ impl<'a> Authority<'a> {
         if self.fatal_assets.contains(&prev.asset_id.to_string()) {
             return Err("asset-level error in this scan".into());
         }
+        let rb7 = prev.risk_bucket == RiskBucket::Rb7;
         let endpoints: Vec<&EndpointView<'a>> = self
             .views_by_asset
             .get(&prev.asset_id)
@@ -339,7 +340,9 @@ impl<'a> Authority<'a> {
             .iter()
             .map(|&i| &self.views[i])
             .filter(|v| {
-                if prev.risk_bucket == RiskBucket::Rb7 {
+                if rb7 {
+                    // RB7 is about the domain: only endpoints that carry a DNS
+                    // verdict for it speak (design D10).
                     v.ep.dns_email
                         .as_ref()
                         .and_then(|d| d.domain.as_deref())
@@ -350,7 +353,19 @@ impl<'a> Authority<'a> {
             })
             .collect();
         if endpoints.is_empty() {
-            return Err(format!("host {} was not scanned", prev.observed_host));
+            return match self.probed_without_endpoint(prev) {
+                Some(proof) => Ok(json!({
+                    "basis": "coverage",
+                    "bucket": prev.risk_bucket,
+                    "scan_finished_at": self.payload.scan.finished_at,
+                    "endpoints": [],
+                    "address": proof,
+                })),
+                None => Err(format!("host {} was not scanned", prev.observed_host)),
+            };
+        }
+        if rb7 {
+            return self.dns_verdict(&endpoints, prev);
         }
         let mut checks = Vec::new();
         for v in endpoints {
@@ -362,13 +377,72 @@ impl<'a> Authority<'a> {
                 ));
             }
             let result = self.endpoint_check(v.ep, prev)?;
-            checks.push(json!({"endpoint_id": v.endpoint_id, "ip": v.ep.ip, "result": result}));
+            checks.push(json!({"endpoint_id": v.endpoint_id, "ip": v.ep.canonical_ip(), "result": result}));
         }
         Ok(json!({
             "basis": if self.uses_coverage() { "coverage" } else { "inferred" },
             "bucket": prev.risk_bucket,
             "scan_finished_at": self.payload.scan.finished_at,
             "endpoints": checks,
+        }))
+    }
+
+    /// An exposure on an address of the asset that has no endpoint in this
+    /// scan: absent only if the asset's 1.2 coverage says the address was
+    /// port-scanned, on the exposure's port, by a tool that did not fail.
+    /// Then nothing answered there at all, so no service-level exposure on it
+    /// survives either.
+    fn probed_without_endpoint(&self, prev: &PriorState) -> Option<String> {
+        let ar = self.payload.asset_results.iter().find(|a| a.asset.asset_id == prev.asset_id)?;
+        let cov = ar.coverage.as_ref()?;
+        let host = canonical_host(&prev.observed_host);
+        let probed = cov.ips.iter().any(|ip| canonical_host(ip) == host);
+        let tool = PORT_TOOLS.iter().find(|t| {
+            !self.failed_tools.contains(**t) && cov.tools.iter().any(|c| c.eq_ignore_ascii_case(t))
+        })?;
+        (probed && cov.tcp_ports.contains(&prev.port))
+            .then(|| format!("{host} port-scanned by {tool}: no port open, tcp/{} included", prev.port))
+    }
+
+    /// RB7: the domain's verdict for the record, from whichever endpoints
+    /// carry one. Endpoint errors about addresses do not touch it; DNS errors
+    /// do, and any endpoint still calling the record weak keeps it open.
+    fn dns_verdict(&self, endpoints: &[&EndpointView<'a>], prev: &PriorState) -> Result<Value, String> {
+        let record = prev.fingerprint.strip_prefix("record:").unwrap_or_default();
+        let record = record.split('|').next().unwrap_or_default();
+        let mut passing = Vec::new();
+        for v in endpoints {
+            let Some(dns) = &v.ep.dns_email else { continue };
+            if !dns.errors.is_empty() {
+                return Err(format!("DNS errors for {}", prev.observed_host));
+            }
+            let listed = v.ep.coverage.as_ref().is_none_or(|c| c.dns_checks.iter().any(|d| d == record));
+            let assessment = match record {
+                "spf" => dns.spf.as_ref().and_then(|s| s.assessment.clone()),
+                "dmarc" => dns.dmarc.as_ref().and_then(|s| s.assessment.clone()),
+                "dkim" => dns.dkim.as_ref().and_then(|s| s.assessment.clone()),
+                _ => None,
+            };
+            match assessment.as_deref() {
+                Some(a @ ("pass" | "ok")) if listed => {
+                    passing.push(json!({"endpoint_id": v.endpoint_id, "ip": v.ep.canonical_ip(),
+                                        "result": format!("{record} checked: {a}")}))
+                }
+                // Not assessed here (an empty dns_email block, or the check
+                // did not run on this endpoint): this endpoint has no verdict.
+                None => {}
+                Some(_) if !listed => {}
+                Some(a) => return Err(format!("{record} still assessed {a} on endpoint {}", v.endpoint_id)),
+            }
+        }
+        if passing.is_empty() {
+            return Err(format!("{record} record check not covered for {}", prev.observed_host));
+        }
+        Ok(json!({
+            "basis": if self.uses_coverage() { "coverage" } else { "inferred" },
+            "bucket": prev.risk_bucket,
+            "scan_finished_at": self.payload.scan.finished_at,
+            "endpoints": passing,
         }))
     }
 
@@ -407,6 +481,14 @@ impl<'a> Authority<'a> {
 
     /// Port P's state was determined on this endpoint.
     fn port_scanned(&self, ep: &Endpoint, port: u16) -> Option<String> {
+        // No address, no port scan, whatever tool_versions says: the
+        // endpoint exists because of a DNS answer (or its failure).
+        ep.ip.as_ref()?;
+        // A port observation the engine could not read might have been this
+        // port, open: nothing about ports is proven on this endpoint.
+        if ep.ports.tcp.iter().any(|p| p.unusable()) {
+            return None;
+        }
         let tool = match self.ran(ep, PORT_TOOLS) {
             Some(t) => t,
             // Port observations in a 1.0/1.1 payload prove a port scan ran
@@ -419,37 +501,60 @@ impl<'a> Authority<'a> {
         let listed = match &ep.coverage {
             Some(c) => c.tcp_ports.contains(&port),
             None => {
-                self.config.ports_for_profile(self.payload.scan.scan_profile.as_deref()).contains(&port)
-                    || ep.ports.tcp.iter().any(|p| p.port == port)
+                self.config.profile_coverage(self.payload.scan.scan_profile.as_deref()).contains(&port)
+                    || ep.ports.tcp.iter().any(|p| p.port == port && p.port_state() != PortState::Unknown)
             }
         };
         listed.then_some(tool)
     }
 
-    fn port_open(ep: &Endpoint, port: u16) -> bool {
-        ep.ports.tcp.iter().any(|p| p.port == port && p.state == "open")
-    }
-
-    /// Port closed now, proven by a port scan: any service-level exposure on it is gone.
+    /// Port closed now, proven by a port scan: any exposure on it is gone.
+    /// A port reported `unknown` proves nothing (design D10).
     fn port_gone(&self, ep: &Endpoint, port: u16) -> Option<String> {
         let tool = self.port_scanned(ep, port)?;
-        (!Self::port_open(ep, port)).then(|| format!("tcp/{port} not open ({tool})"))
+        let open_or_unknown = ep.ports.tcp.iter().any(|p| p.port == port && p.port_state() != PortState::Absent);
+        (!open_or_unknown).then(|| format!("tcp/{port} not open ({tool})"))
     }
 
     fn endpoint_check(&self, ep: &Endpoint, prev: &PriorState) -> Result<String, String> {
         let port = prev.port;
         let not_covered = |what: &str| Err(format!("{what} not covered on endpoint {}", ep.ip.as_deref().unwrap_or("?")));
         match prev.risk_bucket {
-            RiskBucket::Rb1 => match self.port_scanned(ep, port) {
-                Some(tool) => Ok(format!("tcp/{port} port-scanned by {tool}, not open")),
+            RiskBucket::Rb1 => match self.port_gone(ep, port) {
+                Some(_) => Ok(format!("tcp/{port} port-scanned by {}, not open", self.port_scanned(ep, port).unwrap_or_default())),
                 None => not_covered(&format!("port scan of tcp/{port}")),
             },
             RiskBucket::Rb3 | RiskBucket::Rb4 => {
                 if let Some(r) = self.port_gone(ep, port) {
                     return Ok(r);
                 }
+                // An unreadable TLS observation could have been this port's.
+                if ep.tls.iter().any(|t| t.port == 0) {
+                    return not_covered(&format!("TLS check of port {port}"));
+                }
                 let listed = ep.coverage.as_ref().is_none_or(|c| c.tls_ports.contains(&port));
-                let seen = ep.tls.iter().any(|t| t.handshake_on(port));
+                let on_port = || ep.tls.iter().filter(|t| t.handshake_on(port));
+                let seen = match (prev.risk_bucket, prev.fingerprint.as_str()) {
+                    // A version the engine does not know might be a weak one.
+                    (RiskBucket::Rb3, _) => {
+                        on_port().next().is_some()
+                            && on_port().all(|t| t.tls_versions.iter().all(|v| crate::canon::tls_version(v).is_some()))
+                    }
+                    // The issue is absent only if the certificate shows what
+                    // it is judged by: a validity end, names, a self-signed verdict.
+                    (RiskBucket::Rb4, "issue:expiry") => {
+                        on_port().any(|t| t.certificate.as_ref().is_some_and(|c| c.not_after.is_some()))
+                    }
+                    (RiskBucket::Rb4, "issue:self_signed") => {
+                        on_port().any(|t| t.certificate.as_ref().is_some_and(|c| c.is_self_signed.is_some()))
+                    }
+                    (RiskBucket::Rb4, "issue:hostname_mismatch") => on_port().any(|t| {
+                        t.certificate.as_ref().is_some_and(|c| {
+                            !c.sans.is_empty() || c.subject_cn.as_deref().is_some_and(|cn| !cn.trim().is_empty())
+                        })
+                    }),
+                    _ => on_port().next().is_some(),
+                };
                 match self.ran(ep, TLS_TOOLS) {
                     Some(tool) if listed && seen => Ok(format!("tls/{port} handshake completed by {tool}, issue absent")),
                     _ => not_covered(&format!("TLS check of port {port}")),
@@ -473,8 +578,11 @@ impl<'a> Authority<'a> {
                 } else {
                     (HTTP_TOOLS, ep.coverage.as_ref().is_none_or(|c| c.http_urls.iter().any(|u| canonical_url_root(u).as_deref() == Some(root.as_str()))))
                 };
+                // A nuclei finding the engine could not read might have been this panel.
+                let unreadable = prev.risk_bucket == RiskBucket::Rb2
+                    && ep.findings.nuclei.iter().any(|f| crate::canon::canonical_url(&f.matched_at).is_none());
                 match self.ran(ep, tools) {
-                    Some(tool) if listed && answered => Ok(format!("{root} probed by {tool}, exposure absent")),
+                    Some(tool) if listed && answered && !unreadable => Ok(format!("{root} probed by {tool}, exposure absent")),
                     _ => not_covered(&root),
                 }
             }
@@ -482,30 +590,14 @@ impl<'a> Authority<'a> {
                 if let Some(r) = self.port_gone(ep, port) {
                     return Ok(r);
                 }
-                if self.port_scanned(ep, port).is_some() && service_identified(ep, port) {
+                // Whichever tool identified it, the service is known now.
+                if ep.service_identified(port) {
                     return Ok(format!("tcp/{port} now answers as a known service"));
                 }
                 not_covered(&format!("classification of tcp/{port}"))
             }
-            RiskBucket::Rb7 => {
-                let record = prev.fingerprint.strip_prefix("record:").unwrap_or_default();
-                let record = record.split('|').next().unwrap_or_default();
-                let Some(dns) = &ep.dns_email else { return not_covered("DNS email checks") };
-                if !dns.errors.is_empty() {
-                    return Err(format!("DNS errors for {}", prev.observed_host));
-                }
-                let listed = ep.coverage.as_ref().is_none_or(|c| c.dns_checks.iter().any(|d| d == record));
-                let assessment = match record {
-                    "spf" => dns.spf.as_ref().and_then(|s| s.assessment.clone()),
-                    "dmarc" => dns.dmarc.as_ref().and_then(|s| s.assessment.clone()),
-                    "dkim" => dns.dkim.as_ref().and_then(|s| s.assessment.clone()),
-                    _ => None,
-                };
-                match assessment.as_deref() {
-                    Some(a @ ("pass" | "ok")) if listed => Ok(format!("{record} checked: {a}")),
-                    _ => not_covered(&format!("{record} record check")),
-                }
-            }
+            // Decided per domain in `dns_verdict`, never per endpoint.
+            RiskBucket::Rb7 => Err("RB7 is judged per domain".into()),
         }
     }
 }

@@ -12,6 +12,7 @@ pub mod contract;
 pub mod diff;
 pub mod identity;
 pub mod inventory;
+mod lenient;
 pub mod memory;
 pub mod normalize;
 pub mod nweb;

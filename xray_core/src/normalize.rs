@@ -1,15 +1,17 @@
 //! Step 1–3 of the diff contract: observations → candidate exposures (RB1–RB7
 //! per contract §7) → identity and material hash → one exposure per identity.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::Duration;
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
-use crate::canon::{canonical_host, canonical_url, canonical_url_root, cert_name_matches, tls_version, url_scheme_port};
+use crate::canon::{
+    canonical_host, canonical_url, canonical_url_root, cert_name_matches, redact_userinfo, tls_version, url_scheme_port,
+};
 use crate::config::EngineConfig;
-use crate::contract::{Endpoint, Id, ScanPayload, TlsObservation};
+use crate::contract::{Endpoint, Id, PortState, ScanPayload, TlsObservation};
 use crate::identity::{material_hash, IdentityParts, RiskBucket};
 
 /// A normalised exposure (diff contract §2.2).
@@ -55,12 +57,12 @@ pub(crate) fn endpoint_views(payload: &ScanPayload) -> Vec<EndpointView<'_>> {
                         None
                     }
                 })
-                .or_else(|| ep.ip.clone())
+                .or_else(|| ep.canonical_ip())
                 .or_else(|| ar.asset.canonical_host.clone())
                 .or_else(|| ar.asset.asset_value.clone())
                 .unwrap_or_default();
             let observed_host = canonical_host(&host);
-            let endpoint_id = ep.endpoint_id.clone().unwrap_or_else(|| match (&ep.ip, &ep.domain_context) {
+            let endpoint_id = ep.endpoint_id.clone().unwrap_or_else(|| match (&ep.canonical_ip(), &ep.domain_context) {
                 (Some(ip), Some(d)) => format!("ip:{ip}|domain:{}", canonical_host(d)),
                 (Some(ip), None) => format!("ip:{ip}"),
                 (None, _) => format!("host:{observed_host}"),
@@ -77,7 +79,34 @@ pub fn normalize(payload: &ScanPayload, config: &EngineConfig) -> Vec<Exposure> 
     for view in endpoint_views(payload) {
         candidates_for_endpoint(payload, config, &view, &mut candidates);
     }
+    union_missing_headers(&mut candidates);
     dedupe(candidates)
+}
+
+/// RB5 is judged per URL root, so a header missing under any path the scan
+/// fetched is missing for the root (design D10). Without the union the
+/// exposure would flap with whichever paths a scan happened to fetch.
+fn union_missing_headers(candidates: &mut [Exposure]) {
+    let mut union: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
+    for c in candidates.iter().filter(|c| c.risk_bucket == RiskBucket::Rb5) {
+        let set = union.entry(c.identity_key.as_str()).or_default();
+        for h in c.evidence["missing_headers"].as_array().into_iter().flatten() {
+            set.extend(h.as_str().map(str::to_string));
+        }
+    }
+    let union: BTreeMap<String, Vec<String>> =
+        union.into_iter().map(|(k, v)| (k.to_string(), v.into_iter().collect())).collect();
+    for c in candidates.iter_mut().filter(|c| c.risk_bucket == RiskBucket::Rb5) {
+        let Some(missing) = union.get(&c.identity_key) else { continue };
+        if c.evidence["missing_headers"] == json!(missing) {
+            continue;
+        }
+        let root = c.fingerprint.strip_prefix("url:").unwrap_or_default();
+        c.detail = format!("missing:{}|url:{root}", missing.join(","));
+        c.evidence["missing_headers"] = json!(missing);
+        c.evidence["detail"] = json!(c.detail);
+        c.material_hash = material_hash(c.risk_bucket, &c.evidence);
+    }
 }
 
 struct Candidate {
@@ -97,11 +126,11 @@ fn candidates_for_endpoint(
 ) {
     let ep = view.ep;
     let mut found: Vec<Candidate> = Vec::new();
-    let open_tcp: BTreeSet<u16> =
-        ep.ports.tcp.iter().filter(|p| p.state == "open").map(|p| p.port).collect();
+    let is_open = |p: &&crate::contract::PortObservation| !p.unusable() && p.port_state() == PortState::Open;
+    let open_tcp: BTreeSet<u16> = ep.ports.tcp.iter().filter(is_open).map(|p| p.port).collect();
 
     // RB1: an open remote-admin port.
-    for p in ep.ports.tcp.iter().filter(|p| p.state == "open") {
+    for p in ep.ports.tcp.iter().filter(is_open) {
         let Some(family) = config.admin_ports.get(&p.port) else { continue };
         let mut ev = Map::new();
         ev.insert("port".into(), json!(p.port));
@@ -132,13 +161,13 @@ fn candidates_for_endpoint(
         let mut ev = Map::new();
         ev.insert("template_id".into(), json!(f.template_id));
         ev.insert("canonical_url".into(), json!(url));
-        ev.insert("matched_at".into(), json!(f.matched_at));
+        ev.insert("matched_at".into(), json!(redact_userinfo(&f.matched_at)));
         ev.insert("extracted_results".into(), json!(f.extracted_results));
         ev.insert("severity".into(), json!(f.severity));
         ev.insert("name".into(), json!(f.metadata.as_ref().and_then(|m| m.name.clone())));
         ev.insert("tool".into(), json!(f.tool.as_deref().unwrap_or("nuclei")));
         if let Some(raw) = &f.raw {
-            ev.insert("nuclei_raw".into(), raw.clone());
+            ev.insert("nuclei_raw".into(), redacted(raw));
         }
         found.push(Candidate {
             bucket: RiskBucket::Rb2,
@@ -175,7 +204,7 @@ fn candidates_for_endpoint(
         let mut ev = Map::new();
         ev.insert("missing_headers".into(), json!(missing));
         ev.insert("url_root".into(), json!(root));
-        ev.insert("url".into(), json!(h.url));
+        ev.insert("url".into(), json!(redact_userinfo(&h.url)));
         ev.insert("status_code".into(), json!(h.status_code));
         ev.insert("tool".into(), json!(h.tool.as_deref().unwrap_or("httpx")));
         ev.insert("http".into(), json!({"title": h.title, "status_code": h.status_code, "headers": headers}));
@@ -198,7 +227,7 @@ fn candidates_for_endpoint(
         let (Some(symptom), Some(port)) = (e.symptom(), e.symptom_port()) else { continue };
         if !open_tcp.contains(&port)
             || !config.baseline_ports().contains(&port)
-            || service_identified(ep, port)
+            || ep.service_identified(port)
         {
             continue;
         }
@@ -301,9 +330,14 @@ fn spf_all_mechanism(raw: &str) -> Option<String> {
         .map(|t| if t == "all" { "+all".to_string() } else { t })
 }
 
-/// An HTTP answer or a TLS handshake on the port means the service is known.
-pub(crate) fn service_identified(ep: &Endpoint, port: u16) -> bool {
-    ep.http.iter().any(|h| h.answered_on(port)) || ep.tls.iter().any(|t| t.handshake_on(port))
+/// `v` with the userinfo of every URL in it removed (credentials are never stored).
+fn redacted(v: &Value) -> Value {
+    match v {
+        Value::String(s) if s.contains('@') => Value::String(redact_userinfo(s)),
+        Value::Array(a) => Value::Array(a.iter().map(redacted).collect()),
+        Value::Object(m) => Value::Object(m.iter().map(|(k, x)| (k.clone(), redacted(x))).collect()),
+        other => other.clone(),
+    }
 }
 
 fn rb3_candidates(t: &TlsObservation, found: &mut Vec<Candidate>) {
@@ -395,7 +429,8 @@ fn rb4_candidates(
     if cert.is_self_signed == Some(true) {
         issues.push(("self_signed", "self_signed"));
     }
-    if let Some(domain) = view.ep.domain_context.as_deref().map(canonical_host) {
+    let has_names = !cert.sans.is_empty() || cert.subject_cn.as_deref().is_some_and(|cn| !cn.trim().is_empty());
+    if let Some(domain) = view.ep.domain_context.as_deref().map(canonical_host).filter(|_| has_names) {
         let named = cert.sans.iter().any(|s| cert_name_matches(s, &domain))
             || cert.subject_cn.as_deref().is_some_and(|cn| cert_name_matches(cn, &domain));
         if !named {
@@ -448,14 +483,14 @@ fn finish(payload: &ScanPayload, view: &EndpointView<'_>, ids: &IdText, host: &s
     let mut evidence = c.evidence;
     evidence.insert("detail".into(), json!(c.detail));
     evidence.insert("endpoint_id".into(), json!(view.endpoint_id));
-    evidence.insert("ip".into(), json!(view.ep.ip));
+    evidence.insert("ip".into(), json!(view.ep.canonical_ip()));
     let evidence = Value::Object(evidence);
     Exposure {
         identity_key,
         tenant_id: payload.scan.tenant_id,
         asset_id: view.asset_id,
         observed_host: host.to_string(),
-        observed_ip: view.ep.ip.clone(),
+        observed_ip: view.ep.canonical_ip(),
         risk_bucket: c.bucket,
         proto: c.proto,
         port: c.port,

@@ -264,6 +264,7 @@ fn finding(ip: IpAddr, port: u16, proto: &str, state: &str, p: &NmapPort) -> Nma
             product: nonempty(&svc.product),
             version: nonempty(&svc.version),
             scripts: (!scripts.is_empty()).then_some(scripts),
+            service_method: None,
         },
         extra,
     }
