@@ -395,3 +395,35 @@ CREATE OR REPLACE FUNCTION xray_ingest_scan_result() RETURNS trigger
 LANGUAGE c SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'xray_ingest_trigger_0_5_wrapper';
 COMMENT ON FUNCTION xray_ingest_scan_result() IS 'BEFORE INSERT trigger of xray.scan_results: validate, skip stale assets, diff, write events/state/inventory/warnings, NOTIFY xray_events';
+
+-- Hosts and IPs as the engine writes them (RFC 5952 for IPv6, design D10).
+CREATE FUNCTION xray.canonical_host(host text) RETURNS text
+IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'xray_canonical_host_wrapper';
+COMMENT ON FUNCTION xray.canonical_host(text) IS 'A host or IP address as the engine writes it: trimmed, lowercase, without trailing dot; IP addresses in RFC 5952 form';
+
+-- The engine writes endpoint ids and hosts with canonical IPs since 0.5.0;
+-- proof_of_fix finds a FIXED event's endpoints in the payload through this.
+CREATE OR REPLACE FUNCTION xray.payload_endpoints(payload jsonb)
+RETURNS TABLE (asset_id uuid, endpoint_id text, ip inet, observed_host text, domain_context text, endpoint jsonb)
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+SELECT (ar -> 'asset' ->> 'asset_id')::uuid,
+       coalesce(ep ->> 'endpoint_id',
+                CASE WHEN ep ->> 'ip' IS NOT NULL AND ep ->> 'domain_context' IS NOT NULL
+                     THEN 'ip:' || xray.canonical_host(ep ->> 'ip') || '|domain:' || xray.canonical_host(ep ->> 'domain_context')
+                     WHEN ep ->> 'ip' IS NOT NULL THEN 'ip:' || xray.canonical_host(ep ->> 'ip')
+                     ELSE 'host:' || h.host END),
+       (ep ->> 'ip')::inet,
+       h.host,
+       ep ->> 'domain_context',
+       ep
+  FROM jsonb_array_elements(xray.json_array(payload -> 'asset_results')) AS ar,
+       jsonb_array_elements(xray.json_array(ar -> 'endpoints')) AS ep,
+       LATERAL (SELECT xray.canonical_host(coalesce(
+                    ep ->> 'observed_host',
+                    CASE WHEN ar -> 'asset' ->> 'asset_type' = 'domain'
+                         THEN coalesce(ar -> 'asset' ->> 'canonical_host', ar -> 'asset' ->> 'asset_value') END,
+                    ep ->> 'ip',
+                    ar -> 'asset' ->> 'canonical_host',
+                    ar -> 'asset' ->> 'asset_value',
+                    '')) AS host) AS h
+$$;
