@@ -233,3 +233,20 @@ pub fn for_tenant(payload: &Value, tenant: &str) -> Value {
     p["scan"]["scan_id"] = Value::String(derived.to_string());
     p
 }
+
+/// A row of `xray.identity_rekeys` for one exposure of `tenant`, as an
+/// extension update that re-keyed it writes (only updates fill that table),
+/// for the tests that need every table to hold rows.
+pub async fn record_a_rekey(client: &Client, tenant: &str) {
+    client
+        .execute(
+            "INSERT INTO xray.identity_rekeys (tenant_id, old_identity_key, identity_key, risk_bucket, kept, old_status,
+                                               old_state, rekeyed_in)
+             SELECT x.tenant_id, 'old:' || x.identity_key, x.identity_key, x.risk_bucket, true, x.status, to_jsonb(x),
+                    'test fixture'
+               FROM xray.exposures x WHERE x.tenant_id = $1::text::uuid ORDER BY x.identity_key LIMIT 1",
+            &[&tenant],
+        )
+        .await
+        .expect("record a re-key");
+}

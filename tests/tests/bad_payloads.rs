@@ -51,18 +51,6 @@ async fn bad_payloads_fail_with_field_and_sqlstate_and_write_nothing() {
             "scan.finished_at",
         ),
         (
-            "port as string",
-            with(valid(), &["asset_results", "0", "endpoints", "0", "ports", "tcp", "0", "port"], Some(json!("22"))),
-            "22023",
-            "asset_results[0].endpoints[0].ports.tcp[0].port",
-        ),
-        (
-            "port out of range",
-            with(valid(), &["asset_results", "0", "endpoints", "0", "ports", "tcp", "0", "port"], Some(json!(70000))),
-            "22023",
-            "asset_results[0].endpoints[0].ports.tcp[0].port",
-        ),
-        (
             "endpoints not a list",
             with(valid(), &["asset_results", "0", "endpoints"], Some(json!({"a": 1}))),
             "22023",
@@ -110,5 +98,68 @@ async fn bad_payloads_fail_with_field_and_sqlstate_and_write_nothing() {
     }
     // And the valid payload still goes in afterwards.
     assert_eq!(insert(&db.client, &valid()).await.unwrap(), 1);
+    db.finish().await;
+}
+
+/// An observation the engine cannot use does not refuse the scan (design
+/// D10): the scan is stored with a warning that names the field, the
+/// observation stays in the payload, and it proves nothing (no FIXED).
+#[tokio::test]
+async fn unusable_observations_are_stored_as_warnings_not_refused() {
+    let db = TestDb::new().await;
+    let c = &db.client;
+    // A port as a decimal string is a port.
+    let mut first = valid();
+    first["asset_results"][0]["endpoints"][0]["ports"]["tcp"][0]["port"] = json!("22");
+    let row = c.query_one("SELECT status, new_count, warning_count FROM xray.ingest_scan($1)", &[&first]).await.unwrap();
+    assert_eq!((row.get::<_, String>(0), row.get::<_, i32>(1), row.get::<_, i32>(2)), ("applied".into(), 1, 0));
+
+    // Later: the port is unreadable (out of range) and a state is not one
+    // the contract knows. Both are kept and reported; the SSH exposure stays open.
+    let mut second = with(valid(), &["asset_results", "0", "endpoints", "0", "ports", "tcp", "0", "port"], Some(json!(70000)));
+    second["scan"]["scan_id"] = json!("5ca10000-0000-4000-8000-0000000000f2");
+    second["scan"]["started_at"] = json!("2026-02-07T10:00:00Z");
+    second["scan"]["finished_at"] = json!("2026-02-07T10:04:00Z");
+    let extra = json!({"tool": "naabu", "protocol": "tcp", "port": 8443, "state": "half-open"});
+    second["asset_results"][0]["endpoints"][0]["ports"]["tcp"].as_array_mut().unwrap().push(extra);
+    let row = c
+        .query_one("SELECT status, fixed_count, held_open_count, warning_count FROM xray.ingest_scan($1)", &[&second])
+        .await
+        .unwrap();
+    assert_eq!(
+        (row.get::<_, String>(0), row.get::<_, i32>(1), row.get::<_, i32>(2), row.get::<_, i32>(3)),
+        ("applied".into(), 0, 1, 2),
+        "the unreadable port might be 22: no FIXED"
+    );
+    let stored: Value = c
+        .query_one("SELECT warnings FROM xray.scan_results WHERE scan_id = $1::text::uuid", &[&scan_id(&second)])
+        .await
+        .unwrap()
+        .get(0);
+    let paths: Vec<&str> = stored.as_array().unwrap().iter().map(|w| w["path"].as_str().unwrap()).collect();
+    assert_eq!(
+        paths,
+        ["asset_results[0].endpoints[0].ports.tcp[0].port", "asset_results[0].endpoints[0].ports.tcp[2].state"]
+    );
+    assert!(stored.as_array().unwrap().iter().all(|w| w["problem"].as_str().is_some_and(|p| !p.is_empty())));
+    let shown: Vec<String> = c
+        .query_one("SELECT warnings FROM xray.scan_summary WHERE scan_id = $1::text::uuid", &[&scan_id(&second)])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(shown.len(), 2);
+    assert!(shown[0].starts_with("asset_results[0].endpoints[0].ports.tcp[0].port: "), "{shown:?}");
+    assert!(shown[0].contains("70000"), "{shown:?}");
+    // The observation itself is kept in the stored payload.
+    let kept: Value = c
+        .query_one(
+            "SELECT payload #> '{asset_results,0,endpoints,0,ports,tcp,0,port}' FROM xray.scan_results WHERE scan_id = $1::text::uuid",
+            &[&scan_id(&second)],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(kept, json!(70000));
+    assert_eq!(count(c, "xray.exposure_events").await, 1);
     db.finish().await;
 }

@@ -75,8 +75,11 @@ async fn older_scan_after_newer_changes_nothing() {
     let before = db.client.query("SELECT identity_key, status, last_seen FROM xray.exposures", &[]).await.unwrap();
     let events_before = count(&db.client, "xray.exposure_events").await;
 
+    assert!(db.client.query("SELECT * FROM xray_diff_scan($1)", &[&older]).await.unwrap().is_empty());
     let row = db.client.query_one("SELECT * FROM xray.ingest_scan($1)", &[&older]).await.unwrap();
     assert_eq!(row.get::<_, String>("status"), "stale");
+    let asset: uuid::Uuid = older["scan"]["requested_asset_ids"][0].as_str().unwrap().parse().unwrap();
+    assert_eq!(row.get::<_, Vec<uuid::Uuid>>("stale_asset_ids"), [asset], "every asset in scope was skipped");
     let after = db.client.query("SELECT identity_key, status, last_seen FROM xray.exposures", &[]).await.unwrap();
     assert_eq!(before.len(), after.len());
     assert_eq!(count(&db.client, "xray.exposure_events").await, events_before, "a stale scan emits no events");
@@ -327,5 +330,125 @@ async fn stored_rows_are_exactly_the_engines_output() {
         .unwrap()
         .get(0);
     assert_eq!(endpoints_recorded, 19);
+    db.finish().await;
+}
+
+/// Two assets; the newer scan saw only A1. An older scan of A1 and A2 applies
+/// to A2 and skips A1 (design D11): A1 would have had a FIXED and a NEW.
+#[tokio::test]
+async fn older_scan_applies_to_the_assets_it_is_newest_for() {
+    let db = TestDb::new().await;
+    let c = &db.client;
+    let s = scenario("14-");
+    let newer = step_payload(&s, 0); // A1: ssh open, 2026-02-06
+    let mut older = step_payload(&s, 1); // A1 and A2, 2026-02-05
+    // In the older scan A1's ssh is closed and rdp open: applied, that would
+    // be FIXED + NEW. A2's ssh is open.
+    older["asset_results"][0]["endpoints"][0]["ports"]["tcp"][0]["port"] = json!(3389);
+    let (a1, a2) = (older["scan"]["requested_asset_ids"][0].clone(), older["scan"]["requested_asset_ids"][1].clone());
+    let uuid = |v: &Value| v.as_str().unwrap().parse::<uuid::Uuid>().unwrap();
+    insert(c, &newer).await.unwrap();
+    let a1_before = c
+        .query_one("SELECT status, last_seen, last_scan_id FROM xray.exposures WHERE asset_id = $1::text::uuid", &[&a1.as_str()])
+        .await
+        .unwrap();
+
+    // The dry run agrees with what the insert then does.
+    let dry: Vec<(String, String, i32)> = c
+        .query("SELECT event_type, observed_host, port FROM xray_diff_scan($1)", &[&older])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    assert_eq!(dry, [("NEW".to_string(), "203.0.113.20".to_string(), 22)]);
+
+    let row = c.query_one("SELECT * FROM xray.ingest_scan($1)", &[&older]).await.unwrap();
+    assert_eq!(row.get::<_, String>("status"), "partial");
+    assert_eq!(row.get::<_, Vec<uuid::Uuid>>("stale_asset_ids"), [uuid(&a1)]);
+    assert_eq!((row.get::<_, i32>("new_count"), row.get::<_, i32>("fixed_count")), (1, 0));
+    assert_eq!(row.get::<_, i32>("warning_count"), 0);
+    let events = events_of(c, &scan_id(&older)).await;
+    assert_eq!(
+        events,
+        [json!({"event_type": "NEW", "risk_bucket": "RB1", "observed_host": "203.0.113.20", "port": 22,
+                "fingerprint": "svc:ssh", "reopened": false})]
+    );
+
+    // A1 is untouched: its exposure, its newest scan, its inventory.
+    let a1_after = c
+        .query_one("SELECT status, last_seen, last_scan_id FROM xray.exposures WHERE asset_id = $1::text::uuid", &[&a1.as_str()])
+        .await
+        .unwrap();
+    assert_eq!(
+        (a1_after.get::<_, String>(0), a1_after.get::<_, std::time::SystemTime>(1), a1_after.get::<_, uuid::Uuid>(2)),
+        (a1_before.get::<_, String>(0), a1_before.get::<_, std::time::SystemTime>(1), a1_before.get::<_, uuid::Uuid>(2))
+    );
+    assert_eq!(count(c, "xray.exposures").await, 2, "no rdp exposure for A1");
+    let newest: Vec<(uuid::Uuid, uuid::Uuid)> = c
+        .query("SELECT asset_id, last_scan_id FROM xray.asset_scans ORDER BY asset_id", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    let sid = |p: &Value| scan_id(p).parse::<uuid::Uuid>().unwrap();
+    assert_eq!(newest, [(uuid(&a1), sid(&newer)), (uuid(&a2), sid(&older))], "asset_scans moves only for A2");
+    let inventory: Vec<(uuid::Uuid, uuid::Uuid, Vec<i32>)> = c
+        .query(
+            "SELECT a.asset_id, a.last_scan_id, e.open_tcp_ports FROM xray.assets a JOIN xray.endpoints e USING (tenant_id, asset_id)
+              ORDER BY a.asset_id",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    assert_eq!(inventory, [(uuid(&a1), sid(&newer), vec![22]), (uuid(&a2), sid(&older), vec![22])]);
+
+    // The summary says which assets were skipped.
+    let summary = c
+        .query_one(
+            "SELECT status, stale_asset_ids, stale_asset_count, exposure_count, asset_count, warning_count, warnings
+               FROM xray.scan_summary WHERE scan_id = $1::text::uuid",
+            &[&scan_id(&older)],
+        )
+        .await
+        .unwrap();
+    assert_eq!(summary.get::<_, String>(0), "partial");
+    assert_eq!(summary.get::<_, Vec<uuid::Uuid>>(1), [uuid(&a1)]);
+    assert_eq!(summary.get::<_, i32>(2), 1);
+    assert_eq!(summary.get::<_, i32>(3), 1, "exposures of the applied assets");
+    assert_eq!(summary.get::<_, i32>(4), 2, "the payload's assets");
+    assert_eq!(summary.get::<_, i32>(5), 0);
+    assert_eq!(summary.get::<_, Vec<String>>(6), Vec::<String>::new());
+
+    // Resubmitted: the same answer, nothing written.
+    let again = c.query_one("SELECT * FROM xray.ingest_scan($1)", &[&older]).await.unwrap();
+    assert_eq!(again.get::<_, String>("status"), "duplicate");
+    assert_eq!(again.get::<_, Vec<uuid::Uuid>>("stale_asset_ids"), [uuid(&a1)]);
+    assert_eq!(count(c, "xray.exposure_events").await, 2);
+    db.finish().await;
+}
+
+/// The status constraint knows the three outcomes and keeps stale_asset_ids
+/// consistent with them (only the owner writes these columns: restored rows).
+#[tokio::test]
+async fn scan_status_and_stale_asset_ids_are_consistent() {
+    let db = TestDb::new().await;
+    let p = step_payload(&scenario("01-"), 0);
+    let restore = |status: &str, stale: &str| {
+        format!(
+            "INSERT INTO xray.scan_results (scan_id, tenant_id, schema_version, started_at, status, stale_asset_ids, payload)
+             SELECT (p -> 'scan' ->> 'scan_id')::uuid, (p -> 'scan' ->> 'tenant_id')::uuid, '1.1', now(), '{status}', '{stale}', p
+               FROM (SELECT $1::jsonb AS p) x"
+        )
+    };
+    for (status, stale) in [("applied", "{aaaaaaaa-0000-4000-8000-000000000001}"), ("partial", "{}"), ("skipped", "{}")] {
+        let err = db.client.execute(&restore(status, stale), &[&p]).await.unwrap_err();
+        assert_eq!(err.as_db_error().unwrap().code().code(), "23514", "{status} {stale}");
+    }
+    db.client.execute(&restore("partial", "{aaaaaaaa-0000-4000-8000-000000000001}"), &[&p]).await.unwrap();
     db.finish().await;
 }

@@ -18,6 +18,26 @@ async fn diff_contract_scenarios_in_postgres() {
             let inserted = insert(&db.client, payload).await.unwrap_or_else(|e| panic!("{ctx}: {e}"));
             assert_eq!(inserted, 1, "{ctx}: scan row stored");
 
+            // What the database says about the scan as a whole, where the
+            // fixture states it (the in-memory replay of xray_core has no
+            // per-scan row and ignores it).
+            if let Some(want_scan) = step["expect"].get("scan") {
+                let got: Value = db
+                    .client
+                    .query_one(
+                        "SELECT jsonb_build_object('status', status, 'stale_asset_ids', to_jsonb(stale_asset_ids),
+                                                   'warnings', warnings)
+                           FROM xray.scan_results WHERE scan_id = $1::text::uuid",
+                        &[&scan_id(payload)],
+                    )
+                    .await
+                    .unwrap()
+                    .get(0);
+                for (key, want) in want_scan.as_object().unwrap() {
+                    assert_eq!(&got[key], want, "{ctx}: scan_results.{key}");
+                }
+            }
+
             let got = events_of(&db.client, &scan_id(payload)).await;
             let want: Vec<Value> = step["expect"]["events"]
                 .as_array()

@@ -197,3 +197,38 @@ async fn shipped_rows_are_protected_and_values_are_checked() {
     assert_eq!(err("DELETE FROM xray.admin_ports WHERE port = 3389").await, "55000", "still shipped");
     db.finish().await;
 }
+
+/// The shipped targeted profiles prove no profile-wide port coverage: a
+/// `verify` or `fast_recheck` 1.0/1.1 scan that does not report a port cannot
+/// FIX what is on it (issue 11). An admin who knows what such scans probe
+/// lists the ports.
+#[tokio::test]
+async fn targeted_profiles_have_no_port_coverage() {
+    let db = TestDb::new().await;
+    let c = &db.client;
+    let ports: Value = c.query_one("SELECT xray.engine_config() -> 'profile_ports'", &[]).await.unwrap().get(0);
+    assert_eq!((&ports["verify"], &ports["fast_recheck"]), (&json!([]), &json!([])));
+    assert!(ports["baseline"].as_array().unwrap().contains(&json!(22)));
+
+    let s02 = scenario("02-");
+    insert(c, &step_payload(&s02, 0)).await.unwrap(); // ssh open
+    let mut recheck = step_payload(&s02, 1); // ssh no longer reported
+    for profile in ["verify", "fast_recheck"] {
+        recheck["scan"]["scan_profile"] = json!(profile);
+        let fixed = c.query("SELECT 1 FROM xray_diff_scan($1) WHERE event_type = 'FIXED'", &[&recheck]).await.unwrap();
+        assert_eq!(fixed.len(), 0, "{profile}: absence it did not probe proves nothing");
+    }
+    recheck["scan"]["scan_profile"] = json!("verify");
+    let row = c.query_one("SELECT * FROM xray.ingest_scan($1)", &[&recheck]).await.unwrap();
+    assert_eq!((row.get::<_, i32>("fixed_count"), row.get::<_, i32>("held_open_count")), (0, 1));
+
+    c.batch_execute("UPDATE xray.scan_profiles SET ports = '{22}' WHERE profile = 'fast_recheck'").await.unwrap();
+    let mut listed = step_payload(&s02, 1);
+    listed["scan"]["scan_id"] = json!("5ca10000-0000-4000-8000-00000000f022");
+    listed["scan"]["scan_profile"] = json!("fast_recheck");
+    listed["scan"]["started_at"] = json!("2026-02-07T10:00:00Z");
+    listed["scan"]["finished_at"] = json!("2026-02-07T10:04:00Z");
+    let row = c.query_one("SELECT * FROM xray.ingest_scan($1)", &[&listed]).await.unwrap();
+    assert_eq!(row.get::<_, i32>("fixed_count"), 1, "a port the admin lists for the profile counts");
+    db.finish().await;
+}

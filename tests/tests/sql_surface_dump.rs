@@ -73,10 +73,16 @@ async fn dump_and_restore_keep_every_row_and_keep_working() {
     let db = TestDb::new().await;
     let c = &db.client;
     // 09's first step is older than 02's second on the same asset: a stale row.
-    for (s, steps) in [("02-", 2), ("13-", 2), ("09-", 1)] {
+    // 14 adds partial rows (stale_asset_ids) and one stale row for two
+    // assets, as a second tenant so that it does not touch the others.
+    for (s, steps) in [("02-", 2), ("13-", 2), ("09-", 1), ("14-", 4)] {
         let sc = scenario(s);
         for i in 0..steps {
-            insert(c, &step_payload(&sc, i)).await.unwrap();
+            let mut p = step_payload(&sc, i);
+            if s == "14-" {
+                p = for_tenant(&p, "33333333-3333-3333-3333-333333333333");
+            }
+            insert(c, &p).await.unwrap();
         }
     }
     c.batch_execute(
@@ -91,6 +97,7 @@ async fn dump_and_restore_keep_every_row_and_keep_working() {
     )
     .await
     .unwrap();
+    record_a_rekey(c, "11111111-1111-1111-1111-111111111111").await;
     let before = snapshot(c).await;
     let config_before: Value = c.query_one("SELECT xray.engine_config()", &[]).await.unwrap().get(0);
     assert!(before.iter().all(|(rel, n, _)| *n > 0 || rel.ends_with("_seq")), "{before:?}");

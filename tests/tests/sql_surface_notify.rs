@@ -31,7 +31,7 @@ async fn applied_scan_notifies_once_at_commit_with_ids_and_counts() {
     assert_eq!(
         n,
         json!({"scan_id": scan_id(&first), "tenant_id": first["scan"]["tenant_id"], "status": "applied",
-               "new": 1, "changed": 0, "fixed": 0, "held_open": 0})
+               "new": 1, "changed": 0, "fixed": 0, "held_open": 0, "stale_asset_ids": []})
     );
 
     insert(&db.client, &second).await.unwrap();
@@ -64,5 +64,24 @@ async fn rollback_duplicate_and_stale_send_nothing() {
     let stale = db.client.query_one("SELECT status FROM xray.ingest_scan($1)", &[&older]).await.unwrap();
     assert_eq!(stale.get::<_, String>(0), "stale");
     assert_eq!(next(&mut rx, Duration::from_millis(800)).await, None, "duplicates and stale scans are silent");
+    db.finish().await;
+}
+
+#[tokio::test]
+async fn partial_scan_notifies_with_the_skipped_assets() {
+    let db = TestDb::new().await;
+    let (_listener, mut rx) = listen(&db.url, "xray_events").await;
+    let s = scenario("14-");
+    let (newer, older) = (step_payload(&s, 0), step_payload(&s, 1));
+    insert(&db.client, &newer).await.unwrap();
+    next(&mut rx, Duration::from_secs(5)).await.expect("the first scan");
+    insert(&db.client, &older).await.unwrap();
+    let n = next(&mut rx, Duration::from_secs(5)).await.expect("a partial scan applied something");
+    assert_eq!(
+        n,
+        json!({"scan_id": scan_id(&older), "tenant_id": older["scan"]["tenant_id"], "status": "partial",
+               "new": 1, "changed": 0, "fixed": 0, "held_open": 0,
+               "stale_asset_ids": [older["scan"]["requested_asset_ids"][0]]})
+    );
     db.finish().await;
 }

@@ -37,6 +37,7 @@ async fn two_tenants(db: &TestDb) {
             )
             .await
             .unwrap();
+        record_a_rekey(&db.client, tenant).await;
     }
 }
 
@@ -160,6 +161,7 @@ async fn reader_cannot_write() {
         ("UPDATE xray.settings SET near_expiry_days = 1", vec![]),
         ("INSERT INTO xray.admin_ports (port, service_family) VALUES (2022, 'ssh')", vec![]),
         ("INSERT INTO xray.tenant_access (role_name, tenant_id) VALUES (current_user, gen_random_uuid())", vec![]),
+        ("INSERT INTO xray.identity_rekeys SELECT * FROM xray.identity_rekeys", vec![]),
     ];
     let before = count(&db.client, "xray.scan_results").await;
     for (sql, params) in attempts {
@@ -225,10 +227,33 @@ async fn loader_ingests_only_for_its_tenant() {
         "DELETE FROM xray.exposure_events",
         "UPDATE xray.exposures SET status = 'fixed'",
         "DELETE FROM xray.scan_results",
+        "INSERT INTO xray.identity_rekeys SELECT * FROM xray.identity_rekeys",
+        "DELETE FROM xray.identity_rekeys",
     ] {
         let e = l.execute(sql, &[]).await.unwrap_err();
         assert_eq!(code(&e), "42501", "{sql}");
     }
+
+    // A partial scan as the loader: applied to A2, A1 skipped (it has a newer
+    // scan), and the answer says so; asset_scans only moved for A2.
+    let s14 = scenario("14-");
+    let (newer, older) = (for_tenant(&step_payload(&s14, 0), A), for_tenant(&step_payload(&s14, 1), A));
+    insert(&l, &newer).await.unwrap();
+    let row = l
+        .query_one("SELECT status, stale_asset_ids::text[], new_count FROM xray.ingest_scan($1)", &[&older])
+        .await
+        .unwrap();
+    let a1 = older["scan"]["requested_asset_ids"][0].as_str().unwrap().to_string();
+    assert_eq!(
+        (row.get::<_, String>(0), row.get::<_, Vec<String>>(1), row.get::<_, i32>(2)),
+        ("partial".to_string(), vec![a1.clone()], 1)
+    );
+    let newest: String = l
+        .query_one("SELECT last_scan_id::text FROM xray.asset_scans WHERE asset_id = $1::text::uuid", &[&a1])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(newest, scan_id(&newer));
     drop(l);
     db.finish().await;
     loader.drop().await;

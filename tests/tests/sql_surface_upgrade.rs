@@ -1,6 +1,6 @@
-//! Upgrades: the shipped 0.1.0 and 0.3.0 scripts (sql/archive/) with this
-//! library, data added, ALTER EXTENSION xray_pg UPDATE, and everything still
-//! there and working; and an updated install is identical to a fresh one.
+//! Upgrades: the shipped 0.1.0, 0.3.0 and 0.4.0 scripts (sql/archive/) with
+//! this library, data added, ALTER EXTENSION xray_pg UPDATE, and everything
+//! still there and working; and an updated install is identical to a fresh one.
 
 use serde_json::Value;
 use tokio_postgres::Client;
@@ -10,7 +10,7 @@ use xray_tests::*;
 async fn v0_1_data(c: &Client) -> Vec<(String, i64, String)> {
     let mut out = Vec::new();
     for (table, new_columns) in [
-        ("scan_results", "ARRAY['asset_count', 'endpoint_count']"),
+        ("scan_results", "ARRAY['asset_count', 'endpoint_count', 'stale_asset_ids', 'warnings']"),
         ("exposures", "ARRAY[]::text[]"),
         ("exposure_events", "ARRAY[]::text[]"),
         ("asset_scans", "ARRAY[]::text[]"),
@@ -71,9 +71,9 @@ async fn update_from_0_1_0_keeps_data_and_adds_the_surface() {
     );
     let before = v0_1_data(c).await;
 
-    // 0.1.0 -> 0.2.0 -> 0.3.0 (the chain indexer's tables) -> 0.4.0 in one statement.
+    // 0.1.0 -> 0.2.0 -> 0.3.0 (the chain indexer's tables) -> 0.4.0 -> 0.5.0 in one statement.
     c.batch_execute("ALTER EXTENSION xray_pg UPDATE").await.unwrap();
-    assert_eq!(one::<String>(c, "SELECT extversion FROM pg_extension WHERE extname = 'xray_pg'").await, "0.4.0");
+    assert_eq!(one::<String>(c, "SELECT extversion FROM pg_extension WHERE extname = 'xray_pg'").await, "0.5.0");
     assert_eq!(
         one::<i64>(c, "SELECT count(*) FROM nweb.chain_checkpoints").await + one::<i64>(c, "SELECT count(*) FROM nweb.chain_blocks").await,
         0
@@ -173,7 +173,7 @@ async fn update_from_0_3_0_moves_the_inventory_into_the_trigger_and_payloads_to_
 
     let before = v0_1_data(c).await;
     c.batch_execute("ALTER EXTENSION xray_pg UPDATE").await.unwrap();
-    assert_eq!(one::<String>(c, "SELECT extversion FROM pg_extension WHERE extname = 'xray_pg'").await, "0.4.0");
+    assert_eq!(one::<String>(c, "SELECT extversion FROM pg_extension WHERE extname = 'xray_pg'").await, "0.5.0");
     assert_eq!(v0_1_data(c).await, before, "no row changed");
     assert_eq!(inventory(c).await, from_trigger);
     assert_eq!(
@@ -278,22 +278,27 @@ async fn describe(c: &Client) -> Vec<String> {
 #[tokio::test]
 async fn updated_install_is_identical_to_a_fresh_one() {
     let fresh = TestDb::new().await;
-    let updated = TestDb::without_extension().await;
-    create_0_1_0(&updated).await;
-    updated.client.batch_execute("ALTER EXTENSION xray_pg UPDATE").await.unwrap();
-    let (a, b) = (describe(&fresh.client).await, describe(&updated.client).await);
+    let a = describe(&fresh.client).await;
     assert!(a.len() > 300, "the description covers the extension ({} lines)", a.len());
-    let only_fresh: Vec<&String> = a.iter().filter(|l| !b.contains(l)).collect();
-    let only_updated: Vec<&String> = b.iter().filter(|l| !a.contains(l)).collect();
-    assert!(
-        only_fresh.is_empty() && only_updated.is_empty(),
-        "fresh and updated installs differ:\nonly fresh: {only_fresh:#?}\nonly updated: {only_updated:#?}"
-    );
     // Configuration rows are part of the install too.
-    let config = "SELECT xray.engine_config()::text || (SELECT string_agg(t::text, ',' ORDER BY t::text) FROM xray.risk_buckets t)";
-    assert_eq!(one::<String>(&fresh.client, config).await, one::<String>(&updated.client, config).await);
+    let config = "SELECT xray.engine_config()::text
+                  || (SELECT string_agg(t::text, ',' ORDER BY t::text) FROM xray.risk_buckets t)
+                  || (SELECT string_agg(t::text, ',' ORDER BY t::text) FROM xray.scan_profiles t)";
+    for release in ["0.1.0", "0.3.0", "0.4.0"] {
+        let updated = TestDb::without_extension().await;
+        create_release(&updated, release).await;
+        updated.client.batch_execute("ALTER EXTENSION xray_pg UPDATE").await.unwrap();
+        let b = describe(&updated.client).await;
+        let only_fresh: Vec<&String> = a.iter().filter(|l| !b.contains(l)).collect();
+        let only_updated: Vec<&String> = b.iter().filter(|l| !a.contains(l)).collect();
+        assert!(
+            only_fresh.is_empty() && only_updated.is_empty(),
+            "fresh and updated-from-{release} installs differ:\nonly fresh: {only_fresh:#?}\nonly updated: {only_updated:#?}"
+        );
+        assert_eq!(one::<String>(&fresh.client, config).await, one::<String>(&updated.client, config).await, "{release}");
+        updated.finish().await;
+    }
     fresh.finish().await;
-    updated.finish().await;
 }
 
 #[tokio::test]
@@ -322,5 +327,282 @@ async fn roles_are_shared_nologin_groups() {
         [role("xray_admin", &["xray_ingest"]), role("xray_ingest", &["xray_reader"]), role("xray_reader", &[])]
     );
     second.finish().await;
+    db.finish().await;
+}
+
+// ---------------------------------------------------------------------------
+// 0.4.0 -> 0.5.0: RB6 re-keyed to fingerprint version 2 (design D9).
+// ---------------------------------------------------------------------------
+
+const TENANT: &str = "11111111-1111-1111-1111-111111111111";
+const A1: &str = "aaaaaaaa-0000-4000-8000-0000000006a1";
+const A2: &str = "aaaaaaaa-0000-4000-8000-0000000006a2";
+const A3: &str = "aaaaaaaa-0000-4000-8000-0000000006a3";
+
+/// A 1.1 baseline scan of the given assets, each one IP endpoint with one open
+/// port and an RB6 symptom on it, or with nothing open (`None`).
+fn rb6_scan(n: u32, day: u32, assets: &[(&str, &str, Option<(u16, &str)>)]) -> Value {
+    let mut p = step_payload(&scenario("15-"), 0);
+    p["scan"]["scan_id"] = serde_json::json!(format!("5ca10000-0000-4000-8000-0000000006{n:02}"));
+    p["scan"]["started_at"] = serde_json::json!(format!("2026-03-{day:02}T10:00:00Z"));
+    p["scan"]["finished_at"] = serde_json::json!(format!("2026-03-{day:02}T10:04:00Z"));
+    p["scan"]["requested_asset_ids"] = serde_json::json!(assets.iter().map(|a| a.0).collect::<Vec<_>>());
+    let template = p["asset_results"][0].clone();
+    p["asset_results"] = Value::Array(
+        assets
+            .iter()
+            .map(|(asset, ip, open)| {
+                let mut a = template.clone();
+                a["asset"]["asset_id"] = serde_json::json!(asset);
+                a["asset"]["asset_value"] = serde_json::json!(ip);
+                a["asset"]["canonical_host"] = serde_json::json!(ip);
+                let e = &mut a["endpoints"][0];
+                e["endpoint_id"] = serde_json::json!(format!("ip:{ip}"));
+                e["ip"] = serde_json::json!(ip);
+                e["observed_host"] = serde_json::json!(ip);
+                match open {
+                    Some((port, symptom)) => {
+                        e["ports"]["tcp"][0]["port"] = serde_json::json!(port);
+                        e["errors"][0]["details"] = serde_json::json!({"port": port, "symptom": symptom});
+                    }
+                    None => {
+                        e["ports"]["tcp"] = serde_json::json!([]);
+                        e["errors"] = serde_json::json!([]);
+                    }
+                }
+                a
+            })
+            .collect(),
+    );
+    p
+}
+
+/// The identity string of xray_core::identity, spelled in SQL.
+fn identity_sql(bucket: &str, fpv: u32, fingerprint: &str) -> String {
+    format!(
+        "encode(sha256(convert_to(format('v1|tenant:%s|asset:%s|host:%s|bucket:{bucket}|proto:%s|port:%s|fpv:{fpv}|fp:%s',
+                tenant_id, asset_id, observed_host, proto, port, {fingerprint}), 'UTF8')), 'hex')"
+    )
+}
+
+/// This library only has RB6 fingerprint version 2, so the state "made with
+/// the 0.4.0 rules" is made by ingesting with it and then writing the RB6 rows
+/// of that scan (state and events) with the identity 0.4.0 gave them:
+/// fingerprint `symptom:<symptom>`, fingerprint version 1 in the string and
+/// the column. Everything else 0.4.0 did the same way (material hash, detail,
+/// held-open rules), which the steps below rely on; that the SQL spelling of
+/// the identity is the engine's is checked with an RB1 key.
+async fn as_0_4_0_rb6(c: &Client) {
+    let old_key = identity_sql("RB6", 1, "'symptom:' || (evidence ->> 'symptom')");
+    c.batch_execute(&format!(
+        "ALTER TABLE xray.exposure_events DISABLE TRIGGER exposure_events_immutable;
+         CREATE TEMP TABLE rb6_v1 AS
+             SELECT tenant_id, identity_key, 'symptom:' || (evidence ->> 'symptom') AS fingerprint, {old_key} AS old_key
+               FROM xray.exposures WHERE risk_bucket = 'RB6' AND fingerprint = 'svc:unknown';
+         UPDATE xray.exposure_events e SET identity_key = o.old_key, fingerprint = o.fingerprint
+           FROM rb6_v1 o WHERE e.tenant_id = o.tenant_id AND e.identity_key = o.identity_key;
+         UPDATE xray.exposures x SET identity_key = o.old_key, fingerprint = o.fingerprint, fingerprint_version = 1
+           FROM rb6_v1 o WHERE x.tenant_id = o.tenant_id AND x.identity_key = o.identity_key;
+         DROP TABLE rb6_v1;
+         ALTER TABLE xray.exposure_events ENABLE TRIGGER exposure_events_immutable;"
+    ))
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn the_sql_identity_string_is_the_engines() {
+    let db = TestDb::new().await;
+    let c = &db.client;
+    insert(c, &step_payload(&scenario("01-"), 0)).await.unwrap();
+    let sql = format!("SELECT {} = identity_key FROM xray.exposures", identity_sql("RB1", 1, "fingerprint"));
+    assert!(one::<bool>(c, &sql).await);
+    insert(c, &step_payload(&scenario("08-"), 0)).await.unwrap();
+    let sql = format!(
+        "SELECT {} = identity_key FROM xray.exposures WHERE risk_bucket = 'RB6'",
+        identity_sql("RB6", 2, "fingerprint")
+    );
+    assert!(one::<bool>(c, &sql).await, "RB6 is at fingerprint version 2");
+    db.finish().await;
+}
+
+#[tokio::test]
+async fn update_from_0_4_0_rekeys_rb6_without_events() {
+    let db = TestDb::without_extension().await;
+    let c = &db.client;
+    create_release(&db, "0.4.0").await;
+    let (ip1, ip2, ip3) = ("203.0.113.61", "203.0.113.62", "203.0.113.63");
+
+    // State made with the 0.4.0 rules:
+    // - A1: one symptom on 8443, open;
+    // - A2: 8080 seen with tcp_open_no_banner, then with http_timeout: two
+    //   open RB6 rows on one port (the first held open, it was not proven gone);
+    // - A3: a symptom on 9443, fixed when the port closed, then suppressed.
+    let s1 = rb6_scan(1, 1, &[(A1, ip1, Some((8443, "tls_handshake_fail"))), (A2, ip2, Some((8080, "tcp_open_no_banner"))),
+                              (A3, ip3, Some((9443, "protocol_mismatch")))]);
+    insert(c, &s1).await.unwrap();
+    as_0_4_0_rb6(c).await;
+    insert(c, &rb6_scan(2, 2, &[(A2, ip2, Some((8080, "http_timeout")))])).await.unwrap();
+    as_0_4_0_rb6(c).await;
+    insert(c, &rb6_scan(3, 3, &[(A3, ip3, None)])).await.unwrap();
+    let a3_old: String = one(c, &format!("SELECT identity_key FROM xray.exposures WHERE asset_id = '{A3}'")).await;
+    c.execute("SELECT xray.triage($1, 'suppressed', 'lab box', 'gina')", &[&a3_old]).await.unwrap();
+    // An admin's own ports for verify stay; the shipped fast_recheck list goes.
+    c.batch_execute("UPDATE xray.scan_profiles SET ports = '{22,443}' WHERE profile = 'verify'").await.unwrap();
+
+    let rows = |sql: &'static str| async move {
+        c.query(sql, &[]).await.unwrap().iter().map(|r| (r.get(0), r.get(1), r.get(2), r.get(3))).collect::<Vec<(String, String, i32, String)>>()
+    };
+    let old_state = rows(
+        "SELECT asset_id::text, fingerprint, port, status FROM xray.exposures WHERE risk_bucket = 'RB6' ORDER BY 1, 2",
+    )
+    .await;
+    let s = |v: &str| v.to_string();
+    assert_eq!(
+        old_state,
+        [
+            (s(A1), s("symptom:tls_handshake_fail"), 8443, s("open")),
+            (s(A2), s("symptom:http_timeout"), 8080, s("open")),
+            (s(A2), s("symptom:tcp_open_no_banner"), 8080, s("open")),
+            (s(A3), s("symptom:protocol_mismatch"), 9443, s("suppressed")),
+        ]
+    );
+    let events_digest = "SELECT count(*)::text || md5(string_agg(to_jsonb(e)::text, '|' ORDER BY event_id)) FROM xray.exposure_events e";
+    let events_before: String = one(c, events_digest).await;
+    let a2_kept: (String, String) = {
+        let r = c
+            .query_one(
+                "SELECT identity_key, material_hash FROM xray.exposures WHERE fingerprint = 'symptom:http_timeout'",
+                &[],
+            )
+            .await
+            .unwrap();
+        (r.get(0), r.get(1))
+    };
+
+    c.batch_execute("ALTER EXTENSION xray_pg UPDATE").await.unwrap();
+    assert_eq!(one::<String>(c, "SELECT extversion FROM pg_extension WHERE extname = 'xray_pg'").await, "0.5.0");
+
+    // One RB6 row per port, at the version 2 identity the engine computes.
+    let new_state = rows(
+        "SELECT asset_id::text, fingerprint || ' v' || fingerprint_version || ' ' || (evidence ->> 'symptom'), port, status
+           FROM xray.exposures WHERE risk_bucket = 'RB6' ORDER BY 1",
+    )
+    .await;
+    assert_eq!(
+        new_state,
+        [
+            (s(A1), s("svc:unknown v2 tls_handshake_fail"), 8443, s("open")),
+            (s(A2), s("svc:unknown v2 http_timeout"), 8080, s("open")),
+            (s(A3), s("svc:unknown v2 protocol_mismatch"), 9443, s("suppressed")),
+        ],
+        "the A2 row seen last is kept; nothing else is recomputed"
+    );
+    assert_eq!(
+        one::<i64>(
+            c,
+            "SELECT count(*) FROM xray.exposures
+              WHERE risk_bucket = 'RB6'
+                AND identity_key = xray_identity_key(tenant_id, asset_id, observed_host, 'RB6', proto, port, 'svc:unknown')
+                AND material_hash = xray_material_hash('RB6', evidence)"
+        )
+        .await,
+        3
+    );
+    assert_eq!(one::<String>(c, events_digest).await, events_before, "events are history: unchanged, none added");
+
+    // The re-keys are recorded, the collapsed row with its old state.
+    let rekeys = rows(
+        "SELECT k.old_state ->> 'fingerprint', k.old_status, (k.old_state ->> 'port')::int,
+                k.kept::text || ' ' || (k.identity_key = x.identity_key)::text
+           FROM xray.identity_rekeys k JOIN xray.exposures x ON x.tenant_id = k.tenant_id AND x.identity_key = k.identity_key
+          ORDER BY 1",
+    )
+    .await;
+    assert_eq!(
+        rekeys,
+        [
+            (s("symptom:http_timeout"), s("open"), 8080, s("true true")),
+            (s("symptom:protocol_mismatch"), s("suppressed"), 9443, s("true true")),
+            (s("symptom:tcp_open_no_banner"), s("open"), 8080, s("false true")),
+            (s("symptom:tls_handshake_fail"), s("open"), 8443, s("true true")),
+        ]
+    );
+    let a2_new: String = one(c, &format!("SELECT identity_key FROM xray.exposures WHERE asset_id = '{A2}'")).await;
+    assert_eq!(
+        one::<String>(c, &format!("SELECT old_identity_key FROM xray.identity_rekeys WHERE identity_key = '{a2_new}' AND kept")).await,
+        a2_kept.0
+    );
+
+    // The views follow the re-key: every old event finds the state it belongs to.
+    assert_eq!(
+        one::<i64>(c, "SELECT count(*) FROM xray.exposure_timeline WHERE risk_bucket = 'RB6' AND current_status IS NULL").await,
+        0
+    );
+    assert_eq!(one::<i64>(c, "SELECT count(*) FROM xray.open_exposures WHERE risk_bucket = 'RB6'").await, 2);
+    // Undo of the triage made under the old identity restores `fixed`.
+    let a3_new: String = one(c, &format!("SELECT identity_key FROM xray.exposures WHERE asset_id = '{A3}'")).await;
+    let undone: String = one(c, &format!("SELECT to_status FROM xray.triage('{a3_new}', 'open', 'undo after the update', 'gina')")).await;
+    assert_eq!(undone, "fixed");
+    let profiles: Value = one(c, "SELECT xray.engine_config() -> 'profile_ports'").await;
+    assert_eq!((&profiles["verify"], &profiles["fast_recheck"]), (&serde_json::json!([22, 443]), &serde_json::json!([])));
+
+    // Rescans under the new library: the same observations emit nothing ...
+    let same = rb6_scan(4, 4, &[(A1, ip1, Some((8443, "tls_handshake_fail"))), (A2, ip2, Some((8080, "http_timeout")))]);
+    let r = c.query_one("SELECT * FROM xray.ingest_scan($1)", &[&same]).await.unwrap();
+    assert_eq!(r.get::<_, String>("status"), "applied");
+    assert_eq!(events_of(c, &scan_id(&same)).await, Vec::<Value>::new(), "no FIXED + NEW noise");
+    assert_eq!(r.get::<_, i32>("held_open_count"), 0);
+    // ... and a changed symptom is exactly one CHANGED of the kept identity.
+    let changed = rb6_scan(5, 5, &[(A1, ip1, Some((8443, "tls_handshake_fail"))), (A2, ip2, Some((8080, "tcp_open_no_banner")))]);
+    insert(c, &changed).await.unwrap();
+    let events = c
+        .query(
+            "SELECT event_type, identity_key, prev_material_hash FROM xray.exposure_events WHERE scan_id = $1::text::uuid",
+            &[&scan_id(&changed)],
+        )
+        .await
+        .unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(
+        (events[0].get::<_, String>(0), events[0].get::<_, String>(1), events[0].get::<_, Option<String>>(2)),
+        (s("CHANGED"), a2_new, Some(a2_kept.1))
+    );
+    assert_eq!(one::<i64>(c, "SELECT count(*) FROM xray.exposures WHERE risk_bucket = 'RB6'").await, 3);
+    db.finish().await;
+}
+
+/// Installing the new library before running the update: scans ingested in
+/// between already write version 2 identities. The update merges them with the
+/// old rows of the same port like any other.
+#[tokio::test]
+async fn update_from_0_4_0_merges_rows_the_new_library_wrote_before_the_update() {
+    let db = TestDb::without_extension().await;
+    let c = &db.client;
+    create_release(&db, "0.4.0").await;
+    let ip = "203.0.113.64";
+    insert(c, &rb6_scan(11, 1, &[(A1, ip, Some((8443, "tls_handshake_fail")))])).await.unwrap();
+    as_0_4_0_rb6(c).await; // written by 0.4.0
+    // Same port, a later scan by the new library on the 0.4.0 schema: the old
+    // row is held open beside a version 2 row.
+    insert(c, &rb6_scan(12, 2, &[(A1, ip, Some((8443, "protocol_mismatch")))])).await.unwrap();
+    assert_eq!(
+        one::<String>(c, "SELECT string_agg(fingerprint || ' ' || fingerprint_version, ', ' ORDER BY fingerprint) FROM xray.exposures").await,
+        "svc:unknown 2, symptom:tls_handshake_fail 1"
+    );
+    let v2_key: String = one(c, "SELECT identity_key FROM xray.exposures WHERE fingerprint = 'svc:unknown'").await;
+    c.batch_execute("ALTER EXTENSION xray_pg UPDATE").await.unwrap();
+    assert_eq!(
+        one::<String>(c, "SELECT identity_key || ' ' || (evidence ->> 'symptom') FROM xray.exposures").await,
+        format!("{v2_key} protocol_mismatch"),
+        "the row seen last is kept"
+    );
+    assert_eq!(
+        one::<String>(c, "SELECT old_state ->> 'fingerprint' || ' ' || kept FROM xray.identity_rekeys").await,
+        "symptom:tls_handshake_fail false"
+    );
+    let again = rb6_scan(13, 3, &[(A1, ip, Some((8443, "protocol_mismatch")))]);
+    insert(c, &again).await.unwrap();
+    assert_eq!(events_of(c, &scan_id(&again)).await, Vec::<Value>::new());
     db.finish().await;
 }

@@ -42,6 +42,15 @@ fn xray_identity_key(
     .identity_key()
 }
 
+/// SQL `xray.canonical_host(host)` since 0.5.0: a host or IP as the engine
+/// writes it (trimmed, lowercase, no trailing dot; IPs in RFC 5952 form), so
+/// SQL that derives hosts and endpoint ids from a stored payload
+/// (`xray.payload_endpoints`) agrees with the engine.
+#[pg_extern(immutable, strict, parallel_safe, sql = false)]
+fn xray_canonical_host(host: &str) -> String {
+    xray_core::canon::canonical_host(host)
+}
+
 /// sha256 of the bucket's material fields taken from `material` (other keys
 /// are ignored), so `xray_material_hash(risk_bucket, evidence)` re-derives a
 /// stored exposure's `material_hash`.

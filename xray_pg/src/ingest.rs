@@ -5,9 +5,11 @@
 //! writes events, state and inventory with one set-based statement each, then
 //! queues a NOTIFY — all in the caller's transaction.
 //!
-//! The library serves two schema generations: the 0.1.0 SQL (built-in
-//! configuration, no tenants) keeps calling the 0.1.0 symbols until `ALTER
-//! EXTENSION xray_pg UPDATE` points the functions at the 0.2.0 ones.
+//! The library serves every schema generation: the 0.1.0 SQL (built-in
+//! configuration, no tenants) and the 0.2.0-0.4.0 SQL (per-scan staleness, no
+//! warnings column) keep calling their symbols until `ALTER EXTENSION xray_pg
+//! UPDATE` points the functions at the 0.5.0 ones. Every generation runs the
+//! engine of this library (identities included).
 
 use std::sync::OnceLock;
 
@@ -17,7 +19,7 @@ use pgrx::spi::SpiClient;
 use pgrx::JsonB;
 use serde_json::{json, Value};
 use xray_core::diff::{DiffOutcome, Event, ExposureStatus, PriorState, StateUpsert};
-use xray_core::contract::Asset;
+use xray_core::contract::{Asset, Id};
 use xray_core::inventory::EndpointRow;
 use xray_core::{EngineConfig, EventType, ScanPayload};
 
@@ -51,13 +53,29 @@ pub(crate) fn parse_payload(v: &Value) -> ScanPayload {
 pub(crate) enum Plan {
     /// The scan_id was already ingested; nothing is written.
     Duplicate,
-    /// An asset in scope already has a newer applied scan (design D5).
-    Stale,
-    Apply(DiffOutcome),
+    /// Every asset in scope already has a newer applied scan (0.5.0, design
+    /// D11), or any of them has (0.1.0-0.4.0, design D5): nothing changes.
+    /// `skipped` is the whole scope.
+    Stale { skipped: Vec<Id> },
+    /// The diff of the assets the scan is the newest for. `skipped` are the
+    /// others (0.5.0 only; empty when nothing was skipped), `args` the
+    /// parameters of the assets it applies to.
+    Apply { outcome: DiffOutcome, skipped: Vec<Id>, applied: Option<(ScanPayload, ScanArgs)> },
+}
+
+/// How stale scans are recognised.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Staleness {
+    /// 0.1.0-0.4.0: a scan older than the newest applied scan of any of its
+    /// assets is stale as a whole.
+    PerScan,
+    /// 0.5.0 (design D11): the scan applies to the assets it is the newest
+    /// for and skips the others.
+    PerAsset,
 }
 
 /// Scalar parameters shared by the statements of one scan.
-struct ScanArgs {
+pub(crate) struct ScanArgs {
     tenant: String,
     scan: String,
     observed_at: String,
@@ -96,6 +114,7 @@ fn plan(
     raw: Option<RawJsonb>,
     a: &ScanArgs,
     config: &EngineConfig,
+    staleness: Staleness,
 ) -> Plan {
     let existing = spi(
         "duplicate check",
@@ -116,20 +135,38 @@ fn plan(
         return Plan::Duplicate;
     }
 
+    // Assets in scope whose newest applied scan is newer than this one.
     let newer = spi(
         "stale check",
         client.select(
-            "SELECT 1 FROM xray.asset_scans
-              WHERE tenant_id = $1::uuid AND asset_id = ANY($2::uuid[]) AND last_observed_at > $3::timestamptz
-              LIMIT 1",
-            Some(1),
+            "SELECT asset_id::text FROM xray.asset_scans
+              WHERE tenant_id = $1::uuid AND asset_id = ANY($2::uuid[]) AND last_observed_at > $3::timestamptz",
+            None,
             &[a.tenant.clone().into(), a.scope.clone().into(), a.observed_at.clone().into()],
         ),
     );
-    if !newer.is_empty() {
-        return Plan::Stale;
+    let mut skipped = Vec::with_capacity(newer.len());
+    for row in newer {
+        let id: Option<String> = spi("stale check", row.get(1));
+        let id = id.and_then(|t| t.parse().ok()).unwrap_or_else(|| raise("XX000", "corrupt asset_scans.asset_id"));
+        skipped.push(Id(id));
     }
+    skipped.sort();
+    if skipped.is_empty() {
+        let outcome = diff(client, payload, a, config);
+        return Plan::Apply { outcome, skipped, applied: None };
+    }
+    if staleness == Staleness::PerScan || skipped.len() == a.scope.len() {
+        return Plan::Stale { skipped: payload.scope_asset_ids() };
+    }
+    let reduced = payload.without_assets(&skipped.iter().copied().collect());
+    let reduced_args = ScanArgs::new(&reduced);
+    let outcome = diff(client, &reduced, &reduced_args, config);
+    Plan::Apply { outcome, skipped, applied: Some((reduced, reduced_args)) }
+}
 
+/// Loads the prior state of the scan's scope (one statement) and diffs.
+fn diff(client: &SpiClient<'_>, payload: &ScanPayload, a: &ScanArgs, config: &EngineConfig) -> DiffOutcome {
     let current = xray_core::normalize(payload, config);
     let current_keys = TextColumn::of(current.iter().map(|e| Some(e.identity_key.as_str()))).into_param();
     let rows = spi(
@@ -165,7 +202,7 @@ fn plan(
                 .unwrap_or_default(),
         });
     }
-    Plan::Apply(xray_core::diff_normalized(payload, current, &prior, config))
+    xray_core::diff_normalized(payload, current, &prior, config)
 }
 
 // Row lists travel as one array parameter per column, unnested in the select
@@ -231,10 +268,11 @@ fn event_columns(events: &[Event]) -> Vec<DatumWithOid<'static>> {
 const UPSERT_EXPOSURES: &str = "
 INSERT INTO xray.exposures AS x
     (tenant_id, identity_key, asset_id, observed_host, observed_ip, risk_bucket, proto, port, fingerprint,
-     detail, status, first_seen, last_seen, last_scan_id, material_hash, evidence, last_change_type, reopen_count)
+     detail, status, first_seen, last_seen, last_scan_id, material_hash, evidence, last_change_type, reopen_count,
+     fingerprint_version)
 SELECT $1::uuid, r.identity_key, r.asset_id::uuid, r.observed_host, r.observed_ip::inet, r.risk_bucket, r.proto,
        r.port, r.fingerprint, r.detail, r.status, $3::timestamptz, $3::timestamptz, $2::uuid,
-       r.material_hash, r.evidence::jsonb, r.last_change_type, r.reopen_count
+       r.material_hash, r.evidence::jsonb, r.last_change_type, r.reopen_count, r.fingerprint_version
   FROM (SELECT unnest($4::text[]) AS identity_key,
                unnest($5::text[]) AS asset_id,
                unnest($6::text[]) AS observed_host,
@@ -248,7 +286,9 @@ SELECT $1::uuid, r.identity_key, r.asset_id::uuid, r.observed_host, r.observed_i
                unnest($14::text[]) AS material_hash,
                unnest($15::text[]) AS evidence,
                unnest($16::text[]) AS last_change_type,
-               unnest($17::int[]) AS reopen_count) r
+               unnest($17::int[]) AS reopen_count,
+               unnest($18::int[]) AS fingerprint_version) r
+-- fingerprint_version is part of identity_key (fpv:), so it never changes on conflict.
 ON CONFLICT (tenant_id, identity_key) DO UPDATE SET
     observed_ip      = EXCLUDED.observed_ip,
     detail           = EXCLUDED.detail,
@@ -279,6 +319,7 @@ fn upsert_columns(upserts: &[StateUpsert]) -> Vec<DatumWithOid<'static>> {
         TextColumn::json(upserts.iter().map(|u| &u.exposure.evidence)).into_param(),
         text(&|u| u.last_change_type.map(EventType::as_str)),
         column(upserts.iter().map(|u| u.reopen_count)),
+        column(upserts.iter().map(|u| i32::try_from(u.exposure.risk_bucket.fingerprint_version()).unwrap_or(i32::MAX))),
     ]
 }
 
@@ -336,12 +377,25 @@ fn pg_ts(t: xray_core::contract::Timestamp) -> TimestampWithTimeZone {
 }
 
 /// Which extension SQL a trigger entry point serves.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Schema {
     /// 0.1.0: built-in configuration, no tenants, no inventory, no NOTIFY.
     V0_1,
-    /// 0.2.0: configuration tables, tenant check, inventory, NOTIFY.
+    /// 0.2.0-0.4.0: configuration tables, tenant check, inventory, NOTIFY.
     V0_2,
+    /// 0.5.0: per-asset staleness (status `partial`, `stale_asset_ids`) and
+    /// the payload's warnings.
+    V0_5,
+}
+
+impl Schema {
+    fn staleness(self) -> Staleness {
+        if self >= Schema::V0_5 {
+            Staleness::PerAsset
+        } else {
+            Staleness::PerScan
+        }
+    }
 }
 
 /// The symbol the 0.1.0 SQL declares the trigger function with, kept so that
@@ -354,13 +408,23 @@ fn xray_ingest_scan_result<'a>(
     ingest(trigger, Schema::V0_1)
 }
 
-/// BEFORE INSERT trigger on `xray.scan_results` since 0.2.0 (declared
-/// SECURITY DEFINER in sql/xray_pg--0.1.0--0.2.0.sql).
+/// BEFORE INSERT trigger on `xray.scan_results` of the 0.2.0-0.4.0 SQL
+/// (declared SECURITY DEFINER in sql/xray_pg--0.1.0--0.2.0.sql): per-scan
+/// staleness, no warnings column. Kept for those schemas until they are updated.
 #[pg_trigger(sql = false)]
 fn xray_ingest_trigger<'a>(
     trigger: &'a PgTrigger<'a>,
 ) -> Result<Option<PgHeapTuple<'a, impl WhoAllocated>>, pgrx::datum::TryFromDatumError> {
     ingest(trigger, Schema::V0_2)
+}
+
+/// BEFORE INSERT trigger on `xray.scan_results` since 0.5.0 (declared
+/// SECURITY DEFINER in sql/xray_pg--0.4.0--0.5.0.sql).
+#[pg_trigger(sql = false)]
+fn xray_ingest_trigger_0_5<'a>(
+    trigger: &'a PgTrigger<'a>,
+) -> Result<Option<PgHeapTuple<'a, impl WhoAllocated>>, pgrx::datum::TryFromDatumError> {
+    ingest(trigger, Schema::V0_5)
 }
 
 /// Event counts of an applied scan, for the row and the notification.
@@ -385,6 +449,24 @@ impl Counts {
     }
 }
 
+/// What the trigger did with a scan that was not a duplicate.
+struct Done {
+    /// None: stale, nothing applied.
+    counts: Option<Counts>,
+    /// Assets in scope skipped because a newer scan of them was applied.
+    skipped: Vec<Id>,
+}
+
+impl Done {
+    fn status(&self) -> &'static str {
+        match (&self.counts, self.skipped.is_empty()) {
+            (None, _) => "stale",
+            (Some(_), true) => "applied",
+            (Some(_), false) => "partial",
+        }
+    }
+}
+
 fn ingest<'a>(
     trigger: &'a PgTrigger<'a>,
     schema: Schema,
@@ -392,7 +474,7 @@ fn ingest<'a>(
     let Some(new) = trigger.new() else {
         raise("39P01", "xray_ingest_scan_result must be a BEFORE INSERT row trigger");
     };
-    if schema == Schema::V0_2 && is_restored_row(&new)? {
+    if schema >= Schema::V0_2 && is_restored_row(&new)? {
         return Ok(Some(new));
     }
     let raw: Option<RawJsonb> = new.get_by_name("payload")?;
@@ -409,31 +491,34 @@ fn ingest<'a>(
     unsafe {
         pg_sys::GetCurrentTransactionId();
     }
-    let outcome = Spi::connect_mut(|client| {
+    let done = Spi::connect_mut(|client| {
         let loaded;
         let config = match schema {
             Schema::V0_1 => default_config(),
-            Schema::V0_2 => {
+            Schema::V0_2 | Schema::V0_5 => {
                 loaded = authorize_and_load_config(client, &args.tenant);
                 &loaded
             }
         };
         lock_tenant(client, &args.tenant);
-        match plan(client, &payload, Some(raw), &args, config) {
+        match plan(client, &payload, Some(raw), &args, config, schema.staleness()) {
             Plan::Duplicate => None,
-            Plan::Stale => Some(None),
-            Plan::Apply(outcome) => {
-                apply(client, &args, &outcome);
+            Plan::Stale { skipped } => Some(Done { counts: None, skipped }),
+            Plan::Apply { outcome, skipped, applied } => {
+                // A partial scan writes only for the assets it applies to.
+                let (payload, args) = applied.as_ref().map_or((&payload, &args), |(p, a)| (p, a));
+                apply(client, args, &outcome);
                 let counts = Counts::of(&outcome);
-                if schema == Schema::V0_2 {
-                    record_inventory(client, &args, &payload);
-                    notify(client, &args, &counts);
+                let done = Done { counts: Some(counts), skipped };
+                if schema >= Schema::V0_2 {
+                    record_inventory(client, args, payload);
+                    notify(client, args, &done, schema);
                 }
-                Some(Some(counts))
+                Some(done)
             }
         }
     });
-    let Some(outcome) = outcome else {
+    let Some(done) = done else {
         pgrx::notice!("scan {} was already ingested; nothing written", args.scan);
         return Ok(None);
     };
@@ -451,20 +536,23 @@ fn ingest<'a>(
     let errors = payload.errors.len()
         + payload.asset_results.iter().flat_map(|a| &a.endpoints).map(|e| e.errors.len()).sum::<usize>();
     row.set("error_count", count(errors));
-    if schema == Schema::V0_2 {
+    if schema >= Schema::V0_2 {
         row.set("asset_count", count(payload.asset_results.len()));
         row.set("endpoint_count", count(endpoints));
     }
-    match outcome {
-        None => row.set("status", "stale"),
-        Some(c) => {
-            row.set("status", "applied");
-            row.set("exposure_count", c.exposures);
-            row.set("new_count", c.new);
-            row.set("changed_count", c.changed);
-            row.set("fixed_count", c.fixed);
-            row.set("held_open_count", c.held_open);
-        }
+    row.set("status", done.status());
+    if let Some(c) = &done.counts {
+        row.set("exposure_count", c.exposures);
+        row.set("new_count", c.new);
+        row.set("changed_count", c.changed);
+        row.set("fixed_count", c.fixed);
+        row.set("held_open_count", c.held_open);
+    }
+    if schema >= Schema::V0_5 {
+        row.set("stale_asset_ids", done.skipped.iter().map(|a| pg_uuid(a.0)).collect::<Vec<_>>());
+        let warnings = serde_json::to_value(&payload.warnings)
+            .unwrap_or_else(|e| raise("XX000", format!("serialising the warnings: {e}")));
+        row.set("warnings", JsonB(warnings));
     }
     Ok(Some(row.into_row()))
 }
@@ -665,16 +753,20 @@ fn record_inventory(client: &mut SpiClient<'_>, a: &ScanArgs, payload: &ScanPayl
 /// Queues the `xray_events` notification; PostgreSQL delivers it at commit
 /// and drops it on rollback. Every listener in the database sees it, so it
 /// carries ids and counts, never evidence.
-fn notify(client: &mut SpiClient<'_>, a: &ScanArgs, c: &Counts) {
-    let message = json!({
+fn notify(client: &mut SpiClient<'_>, a: &ScanArgs, done: &Done, schema: Schema) {
+    let Some(c) = &done.counts else { return };
+    let mut message = json!({
         "scan_id": a.scan,
         "tenant_id": a.tenant,
-        "status": "applied",
+        "status": done.status(),
         "new": c.new,
         "changed": c.changed,
         "fixed": c.fixed,
         "held_open": c.held_open,
     });
+    if schema >= Schema::V0_5 {
+        message["stale_asset_ids"] = json!(done.skipped.iter().map(ToString::to_string).collect::<Vec<_>>());
+    }
     spi(
         "notifying xray_events",
         client.update("SELECT pg_notify('xray_events', $1)", None, &[message.to_string().into()]),
@@ -701,21 +793,22 @@ type DiffRow = (
     JsonB,
 );
 
-/// The events `payload` would produce now; a duplicate or stale scan yields none.
-fn dry_run(payload: &JsonB, configured: bool) -> Vec<DiffRow> {
+/// The events `payload` would produce now; a duplicate or stale scan yields
+/// none, a partial one (0.5.0) those of the assets it would apply to.
+fn dry_run(payload: &JsonB, schema: Schema) -> Vec<DiffRow> {
     let parsed = parse_payload(&payload.0);
     let args = ScanArgs::new(&parsed);
     let events = Spi::connect(|client| {
         let loaded;
-        let config = if configured {
+        let config = if schema >= Schema::V0_2 {
             loaded = load_config(client);
             &loaded
         } else {
             default_config()
         };
-        match plan(client, &parsed, None, &args, config) {
-            Plan::Apply(o) => o.events,
-            Plan::Duplicate | Plan::Stale => Vec::new(),
+        match plan(client, &parsed, None, &args, config, schema.staleness()) {
+            Plan::Apply { outcome, .. } => outcome.events,
+            Plan::Duplicate | Plan::Stale { .. } => Vec::new(),
         }
     });
     events
@@ -763,12 +856,13 @@ fn xray_diff_scan(
         name!(evidence, JsonB),
     ),
 > {
-    TableIterator::new(dry_run(&payload, false))
+    TableIterator::new(dry_run(&payload, Schema::V0_1))
 }
 
-/// SQL `xray_diff_scan(payload)` since 0.2.0: the events this payload would
-/// produce against the current state under the configuration tables, as the
-/// caller sees the tables (row-level security applies). Writes nothing.
+/// SQL `xray_diff_scan(payload)` of 0.2.0-0.4.0: the events this payload
+/// would produce against the current state under the configuration tables, as
+/// the caller sees the tables (row-level security applies), with per-scan
+/// staleness. Writes nothing.
 #[pg_extern(stable, strict, sql = false)]
 #[allow(clippy::type_complexity)]
 fn xray_diff_scan_configured(
@@ -791,5 +885,33 @@ fn xray_diff_scan_configured(
         name!(evidence, JsonB),
     ),
 > {
-    TableIterator::new(dry_run(&payload, true))
+    TableIterator::new(dry_run(&payload, Schema::V0_2))
+}
+
+/// SQL `xray_diff_scan(payload)` since 0.5.0: as [`xray_diff_scan_configured`],
+/// with per-asset staleness like the 0.5.0 trigger: the events of the assets
+/// the scan is the newest for. Writes nothing.
+#[pg_extern(stable, strict, sql = false)]
+#[allow(clippy::type_complexity)]
+fn xray_diff_scan_0_5(
+    payload: JsonB,
+) -> TableIterator<
+    'static,
+    (
+        name!(event_type, String),
+        name!(identity_key, String),
+        name!(risk_bucket, String),
+        name!(asset_id, pgrx::Uuid),
+        name!(observed_host, String),
+        name!(proto, String),
+        name!(port, i32),
+        name!(fingerprint, String),
+        name!(detail, Option<String>),
+        name!(prev_material_hash, Option<String>),
+        name!(material_hash, Option<String>),
+        name!(reopened, bool),
+        name!(evidence, JsonB),
+    ),
+> {
+    TableIterator::new(dry_run(&payload, Schema::V0_5))
 }
