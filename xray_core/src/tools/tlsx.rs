@@ -5,13 +5,15 @@
 //! `-ve` adds `version_enum` and `-ce` adds `cipher_enum` with weak/insecure
 //! classes. Very old tlsx (mid 2022) used dashed keys. With `-probe-status`,
 //! a failed handshake prints `{"host","port","probe_status":false,"error"}`.
+//! With `-cert` the record carries the PEM, and the certificate fields come
+//! from it ([`super::cert`]); without it, from tlsx's own fields.
 
 use std::collections::BTreeSet;
 
 use serde_json::{json, Map, Value};
 
 use super::{
-    bool_field, field, parse_error, port_value, read_json_records, str_field, string_list, utc_timestamp, ToolParse,
+    bool_field, cert, field, parse_error, port_value, read_json_records, str_field, string_list, utc_timestamp, ToolParse,
 };
 use crate::canon::tls_version;
 use crate::contract::{Certificate, CipherClasses, ErrorEntry, Timestamp, TlsObservation};
@@ -140,6 +142,10 @@ pub(crate) fn record(obj: &Map<String, Value>, line: usize) -> Result<TlsParsed,
 }
 
 fn certificate(obj: &Map<String, Value>) -> Result<Option<Certificate>, String> {
+    // `-cert` prints the PEM: the certificate itself decides (see `cert`).
+    if let Some(pem) = str_field(obj, &["certificate"]) {
+        return cert::from_pem(&pem).map(|f| Some(f.certificate));
+    }
     let date = |keys: &[&str]| -> Result<Option<Timestamp>, String> {
         match str_field(obj, keys) {
             None => Ok(None),
