@@ -30,7 +30,7 @@ const AUTHORITY_INFO_ACCESS: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.
 const CRL_DISTRIBUTION_POINTS: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.31");
 
 /// A certificate read from DER.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct CertFacts {
     pub certificate: Certificate,
     /// The certificate names an OCSP responder or a CRL. tlsx checks
