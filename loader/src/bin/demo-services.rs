@@ -182,7 +182,7 @@ master_process off;
 worker_processes 1;
 pid {d}/nginx.pid;
 error_log {d}/nginx-error.log warn;
-events {{ worker_connections 64; }}
+events {{ worker_connections 1024; }}
 http {{
   access_log off;
   server_tokens on;
@@ -258,14 +258,13 @@ impl Dnsmasq {
             format!("--port={}", self.port),
             format!("--pid-file={}", self.dir.join("dnsmasq.pid").display()),
             "--log-facility=-".into(),
-            format!(
-                "--host-record={d},{}",
-                self.ips.iter().map(Ipv4Addr::to_string).collect::<Vec<_>>().join(",")
-            ),
+
             format!("--txt-record={d},v=spf1 ip4:127.0.0.1 {spf_all}"),
             format!("--txt-record=_dmarc.{d},v=DMARC1; p=none; rua=mailto:dmarc@{d}"),
             format!("--txt-record=mail._domainkey.{d},v=DKIM1; k=rsa; p=MIGfMA0GCSqGSIb3DQEBAQUAA4GNADCBiQKBgQC"),
         ];
+        // One record per address: a host-record takes one IPv4 address.
+        a.extend(self.ips.iter().map(|ip| format!("--host-record={d},{ip}")));
         // SAFETY: geteuid has no preconditions.
         if unsafe { libc::geteuid() } == 0 {
             a.push("--user=root".into());

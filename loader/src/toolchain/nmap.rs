@@ -184,8 +184,11 @@ impl<R: CommandRunner> Toolchain for NmapToolchain<R> {
 
     /// nmap takes its SNI and Host per run, so each endpoint gets its own.
     async fn scan(&self, targets: &[EndpointTarget], limits: &RunLimits) -> Vec<Option<Scanned>> {
-        futures::stream::iter(targets)
-            .map(|t| async move {
+        // Indices, not references: a closure over `&EndpointTarget` is not
+        // general enough for a `Send` future.
+        futures::stream::iter(0..targets.len())
+            .map(|i| async move {
+                let t = &targets[i];
                 if std::time::Instant::now() >= limits.deadline {
                     return None;
                 }

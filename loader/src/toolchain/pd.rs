@@ -269,8 +269,10 @@ impl<R: CommandRunner> PdToolchain<R> {
 
     /// Runs the invocations, at most `parallel` at a time, in order.
     async fn run_all(&self, invs: &[Invocation], parallel: usize) -> Vec<RunResult> {
-        futures::stream::iter(invs)
-            .map(|inv| self.runner.run(inv))
+        // Indices, not references: a closure over `&Invocation` is not
+        // general enough for a `Send` future.
+        futures::stream::iter(0..invs.len())
+            .map(|i| self.runner.run(&invs[i]))
             .buffered(parallel.max(1))
             .collect()
             .await
@@ -363,7 +365,12 @@ impl<R: CommandRunner> PdToolchain<R> {
             let mut tls_for: Vec<(usize, Observed<xray_core::contract::TlsObservation>)> = Vec::new();
             let mut tls_errors: Vec<(usize, ErrorEntry)> = Vec::new();
             for tr in parsed.items {
-                if tr.observation.sni.as_deref() != *name {
+                // tlsx sends the address as SNI when given none.
+                let sni_ok = match name {
+                    Some(d) => tr.observation.sni.as_deref() == Some(*d),
+                    None => tr.observation.sni.as_deref().is_none_or(|s| s.parse::<IpAddr>().is_ok()),
+                };
+                if !sni_ok {
                     tracing::debug!(sni = ?tr.observation.sni, "tlsx answer for another name ignored");
                     continue;
                 }
