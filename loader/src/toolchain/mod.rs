@@ -55,6 +55,15 @@ impl EndpointTarget {
         std::net::SocketAddr::new(self.ip, port).to_string()
     }
 
+    /// The host part of the endpoint's URLs (IPv6 in brackets).
+    pub fn url_host(&self) -> String {
+        match (&self.domain, self.ip) {
+            (Some(d), _) => d.clone(),
+            (None, IpAddr::V6(v6)) => format!("[{v6}]"),
+            (None, ip) => ip.to_string(),
+        }
+    }
+
     /// `host:port` with IPv6 brackets: how the endpoint's URLs are written.
     pub fn host_port(&self, port: u16) -> String {
         match &self.domain {

@@ -149,7 +149,7 @@ fn lines(items: impl IntoIterator<Item = String>) -> String {
     items.into_iter().map(|l| l + "\n").collect()
 }
 
-/// `url` with its host replaced by `host` (a domain endpoint's name).
+/// `url` with its host replaced by `host` (the endpoint's, as URLs write it).
 fn with_host(url: &str, host: &str) -> Option<String> {
     let mut u = url::Url::parse(url).ok()?;
     u.set_host(Some(host)).ok()?;
@@ -418,12 +418,10 @@ impl<R: CommandRunner> PdToolchain<R> {
                 if o.scheme.as_deref() == Some("http") && o.status_code == Some(400) && tls_port {
                     continue;
                 }
-                if let Some(d) = &targets[i].domain {
-                    if let Some(u) = with_host(&o.url, d) {
-                        o.url = u;
-                    }
-                    o.host = Some(d.clone());
+                if let Some(u) = with_host(&o.url, &targets[i].url_host()) {
+                    o.url = u;
                 }
+                o.host = Some(targets[i].host());
                 o.ip = Some(targets[i].ip.to_string());
                 o.port = Some(addr.port());
                 http_for.push((i, Observed { obs: o, extra: h.extra }));
@@ -509,12 +507,10 @@ impl<R: CommandRunner> PdToolchain<R> {
                     continue;
                 };
                 let mut f = f;
-                if let Some(d) = &targets[i].domain {
-                    if let Some(u) = with_host(&f.matched_at, d) {
-                        f.matched_at = u;
-                    }
-                    f.host = Some(d.clone());
+                if let Some(u) = with_host(&f.matched_at, &targets[i].url_host()) {
+                    f.matched_at = u;
                 }
+                f.host = Some(targets[i].host());
                 res[i].nuclei.push(f);
             }
             if failed.is_some() {
@@ -744,6 +740,10 @@ mod tests {
         let chain = PdToolchain::new(runner, paths(), settings()).unwrap();
         let out = chain.scan(&demo_targets(), &limits()).await;
         let calls = chain.runner.calls.lock().unwrap().clone();
+        assert!(
+            calls.iter().all(|c| c.cwd.as_ref().is_some_and(|d| d.join("model.json").is_file())),
+            "every tool runs in the directory with the empty classifier model"
+        );
         (out.into_iter().map(|s| s.unwrap().result).collect(), calls)
     }
 
@@ -799,7 +799,6 @@ mod tests {
             "{nuclei}"
         );
         assert!(nuclei.ends_with("-sni watchtower.test -H Host: watchtower.test"), "{nuclei}");
-        assert!(calls.iter().all(|c| c.cwd.as_ref().is_some_and(|d| d.join("model.json").is_file())));
     }
 
     #[tokio::test]
