@@ -31,10 +31,10 @@ mod e2e_support;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use serde_json::Value;
 use e2e_support::{
     events, failing_wrapper, find, free_port, open_exposures, preflight, scan, set, RmDir, Services, TestDb, DOMAIN,
 };
+use serde_json::Value;
 
 const SECOND_IP: &str = "127.0.0.2";
 
@@ -162,6 +162,12 @@ fn pd_scans_of_real_services_give_new_changed_and_fixed_and_a_failed_tool_fixes_
         // Behaviour 2: only what was fetched; plain HTTP on the TLS port is a 400 error page.
         assert_eq!(ep["coverage"]["http_urls"], serde_json::json!([format!("https://{DOMAIN}:{tls}/")]));
     }
+
+    // tlsx fetches the OCSP and CRL URLs of every certificate it sees; the
+    // demo's names none, so it fetched nothing (and it is the one tlsx saw).
+    let served = xray_core::tools::cert::from_pem(&std::fs::read_to_string(dir.join("cert.pem")).unwrap()).unwrap();
+    assert!(!served.revocation_urls, "the demo certificate names no OCSP responder or CRL");
+    assert_eq!(domain_eps[0]["tls"][0]["certificate"]["cert_sha256"], served.certificate.cert_sha256.unwrap());
 
     // The nmap toolchain on the same services: the same identities, save RB2
     // (nmap runs no nuclei templates).
