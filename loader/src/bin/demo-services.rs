@@ -1,23 +1,25 @@
 //! demo-services: a small, deliberately weak attack surface on loopback, for
-//! the nmap end-to-end test (`loader/tests/e2e_nmap.rs`) and the demo
-//! (`scripts/demo-scan.sh`). Everything listens on 127.0.0.1 only and runs
-//! as children of this process; nothing is installed or left behind.
+//! the end-to-end tests (`loader/tests/e2e_nmap.rs`, `loader/tests/e2e_pd.rs`)
+//! and the demo (`scripts/demo-scan.sh`). Everything listens on 127.0.0.1
+//! (and on each `--extra-ip`, also in 127.0.0.0/8) only and runs as children
+//! of this process; nothing is installed or left behind.
 //!
 //! | service | port | risk |
 //! | --- | --- | --- |
-//! | nginx (own prefix and config in `--dir`), self-signed certificate, TLS 1.0 and 1.2, no security headers | `--tls-port` (18443) | RB3, RB4 self_signed, RB5 |
+//! | nginx (own prefix and config in `--dir`), self-signed certificate, TLS 1.0 and 1.2, no security headers, an admin login page at `/admin/` | `--tls-port` (18443) | RB2 (with `templates/nuclei`), RB3, RB4 self_signed, RB5 |
 //! | SSH-like listener: `SSH-2.0-OpenSSH_9.2p1` banner | `--ssh-port` (2222) | RB1 |
 //! | a listener that accepts and never answers | `--silent-port` (9200) | RB6 |
-//! | dnsmasq: `A` and SPF `~all`, DMARC `p=none`, DKIM for `mail` of `--domain` | `--dns-port` (15353, UDP and TCP) | RB7 |
+//! | dnsmasq: `A` (every address) and SPF `~all`, DMARC `p=none`, DKIM for `mail` of `--domain` | `--dns-port` (15353, UDP and TCP, 127.0.0.1) | RB7 |
 //!
 //! It writes `assets.toml` (an `xray-loader scan` configuration for these
-//! services with the nmap toolchain) into `--dir`, then prints one line
+//! services with `--toolchain`, nmap by default) and the project's nuclei
+//! templates (`nuclei-templates/`) into `--dir`, then prints one line
 //! `ready {json}` on stdout and takes commands on stdin, one per line,
 //! answering each with `ok <command>` (or `error <message>`):
 //!
 //! - `remediate`: nginx restarted with `X-Frame-Options` and
-//!   `X-Content-Type-Options` (CSP and HSTS still missing), the SSH listener
-//!   stopped, SPF changed to `-all`;
+//!   `X-Content-Type-Options` (CSP and HSTS still missing) and without the
+//!   admin page, the SSH listener stopped, SPF changed to `-all`;
 //! - `stop nginx|ssh|silent|dns`: stops one service;
 //! - `quit` (or end of input, SIGTERM, SIGINT): stops everything and exits.
 //!
@@ -47,7 +49,7 @@ pub const DOMAIN_ASSET: &str = "0a7c0000-0000-4000-8000-0000000000a2";
 #[derive(Debug, Parser)]
 #[command(
     name = "demo-services",
-    about = "Weak demo services on 127.0.0.1 for the Watchtower nmap demo and end-to-end test."
+    about = "Weak demo services on loopback for the Watchtower demo and end-to-end tests."
 )]
 struct Args {
     /// Working directory (certificates, configurations, logs, assets.toml). Default: a new temporary directory.
