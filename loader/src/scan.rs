@@ -586,7 +586,7 @@ value = "mail-only.example.org"
                 "Rb3:18443:tls:old_versions".to_string(),
                 "Rb4:18443:issue:self_signed".to_string(),
                 format!("Rb5:18443:url:{url}"),
-                "Rb6:9200:symptom:tcp_open_no_banner".to_string(),
+                "Rb6:9200:svc:unknown".to_string(),
             ];
             if host == DEMO_DOMAIN {
                 want.extend(["Rb7:0:record:dkim".to_string(), "Rb7:0:record:dmarc".into(), "Rb7:0:record:spf".into()]);
