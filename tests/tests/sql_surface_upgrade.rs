@@ -337,7 +337,6 @@ async fn roles_are_shared_nologin_groups() {
 // 0.4.0 -> 0.5.0: RB6 re-keyed to fingerprint version 2 (design D9).
 // ---------------------------------------------------------------------------
 
-const TENANT: &str = "11111111-1111-1111-1111-111111111111";
 const A1: &str = "aaaaaaaa-0000-4000-8000-0000000006a1";
 const A2: &str = "aaaaaaaa-0000-4000-8000-0000000006a2";
 const A3: &str = "aaaaaaaa-0000-4000-8000-0000000006a3";
