@@ -3,13 +3,31 @@
 # on 127.0.0.1 (demo-services: nginx with a self-signed certificate, TLS 1.0
 # and no security headers; an SSH-like listener on 2222; a port that never
 # answers on 9200; dnsmasq serving watchtower.test with SPF ~all and DMARC
-# p=none), `xray-loader scan` scans it with the nmap toolchain into a fresh
-# database `xray_scan_demo`, the services are partly fixed (two headers added,
-# SSH stopped, SPF -all) and scanned again. Then the events and the open
-# exposures are printed and the services stopped. Loopback only; about two
-# minutes, most of it nmap.
+# p=none; an admin login page at /admin/), `xray-loader scan` scans it into a
+# fresh database `xray_scan_demo`, the services are partly fixed (two headers
+# added, the admin page and SSH gone, SPF -all) and scanned again. Then the
+# events and the open exposures are printed and the services stopped.
+# Loopback only; about two minutes with nmap, less with ProjectDiscovery.
+#
+#   scripts/demo-scan.sh [--toolchain auto|projectdiscovery|nmap]
+#
+# auto (the default) takes ProjectDiscovery (naabu, httpx, tlsx, nuclei) when
+# all four are installed, as scripts/setup.sh does, else nmap.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+toolchain=auto
+while [ $# -gt 0 ]; do
+  case $1 in
+    --toolchain) toolchain=${2:-}; shift 2 ;;
+    --toolchain=*) toolchain=${1#*=}; shift ;;
+    *) echo "usage: $0 [--toolchain auto|projectdiscovery|nmap]" >&2; exit 2 ;;
+  esac
+done
+case $toolchain in
+  auto|projectdiscovery|nmap) ;;
+  *) echo "--toolchain: must be auto, projectdiscovery or nmap, got '$toolchain'" >&2; exit 2 ;;
+esac
 export PATH="$HOME/.cargo/bin:$PATH"
 scripts/setup.sh
 
@@ -25,7 +43,7 @@ PSQL=(psql -X -q -v ON_ERROR_STOP=1 -h /var/run/postgresql)
 export DATABASE_URL="host=/var/run/postgresql dbname=$DB"
 
 work=$(mktemp -d /tmp/xray-demo-scan.XXXXXX)
-coproc SVC { exec "$BIN/demo-services" --dir "$work"; }
+coproc SVC { exec "$BIN/demo-services" --dir "$work" --toolchain "$toolchain"; }
 svc_pid=$SVC_PID
 svc_in=${SVC[1]}
 svc_out=${SVC[0]}
@@ -56,7 +74,7 @@ log "Demo services on 127.0.0.1: ${ready#ready }"
 log "Scan 1: everything weak (xray-loader scan --assets $assets)"
 "$BIN/xray-loader" scan --assets "$assets"
 
-log "Remediation: X-Frame-Options and X-Content-Type-Options added, SSH stopped, SPF -all"
+log "Remediation: X-Frame-Options and X-Content-Type-Options added, admin page and SSH gone, SPF -all"
 svc remediate
 log "Scan 2"
 "$BIN/xray-loader" scan --assets "$assets"

@@ -23,6 +23,9 @@ if [ ${#need_pkgs[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null
 fi
 
+# naabu, httpx, tlsx and nuclei at the pinned versions (loader/tests/e2e_pd.rs).
+scripts/install-pd-tools.sh
+
 if ! cargo pgrx --version 2>/dev/null | grep -q "$PGRX_VERSION"; then
   log "installing cargo-pgrx $PGRX_VERSION (takes a few minutes)"
   cargo install cargo-pgrx --version "$PGRX_VERSION" --locked

@@ -417,6 +417,7 @@ async fn tool_version<R: CommandRunner>(runner: &R, s: &Settings) -> Result<Opti
         args: vec!["--version".into()],
         stdin: String::new(),
         timeout: VERSION_TIMEOUT,
+        cwd: None,
     };
     let r = runner.run(&inv).await;
     if let Some(f) = failure(s.tool.name(), &inv, &r) {
@@ -453,6 +454,7 @@ async fn run_scan<R: CommandRunner>(
         args,
         stdin: String::new(),
         timeout: s.timeout,
+        cwd: None,
     };
     tracing::info!(
         tool = s.tool.name(),

@@ -88,7 +88,8 @@ pub struct Limits {
     pub rate: u32,
     /// Worker threads inside each tool.
     pub concurrency: u32,
-    /// Endpoints scanned at the same time.
+    /// Tool processes at the same time: nmap runs one per endpoint, the
+    /// ProjectDiscovery stages one per name (see docs/toolchain.md).
     pub parallel_endpoints: usize,
 }
 

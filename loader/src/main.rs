@@ -441,12 +441,14 @@ fn nmap_toolchain(config: &Config) -> Result<AnyToolchain<ProcessRunner>> {
 /// The configured toolchain; `auto` takes ProjectDiscovery when all four of
 /// its tools are found, else nmap.
 fn toolchain(config: &Config) -> Result<AnyToolchain<ProcessRunner>> {
-    let pd = |paths| AnyToolchain::Pd(PdToolchain::new(ProcessRunner, paths, PdSettings::from_config(config)));
+    let pd = |paths| -> Result<AnyToolchain<ProcessRunner>> {
+        Ok(AnyToolchain::Pd(PdToolchain::new(ProcessRunner, paths, PdSettings::from_config(config))?))
+    };
     match config.toolchain {
         ToolchainChoice::Nmap => nmap_toolchain(config),
-        ToolchainChoice::Projectdiscovery => Ok(pd(PdPaths::resolve(&config.tools)?)),
+        ToolchainChoice::Projectdiscovery => pd(PdPaths::resolve(&config.tools)?),
         ToolchainChoice::Auto => match PdPaths::resolve(&config.tools) {
-            Ok(paths) => Ok(pd(paths)),
+            Ok(paths) => pd(paths),
             Err(pd_err) => {
                 nmap_toolchain(config).map_err(|nmap_err| anyhow!("no toolchain available: {pd_err}; {nmap_err:#}"))
             }

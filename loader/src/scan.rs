@@ -1,4 +1,4 @@
-//! `xray-loader scan`: scope → DNS → toolchain per endpoint → symptoms and
+//! `xray-loader scan`: scope → DNS → the toolchain over all endpoints → symptoms and
 //! coverage → a schema 1.2 payload (contract §3, design D3/D4).
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -7,26 +7,20 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Result};
-use chrono::Utc;
 use indicatif::ProgressBar;
 use serde_json::{json, Value};
-use tokio::task::JoinSet;
 use uuid::Uuid;
-use xray_core::contract::{DnsEmail, ErrorEntry, Timestamp};
+use xray_core::contract::{DnsEmail, ErrorEntry};
 use xray_core::ScanPayload;
 
 use crate::config::{Config, ScanRules};
 use crate::dns::{email_posture, Dns};
 use crate::scope::{ip_denied, Plan};
 use crate::symptoms::apply_symptoms;
-use crate::toolchain::{EndpointResult, EndpointTarget, Toolchain};
+use crate::toolchain::{now, EndpointResult, EndpointTarget, RunLimits, Scanned, Toolchain};
 
 pub const SCHEMA_VERSION: &str = "1.2";
 const ALL_TOOLS: [&str; 5] = ["naabu", "httpx", "tlsx", "nuclei", "nmap"];
-
-fn now() -> Timestamp {
-    Timestamp(Utc::now())
-}
 
 fn hostname() -> Option<String> {
     ["/proc/sys/kernel/hostname", "/etc/hostname"]
@@ -59,12 +53,6 @@ struct AssetWork {
 }
 
 type Key = (IpAddr, Option<String>);
-
-struct Done {
-    result: EndpointResult,
-    started: Timestamp,
-    finished: Timestamp,
-}
 
 fn asset_error(asset_id: Uuid, kind: &str, message: String) -> ErrorEntry {
     ErrorEntry {
@@ -188,49 +176,34 @@ where
     if let Some(pb) = &progress {
         pb.set_length(jobs.len() as u64);
     }
-    let ports = rules.ports.clone();
-    let deadline = clock + Duration::from_secs(config.timeouts.scan);
-    let mut queue = jobs.into_iter();
-    let mut set: JoinSet<(Key, Done)> = JoinSet::new();
-    let mut done: BTreeMap<Key, Done> = BTreeMap::new();
+    let targets: Vec<EndpointTarget> = jobs
+        .iter()
+        .map(|(ip, domain)| EndpointTarget {
+            ip: *ip,
+            domain: domain.clone(),
+            ports: rules.ports.clone(),
+        })
+        .collect();
+    let limits = RunLimits {
+        parallel: config.limits.parallel_endpoints,
+        deadline: clock + Duration::from_secs(config.timeouts.scan),
+        progress: progress.clone(),
+    };
+    let scanned = chain.scan(&targets, &limits).await;
+    if scanned.len() != targets.len() {
+        bail!("internal error: {} results for {} endpoints", scanned.len(), targets.len());
+    }
+    let mut done: BTreeMap<Key, Scanned> = BTreeMap::new();
     let mut late: BTreeSet<Key> = BTreeSet::new();
-    loop {
-        while set.len() < config.limits.parallel_endpoints {
-            let Some(key) = queue.next() else { break };
-            if Instant::now() >= deadline {
-                late.insert(key);
-                continue;
-            }
-            let chain = Arc::clone(&chain);
-            let target = EndpointTarget {
-                ip: key.0,
-                domain: key.1.clone(),
-                ports: ports.clone(),
-            };
-            set.spawn(async move {
-                let started = now();
-                tracing::info!(ip = %target.ip, domain = ?target.domain, "endpoint scan started");
-                let result = chain.scan_endpoint(&target).await;
-                (
-                    key,
-                    Done {
-                        result,
-                        started,
-                        finished: now(),
-                    },
-                )
-            });
-        }
-        match set.join_next().await {
-            None => break,
-            Some(Ok((key, d))) => {
+    for (key, s) in jobs.into_iter().zip(scanned) {
+        match s {
+            Some(d) => {
                 tracing::info!(ip = %key.0, open = d.result.tcp.len(), errors = d.result.errors.len(), "endpoint scanned");
-                if let Some(pb) = &progress {
-                    pb.inc(1);
-                }
                 done.insert(key, d);
             }
-            Some(Err(e)) => bail!("an endpoint scan task failed: {e}"),
+            None => {
+                late.insert(key);
+            }
         }
     }
     if let Some(pb) = &progress {
@@ -443,14 +416,14 @@ mod tests {
     use crate::dns::Resolved;
     use crate::email::Txt;
     use crate::scope;
-    use crate::toolchain::pd::testing::{paths, settings, FixtureRunner};
+    use crate::toolchain::pd::testing::{paths, settings, FixtureRunner, DEMO_DOMAIN};
     use crate::toolchain::pd::PdToolchain;
 
     fn config(extra: &str) -> Config {
         let text = format!(
             r#"
 tenant_id = "11111111-1111-1111-1111-111111111111"
-ports = [22, 80, 443, 8443, 9200]
+ports = [2222, 9200, 18443]
 dkim_selectors = ["google"]
 {extra}
 [[assets]]
@@ -461,7 +434,7 @@ tags = ["lab"]
 [[assets]]
 id = "aaaaaaaa-0000-4000-8000-000000000002"
 type = "domain"
-value = "example.com"
+value = "watchtower.test"
 [[assets]]
 id = "aaaaaaaa-0000-4000-8000-000000000003"
 type = "domain"
@@ -474,18 +447,22 @@ value = "mail-only.example.org"
     fn dns() -> FakeDns {
         let mut d = FakeDns::default();
         d.addrs.insert(
-            "example.com".into(),
+            DEMO_DOMAIN.into(),
             Resolved {
-                a: vec!["127.0.0.1".parse().unwrap(), "192.0.2.66".parse().unwrap()],
+                a: vec![
+                    "127.0.0.1".parse().unwrap(),
+                    "127.0.0.2".parse().unwrap(),
+                    "192.0.2.66".parse().unwrap(),
+                ],
                 ..Default::default()
             },
         );
         d.txt.insert(
-            "example.com".into(),
+            DEMO_DOMAIN.into(),
             Txt::Records(vec!["v=spf1 include:_spf.example.net ~all".into()]),
         );
         d.txt.insert(
-            "_dmarc.example.com".into(),
+            "_dmarc.watchtower.test".into(),
             Txt::Records(vec!["v=DMARC1; p=none".into()]),
         );
         d.txt.insert(
@@ -501,7 +478,7 @@ value = "mail-only.example.org"
 
     async fn payload(c: &Config) -> Value {
         let plan = scope::plan(c, &[]).unwrap();
-        let chain = Arc::new(PdToolchain::new(FixtureRunner::localhost(), paths(), settings()));
+        let chain = Arc::new(PdToolchain::new(FixtureRunner::demo(), paths(), settings()).unwrap());
         run(c, &rules(c), &plan, chain, Arc::new(dns()), None).await.unwrap()
     }
 
@@ -522,31 +499,35 @@ value = "mail-only.example.org"
         assert_eq!(ip_ep.observed_host.as_deref(), Some("127.0.0.1"));
         let cov = ip_ep.coverage.as_ref().unwrap();
         assert_eq!(cov.tools, vec!["httpx", "naabu", "nuclei", "tlsx"]);
-        assert_eq!(cov.tcp_ports, vec![22, 80, 443, 8443, 9200]);
-        assert_eq!(cov.tls_ports, vec![22, 80, 443, 8443, 9200]);
+        assert_eq!(cov.tcp_ports, vec![2222, 9200, 18443]);
+        assert_eq!(cov.tls_ports, vec![2222, 9200, 18443]);
         assert!(cov.dns_checks.is_empty());
-        assert_eq!(ip_ep.http.len(), 3);
+        assert_eq!(ip_ep.http.len(), 1);
         assert_eq!(ip_ep.tls.len(), 1);
-        assert_eq!(ip_ep.findings.nuclei[0].template_id, "swagger-api");
+        assert_eq!(ip_ep.findings.nuclei[0].template_id, "watchtower-admin-panel");
         let symptoms: Vec<(u16, &str)> = ip_ep
             .errors
             .iter()
             .filter_map(|e| Some((e.symptom_port()?, e.symptom()?)))
             .collect();
-        assert_eq!(symptoms, vec![(8443, "tls_handshake_fail")], "ssh on 22 is RB1, not an RB6 symptom");
+        assert_eq!(symptoms, vec![(9200, "tcp_open_no_banner")], "ssh on 2222 is RB1, not an RB6 symptom");
         assert_eq!(ip_ep.errors.len(), 1);
         // Fields the typed structs do not model survive in the JSON.
         let ep_json = &v["asset_results"][0]["endpoints"][0];
-        assert_eq!(ep_json["http"][2]["response_time_ms"], json!(1413));
+        assert!(ep_json["http"][0]["response_time_ms"].is_u64());
         assert_eq!(ep_json["tls"][0]["raw"]["tlsx_json"]["self_signed"], json!(true));
         assert!(ep_json["timings"]["started_at"].as_str().unwrap().ends_with('Z'));
 
-        // The domain's allowed address is scanned, the denied one is not.
+        // Both allowed addresses of the domain are scanned, the denied one is not.
         let dom = &p.asset_results[1];
-        assert_eq!(dom.endpoints.len(), 1);
+        let ids: Vec<&str> = dom.endpoints.iter().filter_map(|e| e.endpoint_id.as_deref()).collect();
+        assert_eq!(ids, vec!["ip:127.0.0.1|domain:watchtower.test", "ip:127.0.0.2|domain:watchtower.test"]);
+        for ep in &dom.endpoints {
+            assert_eq!(ep.observed_host.as_deref(), Some("watchtower.test"));
+            assert_eq!(ep.http[0].url, "https://watchtower.test:18443/");
+            assert_eq!(ep.tls.len(), 1, "{:?}", ep.endpoint_id);
+        }
         let ep = &dom.endpoints[0];
-        assert_eq!(ep.endpoint_id.as_deref(), Some("ip:127.0.0.1|domain:example.com"));
-        assert_eq!(ep.observed_host.as_deref(), Some("example.com"));
         let email = ep.dns_email.as_ref().unwrap();
         assert_eq!(email.spf.as_ref().unwrap().assessment.as_deref(), Some("weak"));
         assert_eq!(email.dmarc.as_ref().unwrap().policy.as_deref(), Some("none"));
@@ -556,7 +537,7 @@ value = "mail-only.example.org"
         assert!(cov.tools.contains(&"dns".to_string()));
         assert_eq!(
             v["asset_results"][1]["resolution"]["dns"]["a"],
-            json!(["127.0.0.1", "192.0.2.66"])
+            json!(["127.0.0.1", "127.0.0.2", "192.0.2.66"])
         );
 
         // No address: one endpoint with an explicit error and the email posture.
@@ -580,51 +561,55 @@ value = "mail-only.example.org"
         );
         assert_eq!(mail.coverage.as_ref().unwrap().tools, vec!["dns"]);
 
-        assert_eq!(v["summary"]["endpoints_total"], json!(3));
-        assert_eq!(v["summary"]["ports_open_total"], json!(10));
+        assert_eq!(v["summary"]["endpoints_total"], json!(4));
+        assert_eq!(v["summary"]["ports_open_total"], json!(9));
         assert!(v["errors"].as_array().unwrap().is_empty());
     }
 
     #[tokio::test]
     async fn the_engine_reads_the_payload_as_intended() {
-        let v = payload(&config("")).await;
+        let v = payload(&config(r#"deny = ["192.0.2.66"]"#)).await;
         let p = ScanPayload::from_value(&v).unwrap();
         let exposures = xray_core::normalize(&p, &EngineConfig::default());
-        let mut got: Vec<String> = exposures
-            .iter()
-            .filter(|x| x.observed_host == "127.0.0.1")
-            .map(|x| format!("{:?}:{}", x.risk_bucket, x.port))
-            .collect();
-        got.sort();
-        got.dedup();
-        // ssh (RB1), self-signed cert (RB4), missing headers are not judged
-        // (no -irh in the recording), one RB6 symptom (8443).
-        assert!(got.contains(&"Rb1:22".to_string()), "{got:?}");
-        assert!(!got.contains(&"Rb6:22".to_string()), "{got:?}");
-        assert!(got.contains(&"Rb6:8443".to_string()), "{got:?}");
-        assert!(got.iter().any(|g| g.starts_with("Rb4:443")), "{got:?}");
-        let rb7: Vec<&str> = exposures
-            .iter()
-            .filter(|x| x.observed_host == "example.com")
-            .map(|x| x.fingerprint.as_str())
-            .filter(|f| f.starts_with("record:"))
-            .collect();
-        assert_eq!(rb7.len(), 3, "{rb7:?}");
+        for host in ["127.0.0.1", DEMO_DOMAIN] {
+            let mut got: Vec<String> = exposures
+                .iter()
+                .filter(|x| x.observed_host == host)
+                .map(|x| format!("{:?}:{}:{}", x.risk_bucket, x.port, x.fingerprint))
+                .collect();
+            got.sort();
+            got.dedup();
+            let url = format!("https://{host}:18443/");
+            let mut want = vec![
+                "Rb1:2222:svc:ssh".to_string(),
+                format!("Rb2:18443:tpl:watchtower-admin-panel|url:{url}admin/"),
+                "Rb3:18443:tls:old_versions".to_string(),
+                "Rb4:18443:issue:self_signed".to_string(),
+                format!("Rb5:18443:url:{url}"),
+                "Rb6:9200:symptom:tcp_open_no_banner".to_string(),
+            ];
+            if host == DEMO_DOMAIN {
+                want.extend(["Rb7:0:record:dkim".to_string(), "Rb7:0:record:dmarc".into(), "Rb7:0:record:spf".into()]);
+            }
+            want.sort();
+            // No hostname mismatch: the certificate names the domain and 127.0.0.1.
+            assert_eq!(got, want, "{host}");
+        }
     }
 
     #[tokio::test]
     async fn dns_failure_is_an_asset_error() {
         let c = config("");
-        let plan = scope::plan(&c, &["example.com".to_string()]).unwrap();
+        let plan = scope::plan(&c, &["watchtower.test".to_string()]).unwrap();
         let mut d = dns();
         d.addrs.insert(
-            "example.com".into(),
+            "watchtower.test".into(),
             Resolved {
-                errors: vec!["A lookup of example.com failed: timed out".into()],
+                errors: vec!["A lookup of watchtower.test failed: timed out".into()],
                 ..Default::default()
             },
         );
-        let chain = Arc::new(PdToolchain::new(FixtureRunner::localhost(), paths(), settings()));
+        let chain = Arc::new(PdToolchain::new(FixtureRunner::demo(), paths(), settings()).unwrap());
         let v = run(&c, &rules(&c), &plan, chain, Arc::new(d), None).await.unwrap();
         let p = ScanPayload::from_value(&v).unwrap();
         assert_eq!(p.errors.len(), 1);
@@ -632,7 +617,7 @@ value = "mail-only.example.org"
         assert_eq!(p.errors[0].asset_id(), Some("aaaaaaaa-0000-4000-8000-000000000002"));
         assert_eq!(
             p.asset_results[0].endpoints[0].errors[0].message.as_deref(),
-            Some("example.com could not be resolved")
+            Some("watchtower.test could not be resolved")
         );
     }
 
@@ -640,16 +625,16 @@ value = "mail-only.example.org"
     async fn too_many_resolved_addresses_is_refused() {
         let mut c = config("");
         c.max_targets = 2;
-        let plan = scope::plan(&c, &["example.com".to_string(), "127.0.0.1".to_string()]).unwrap();
+        let plan = scope::plan(&c, &["watchtower.test".to_string(), "127.0.0.1".to_string()]).unwrap();
         let mut d = dns();
         d.addrs.insert(
-            "example.com".into(),
+            "watchtower.test".into(),
             Resolved {
                 a: vec!["192.0.2.1".parse().unwrap(), "192.0.2.2".parse().unwrap()],
                 ..Default::default()
             },
         );
-        let chain = Arc::new(PdToolchain::new(FixtureRunner::localhost(), paths(), settings()));
+        let chain = Arc::new(PdToolchain::new(FixtureRunner::demo(), paths(), settings()).unwrap());
         let err = run(&c, &rules(&c), &plan, chain, Arc::new(d), None).await.unwrap_err().to_string();
         assert_eq!(
             err,

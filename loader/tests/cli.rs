@@ -79,7 +79,7 @@ fn scan_config(dir: &TempDir, tools: [&str; 4], extra: &str) -> PathBuf {
     let text = format!(
         r#"
 tenant_id = "{TENANT}"
-ports = [22, 80, 443, 8443, 9200]
+ports = [2222, 9200, 18443]
 lock_dir = "{lock}"
 {extra}
 
@@ -94,7 +94,7 @@ naabu = "{naabu}"
 httpx = "{httpx}"
 tlsx = "{tlsx}"
 nuclei = "{nuclei}"
-nuclei_templates = ["http/exposed-panels/"]
+nuclei_templates = ["templates/nuclei"]
 
 [[assets]]
 id = "aaaaaaaa-0000-4000-8000-000000000001"
@@ -241,22 +241,22 @@ fn dry_run_with_recorded_tool_output_prints_a_valid_payload() {
     let ep = &p.asset_results[0].endpoints[0];
     assert_eq!(ep.ip.as_deref(), Some("127.0.0.1"));
     let open: Vec<u16> = ep.ports.tcp.iter().map(|o| o.port).collect();
-    assert_eq!(open, vec![22, 80, 443, 8443, 9200]);
-    assert_eq!(ep.http.len(), 3);
+    assert_eq!(open, vec![2222, 9200, 18443]);
+    assert_eq!(ep.http.len(), 1, "plain HTTP on the TLS port (400) is no site");
     assert_eq!(ep.tls[0].certificate.as_ref().unwrap().is_self_signed, Some(true));
-    assert_eq!(ep.findings.nuclei[0].template_id, "swagger-api");
+    assert_eq!(ep.findings.nuclei[0].template_id, "watchtower-admin-panel");
     assert!(ep.findings.nuclei[0].raw.as_ref().unwrap()["nuclei_json"]
         .get("response")
         .is_none());
     let cov = ep.coverage.as_ref().expect("coverage block");
     assert_eq!(cov.tools, vec!["httpx", "naabu", "nuclei", "tlsx"]);
-    assert_eq!(cov.tcp_ports, vec![22, 80, 443, 8443, 9200]);
+    assert_eq!(cov.tcp_ports, vec![2222, 9200, 18443]);
     let symptoms: Vec<(u16, &str)> = ep
         .errors
         .iter()
         .filter_map(|e| Some((e.symptom_port()?, e.symptom()?)))
         .collect();
-    assert_eq!(symptoms, vec![(8443, "tls_handshake_fail")], "ssh is RB1, not RB6");
+    assert_eq!(symptoms, vec![(9200, "tcp_open_no_banner")], "ssh is RB1, not RB6");
 
     // 192.0.2.0/30 has hosts .1 and .2; .2 is denied. The fake naabu only
     // knows 127.0.0.1, so .1 has no open port.
@@ -268,10 +268,10 @@ fn dry_run_with_recorded_tool_output_prints_a_valid_payload() {
 
     let log = std::fs::read_to_string(&log).unwrap();
     let naabu: Vec<&str> = log.lines().filter(|l| l.starts_with("naabu\t")).collect();
-    assert_eq!(naabu.len(), 2, "{log}");
-    assert!(naabu.iter().any(|l| l.ends_with("\t127.0.0.1")), "{log}");
+    assert_eq!(naabu.len(), 1, "one naabu run over every address: {log}");
+    assert!(naabu[0].ends_with("\t127.0.0.1 192.0.2.1"), "{log}");
     assert!(!log.contains("192.0.2.2"), "denied address never reaches a tool: {log}");
-    assert!(naabu[0].contains("-p 22,80,443,8443,9200"), "{log}");
+    assert!(naabu[0].contains("-p 2222,9200,18443"), "{log}");
 }
 
 #[test]

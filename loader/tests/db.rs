@@ -129,7 +129,7 @@ async fn scan_with_recorded_tools_ingests_its_payload() {
         format!(
             r#"
 tenant_id = "11111111-1111-1111-1111-111111111111"
-ports = [22, 80, 443, 8443, 9200]
+ports = [2222, 9200, 18443]
 lock_dir = "{dir}"
 [tools]
 naabu = "{bin}/naabu"

@@ -92,6 +92,67 @@ pub struct PriorState {
     pub status: ExposureStatus,
     pub material_hash: String,
     pub reopen_count: i32,
+    /// RB4: every anchor the stored certificate had (`spki:..`, `cert:..`,
+    /// `serial:..`, evidence `cert_anchors`), so a rescan whose source fills
+    /// other fields is compared on a kind both have. Empty for other buckets.
+    pub cert_anchors: Vec<String>,
+}
+
+impl PriorState {
+    /// The state a row written from `u` has for the next scan.
+    pub fn from_upsert(u: &StateUpsert) -> PriorState {
+        let e = &u.exposure;
+        PriorState {
+            identity_key: e.identity_key.clone(),
+            asset_id: e.asset_id,
+            observed_host: e.observed_host.clone(),
+            risk_bucket: e.risk_bucket,
+            proto: e.proto.clone(),
+            port: e.port,
+            fingerprint: e.fingerprint.clone(),
+            status: u.status,
+            material_hash: e.material_hash.clone(),
+            reopen_count: u.reopen_count,
+            cert_anchors: cert_anchors_of(&e.evidence),
+        }
+    }
+}
+
+/// The `cert_anchors` list of an exposure's evidence.
+pub fn cert_anchors_of(evidence: &Value) -> Vec<String> {
+    evidence
+        .get("cert_anchors")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect())
+        .unwrap_or_default()
+}
+
+/// RB4: `cur` re-anchored on the stored anchor when both observations show
+/// the same certificate on the most preferred anchor kind they share. One
+/// source may fill only a serial where another had the SPKI hash; comparing
+/// a serial with an SPKI hash would call every such rescan a rotation.
+fn aligned_anchor(cur: &Exposure, prev: &PriorState) -> Option<Exposure> {
+    if cur.risk_bucket != RiskBucket::Rb4 {
+        return None;
+    }
+    let kind = |a: &str| a.split(':').next().unwrap_or_default().to_string();
+    let mine = cert_anchors_of(&cur.evidence);
+    let shared = mine.iter().find_map(|a| prev.cert_anchors.iter().find(|p| kind(p) == kind(a)).map(|p| (a, p)))?;
+    let stored = prev.cert_anchors.first()?;
+    if shared.0 != shared.1 || cur.evidence.get("cert_anchor").and_then(Value::as_str) == Some(stored.as_str()) {
+        return None;
+    }
+    let mut x = cur.clone();
+    let mut anchors = prev.cert_anchors.clone();
+    anchors.extend(mine.into_iter().filter(|a| !prev.cert_anchors.iter().any(|p| kind(p) == kind(a))));
+    anchors.sort_by_key(|a| ["spki", "cert", "serial"].iter().position(|k| *k == kind(a)));
+    let issue = x.evidence.get("issue_type").and_then(Value::as_str).unwrap_or_default().to_string();
+    x.detail = format!("issue:{issue}|cert:{stored}");
+    x.evidence["cert_anchor"] = json!(stored);
+    x.evidence["cert_anchors"] = json!(anchors);
+    x.evidence["detail"] = json!(x.detail);
+    x.material_hash = crate::identity::material_hash(RiskBucket::Rb4, &x.evidence);
+    Some(x)
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -181,7 +242,12 @@ pub fn diff_normalized(
 
     // `normalize` returns exposures sorted by identity_key.
     for cur in current {
-        match prior.get(cur.identity_key.as_str()) {
+        let prev = prior.get(cur.identity_key.as_str());
+        let cur = match prev {
+            Some(prev) if prev.material_hash != cur.material_hash => aligned_anchor(&cur, prev).unwrap_or(cur),
+            _ => cur,
+        };
+        match prev {
             None => {
                 out.events.push(event_from(EventType::New, &cur, None, false));
                 out.upserts.push(StateUpsert {

@@ -40,18 +40,7 @@ impl MemoryStore {
             self.rows.insert(
                 e.identity_key.clone(),
                 StoredExposure {
-                    prior: PriorState {
-                        identity_key: e.identity_key.clone(),
-                        asset_id: e.asset_id,
-                        observed_host: e.observed_host.clone(),
-                        risk_bucket: e.risk_bucket,
-                        proto: e.proto.clone(),
-                        port: e.port,
-                        fingerprint: e.fingerprint.clone(),
-                        status: u.status,
-                        material_hash: e.material_hash.clone(),
-                        reopen_count: u.reopen_count,
-                    },
+                    prior: PriorState::from_upsert(u),
                     detail: e.detail.clone(),
                     last_change_type,
                 },

@@ -393,13 +393,18 @@ fn tls_summary(t: &TlsObservation) -> Value {
     json!({"sni": t.sni, "tls_versions": t.tls_versions, "cipher": t.cipher, "jarm": t.jarm, "ja3": t.ja3})
 }
 
-fn cert_anchor(t: &TlsObservation) -> Option<String> {
-    let c = t.certificate.as_ref()?;
-    c.spki_sha256
-        .as_deref()
-        .map(|s| format!("spki:{}", s.to_ascii_lowercase()))
-        .or_else(|| c.cert_sha256.as_deref().map(|s| format!("cert:{}", s.to_ascii_lowercase())))
-        .or_else(|| c.serial.as_deref().map(|s| format!("serial:{}", s.to_ascii_lowercase())))
+/// Every anchor the certificate offers, most preferred first: the SPKI hash
+/// survives a renewal with the same key, the certificate hash does not, and
+/// a serial is only unique per issuer.
+fn cert_anchors(t: &TlsObservation) -> Vec<String> {
+    let Some(c) = t.certificate.as_ref() else { return Vec::new() };
+    [("spki", &c.spki_sha256), ("cert", &c.cert_sha256), ("serial", &c.serial)]
+        .into_iter()
+        .filter_map(|(kind, v)| {
+            let v = v.as_deref()?.trim();
+            (!v.is_empty()).then(|| format!("{kind}:{}", v.to_ascii_lowercase()))
+        })
+        .collect()
 }
 
 fn rb4_candidates(
@@ -411,7 +416,8 @@ fn rb4_candidates(
 ) {
     let Some(cert) = &t.certificate else { return };
     let now = payload.observed_at().0;
-    let anchor = cert_anchor(t);
+    let anchors = cert_anchors(t);
+    let anchor = anchors.first().cloned();
     let expiry_state = cert.not_after.map(|na| {
         let left = na.0 - now;
         if left < Duration::zero() {
@@ -441,6 +447,7 @@ fn rb4_candidates(
         let mut ev = Map::new();
         ev.insert("issue_type".into(), json!(issue_type));
         ev.insert("cert_anchor".into(), json!(anchor));
+        ev.insert("cert_anchors".into(), json!(anchors));
         ev.insert("expiry_state".into(), json!(if class == "expiry" { expiry_state } else { None }));
         ev.insert("not_after".into(), json!(cert.not_after));
         ev.insert("evaluated_at".into(), json!(payload.observed_at()));

@@ -388,3 +388,20 @@ fn without_assets_drops_their_results_and_their_scope() {
     let out = diff_scan(&rest, &[], &EngineConfig::default());
     assert_eq!(out.events.iter().map(line).collect::<Vec<_>>(), ["NEW RB1 3389 svc:rdp"]);
 }
+
+#[test]
+fn the_cert_anchor_is_compared_on_a_kind_both_observations_have() {
+    let scan = |n: u32, cert: Value| {
+        let mut c = json!({"subject_cn": "example.com", "not_after": "2026-02-20T00:00:00Z", "is_self_signed": false});
+        c.as_object_mut().unwrap().extend(cert.as_object().unwrap().clone());
+        payload(n, "1.1", domain(), json!([{"ip": "203.0.113.10", "domain_context": "example.com",
+            "ports": {"tcp": [open(443)]}, "tls": [{"port": 443, "tls_versions": ["tls12"], "certificate": c}]}]))
+    };
+    let mut s = MemoryStore::default();
+    assert_eq!(ingest(&mut s, &scan(1, json!({"serial": "0A1B", "spki_sha256": "AA"}))), ["NEW RB4 443 issue:expiry"]);
+    // Another source fills only the serial: the same certificate, no event.
+    assert!(ingest(&mut s, &scan(2, json!({"serial": "0a1b"}))).is_empty());
+    assert!(ingest(&mut s, &scan(3, json!({"serial": "0A1B", "spki_sha256": "aa", "cert_sha256": "cc"}))).is_empty());
+    // A new serial on the kind both have is a rotation.
+    assert_eq!(ingest(&mut s, &scan(4, json!({"serial": "0A1C"}))), ["CHANGED RB4 443 issue:expiry"]);
+}

@@ -173,7 +173,8 @@ fn diff(client: &SpiClient<'_>, payload: &ScanPayload, a: &ScanArgs, config: &En
         "loading prior state",
         client.select(
             "SELECT identity_key, asset_id::text, observed_host, risk_bucket, proto, port,
-                    fingerprint, status, material_hash, reopen_count
+                    fingerprint, status, material_hash, reopen_count,
+                    CASE WHEN risk_bucket = 'RB4' THEN evidence -> 'cert_anchors' END::text
                FROM xray.exposures
               WHERE tenant_id = $1::uuid AND asset_id = ANY($2::uuid[])
                 AND (status <> 'fixed' OR identity_key = ANY($3))",
@@ -196,6 +197,9 @@ fn diff(client: &SpiClient<'_>, payload: &ScanPayload, a: &ScanArgs, config: &En
             status: text(8).parse::<ExposureStatus>().unwrap_or_else(|e| raise("XX000", e)),
             material_hash: text(9),
             reopen_count: int(10),
+            cert_anchors: spi("reading prior state", row.get::<String>(11))
+                .and_then(|t| serde_json::from_str::<Vec<String>>(&t).ok())
+                .unwrap_or_default(),
         });
     }
     xray_core::diff_normalized(payload, current, &prior, config)

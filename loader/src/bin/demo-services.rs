@@ -1,23 +1,25 @@
 //! demo-services: a small, deliberately weak attack surface on loopback, for
-//! the nmap end-to-end test (`loader/tests/e2e_nmap.rs`) and the demo
-//! (`scripts/demo-scan.sh`). Everything listens on 127.0.0.1 only and runs
-//! as children of this process; nothing is installed or left behind.
+//! the end-to-end tests (`loader/tests/e2e_nmap.rs`, `loader/tests/e2e_pd.rs`)
+//! and the demo (`scripts/demo-scan.sh`). Everything listens on 127.0.0.1
+//! (and on each `--extra-ip`, also in 127.0.0.0/8) only and runs as children
+//! of this process; nothing is installed or left behind.
 //!
 //! | service | port | risk |
 //! | --- | --- | --- |
-//! | nginx (own prefix and config in `--dir`), self-signed certificate, TLS 1.0 and 1.2, no security headers | `--tls-port` (18443) | RB3, RB4 self_signed, RB5 |
+//! | nginx (own prefix and config in `--dir`), self-signed certificate, TLS 1.0 and 1.2, no security headers, an admin login page at `/admin/` | `--tls-port` (18443) | RB2 (with `templates/nuclei`), RB3, RB4 self_signed, RB5 |
 //! | SSH-like listener: `SSH-2.0-OpenSSH_9.2p1` banner | `--ssh-port` (2222) | RB1 |
 //! | a listener that accepts and never answers | `--silent-port` (9200) | RB6 |
-//! | dnsmasq: `A` and SPF `~all`, DMARC `p=none`, DKIM for `mail` of `--domain` | `--dns-port` (15353, UDP and TCP) | RB7 |
+//! | dnsmasq: `A` (every address) and SPF `~all`, DMARC `p=none`, DKIM for `mail` of `--domain` | `--dns-port` (15353, UDP and TCP, 127.0.0.1) | RB7 |
 //!
 //! It writes `assets.toml` (an `xray-loader scan` configuration for these
-//! services with the nmap toolchain) into `--dir`, then prints one line
+//! services with `--toolchain`, nmap by default) and the project's nuclei
+//! templates (`nuclei-templates/`) into `--dir`, then prints one line
 //! `ready {json}` on stdout and takes commands on stdin, one per line,
 //! answering each with `ok <command>` (or `error <message>`):
 //!
 //! - `remediate`: nginx restarted with `X-Frame-Options` and
-//!   `X-Content-Type-Options` (CSP and HSTS still missing), the SSH listener
-//!   stopped, SPF changed to `-all`;
+//!   `X-Content-Type-Options` (CSP and HSTS still missing) and without the
+//!   admin page, the SSH listener stopped, SPF changed to `-all`;
 //! - `stop nginx|ssh|silent|dns`: stops one service;
 //! - `quit` (or end of input, SIGTERM, SIGINT): stops everything and exits.
 //!
@@ -47,7 +49,7 @@ pub const DOMAIN_ASSET: &str = "0a7c0000-0000-4000-8000-0000000000a2";
 #[derive(Debug, Parser)]
 #[command(
     name = "demo-services",
-    about = "Weak demo services on 127.0.0.1 for the Watchtower nmap demo and end-to-end test."
+    about = "Weak demo services on loopback for the Watchtower demo and end-to-end tests."
 )]
 struct Args {
     /// Working directory (certificates, configurations, logs, assets.toml). Default: a new temporary directory.
@@ -64,6 +66,13 @@ struct Args {
     silent_port: u16,
     #[arg(long, default_value_t = 15353)]
     dns_port: u16,
+    /// Another loopback address (127.0.0.0/8) the services also listen on and
+    /// the domain also resolves to; repeat for more.
+    #[arg(long = "extra-ip")]
+    extra_ips: Vec<Ipv4Addr>,
+    /// The `toolchain` of the written assets.toml: nmap, projectdiscovery or auto.
+    #[arg(long, default_value = "nmap")]
+    toolchain: String,
 }
 
 /// A Debian program, looked up on PATH and in the sbin directories root has.
@@ -118,17 +127,17 @@ fn tail(path: &Path) -> String {
 }
 
 /// Waits until `port` accepts connections, or the child dies, or 10 s pass.
-async fn wait_listening(child: &mut Child, port: u16, what: &str, log: &Path) -> Result<()> {
+async fn wait_listening(child: &mut Child, ip: Ipv4Addr, port: u16, what: &str, log: &Path) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         if let Some(status) = child.try_wait()? {
             bail!("{what} exited at start with {status}: {}", tail(log));
         }
-        if tokio::net::TcpStream::connect((LOOPBACK, port)).await.is_ok() {
+        if tokio::net::TcpStream::connect((ip, port)).await.is_ok() {
             return Ok(());
         }
         if Instant::now() > deadline {
-            bail!("{what} does not listen on 127.0.0.1:{port} after 10 s: {}", tail(log));
+            bail!("{what} does not listen on {ip}:{port} after 10 s: {}", tail(log));
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -143,6 +152,7 @@ async fn stop_child(child: &mut Option<Child>) {
 struct Nginx {
     bin: PathBuf,
     dir: PathBuf,
+    ips: Vec<Ipv4Addr>,
     port: u16,
     child: Option<Child>,
 }
@@ -155,6 +165,17 @@ impl Nginx {
         } else {
             ""
         };
+        // The admin panel (RB2 through templates/nuclei) is taken down by `remediate`.
+        let admin = if hardened {
+            ""
+        } else {
+            "    location /admin/ {\n      default_type text/html;\n      return 200 \"<html><head><title>Watchtower Admin Login</title></head><body><form data-version=\\\"2.4.1\\\" method=post><input name=user><input name=password type=password></form></body></html>\\n\";\n    }\n"
+        };
+        let listen: String = self
+            .ips
+            .iter()
+            .map(|ip| format!("    listen {ip}:{} ssl;\n", self.port))
+            .collect();
         // master_process off: one process, so killing it leaves no workers behind.
         // SECLEVEL=0: OpenSSL 3 refuses TLS 1.0 otherwise.
         format!(
@@ -163,7 +184,7 @@ master_process off;
 worker_processes 1;
 pid {d}/nginx.pid;
 error_log {d}/nginx-error.log warn;
-events {{ worker_connections 64; }}
+events {{ worker_connections 1024; }}
 http {{
   access_log off;
   server_tokens on;
@@ -173,20 +194,18 @@ http {{
   uwsgi_temp_path {d}/tmp/uwsgi;
   scgi_temp_path {d}/tmp/scgi;
   server {{
-    listen 127.0.0.1:{port} ssl;
-    server_name _;
+{listen}    server_name _;
     ssl_certificate {d}/cert.pem;
     ssl_certificate_key {d}/key.pem;
     ssl_protocols TLSv1 TLSv1.2;
     ssl_ciphers DEFAULT:@SECLEVEL=0;
-{headers}    location / {{
+{headers}{admin}    location / {{
       default_type text/html;
       return 200 "<html><head><title>Watchtower demo</title></head><body>demo</body></html>\n";
     }}
   }}
 }}
-"#,
-            port = self.port
+"#
         )
     }
 
@@ -208,7 +227,9 @@ http {{
         let mut child = cmd
             .spawn()
             .with_context(|| format!("cannot start {}", self.bin.display()))?;
-        wait_listening(&mut child, self.port, "nginx", &self.dir.join("nginx.out")).await?;
+        for ip in &self.ips {
+            wait_listening(&mut child, *ip, self.port, "nginx", &self.dir.join("nginx.out")).await?;
+        }
         self.child = Some(child);
         Ok(())
     }
@@ -217,6 +238,7 @@ http {{
 struct Dnsmasq {
     bin: PathBuf,
     dir: PathBuf,
+    ips: Vec<Ipv4Addr>,
     port: u16,
     domain: String,
     child: Option<Child>,
@@ -238,11 +260,13 @@ impl Dnsmasq {
             format!("--port={}", self.port),
             format!("--pid-file={}", self.dir.join("dnsmasq.pid").display()),
             "--log-facility=-".into(),
-            format!("--host-record={d},127.0.0.1"),
+
             format!("--txt-record={d},v=spf1 ip4:127.0.0.1 {spf_all}"),
             format!("--txt-record=_dmarc.{d},v=DMARC1; p=none; rua=mailto:dmarc@{d}"),
             format!("--txt-record=mail._domainkey.{d},v=DKIM1; k=rsa; p=MIGfMA0GCSqGSIb3DQEBAQUAA4GNADCBiQKBgQC"),
         ];
+        // One record per address: a host-record takes one IPv4 address.
+        a.extend(self.ips.iter().map(|ip| format!("--host-record={d},{ip}")));
         // SAFETY: geteuid has no preconditions.
         if unsafe { libc::geteuid() } == 0 {
             a.push("--user=root".into());
@@ -260,7 +284,7 @@ impl Dnsmasq {
         let mut child = cmd
             .spawn()
             .with_context(|| format!("cannot start {}", self.bin.display()))?;
-        wait_listening(&mut child, self.port, "dnsmasq", &log).await?;
+        wait_listening(&mut child, LOOPBACK, self.port, "dnsmasq", &log).await?;
         self.child = Some(child);
         Ok(())
     }
@@ -269,11 +293,22 @@ impl Dnsmasq {
 /// Accepts connections on 127.0.0.1:`port`; each gets `greeting` (maybe
 /// nothing) and is then held open, read and ignored until the peer leaves.
 /// Aborting the task closes the listener and every connection.
-async fn listener(port: u16, greeting: &'static [u8]) -> Result<JoinHandle<()>> {
-    let l = TcpListener::bind((LOOPBACK, port))
-        .await
-        .with_context(|| format!("127.0.0.1:{port} is in use; stop whatever listens there"))?;
+async fn listener(ips: &[Ipv4Addr], port: u16, greeting: &'static [u8]) -> Result<JoinHandle<()>> {
+    let mut tasks = JoinSet::new();
+    for ip in ips {
+        let l = TcpListener::bind((*ip, port))
+            .await
+            .with_context(|| format!("{ip}:{port} is in use; stop whatever listens there"))?;
+        tasks.spawn(serve(l, greeting));
+    }
+    // Aborting this task drops the set, which aborts every listener.
     Ok(tokio::spawn(async move {
+        while tasks.join_next().await.is_some() {}
+    }))
+}
+
+async fn serve(l: TcpListener, greeting: &'static [u8]) {
+    {
         let mut conns = JoinSet::new();
         loop {
             tokio::select! {
@@ -293,7 +328,7 @@ async fn listener(port: u16, greeting: &'static [u8]) -> Result<JoinHandle<()>> 
                 Some(_) = conns.join_next(), if !conns.is_empty() => {}
             }
         }
-    }))
+    }
 }
 
 fn assets_toml(a: &Args, dir: &Path, nmap: Option<&Path>) -> String {
@@ -301,10 +336,10 @@ fn assets_toml(a: &Args, dir: &Path, nmap: Option<&Path>) -> String {
         .map(|p| format!("nmap = \"{}\"\n", p.display()))
         .unwrap_or_default();
     format!(
-        r#"# Written by demo-services: the demo services on 127.0.0.1 and the zone {domain}
-# on the local dnsmasq, scanned with the nmap toolchain.
+        r#"# Written by demo-services: the demo services on {ips} and the zone {domain}
+# on the local dnsmasq.
 tenant_id = "{TENANT}"
-toolchain = "nmap"
+toolchain = "{toolchain}"
 scan_kind = "on_demand"
 ports = [{ssh}, {silent}, {tls}]
 dns_resolver = "127.0.0.1:{dns}"
@@ -317,11 +352,16 @@ parallel_endpoints = 2
 
 [timeouts]
 nmap = 300
+naabu = 120
+httpx = 120
+tlsx = 180
+nuclei = 300
 dns = 5
 scan = 1800
 
 [tools]
-{nmap}
+{nmap}# The project's own templates (templates/nuclei), nothing downloaded.
+nuclei_templates = ["{dir}/nuclei-templates"]
 [tools.extra_args]
 # Fewer version probes: a port that never answers costs about 20 s instead of 3 minutes.
 nmap = ["--version-intensity", "1"]
@@ -344,7 +384,34 @@ tags = ["demo"]
         tls = a.tls_port,
         dns = a.dns_port,
         dir = dir.display(),
+        toolchain = a.toolchain,
+        ips = a.ips().iter().map(Ipv4Addr::to_string).collect::<Vec<_>>().join(", "),
     )
+}
+
+/// The project's nuclei templates (templates/nuclei), shipped inside the binary.
+const NUCLEI_TEMPLATES: [(&str, &str); 2] = [
+    (
+        "watchtower-admin-panel.yaml",
+        include_str!("../../../templates/nuclei/watchtower-admin-panel.yaml"),
+    ),
+    (
+        "directory-listing.yaml",
+        include_str!("../../../templates/nuclei/directory-listing.yaml"),
+    ),
+];
+
+impl Args {
+    /// 127.0.0.1 and the extra addresses.
+    fn ips(&self) -> Vec<Ipv4Addr> {
+        let mut ips = vec![LOOPBACK];
+        for ip in &self.extra_ips {
+            if !ips.contains(ip) {
+                ips.push(*ip);
+            }
+        }
+        ips
+    }
 }
 
 struct Services {
@@ -442,19 +509,32 @@ async fn run(args: Args) -> Result<()> {
     ] {
         check_free(port, udp)?;
     }
+    if let Some(ip) = args.extra_ips.iter().find(|ip| !ip.is_loopback()) {
+        bail!("--extra-ip {ip}: only loopback addresses (127.0.0.0/8)");
+    }
+    if !matches!(args.toolchain.as_str(), "nmap" | "projectdiscovery" | "auto") {
+        bail!("--toolchain: must be nmap, projectdiscovery or auto, got {:?}", args.toolchain);
+    }
     let dir = make_dir(args.dir.clone())?;
     openssl_cert(&dir, &args.domain).await?;
+    let templates = dir.join("nuclei-templates");
+    std::fs::create_dir_all(&templates)?;
+    for (name, text) in NUCLEI_TEMPLATES {
+        std::fs::write(templates.join(name), text)?;
+    }
 
     let mut svc = Services {
         nginx: Nginx {
             bin: nginx_bin,
             dir: dir.clone(),
+            ips: args.ips(),
             port: args.tls_port,
             child: None,
         },
         dns: Dnsmasq {
             bin: dnsmasq_bin,
             dir: dir.clone(),
+            ips: args.ips(),
             port: args.dns_port,
             domain: args.domain.clone(),
             child: None,
@@ -465,8 +545,8 @@ async fn run(args: Args) -> Result<()> {
     let started = async {
         svc.nginx.start(false).await?;
         svc.dns.start("~all").await?;
-        svc.ssh = Some(listener(args.ssh_port, SSH_BANNER).await?);
-        svc.silent = Some(listener(args.silent_port, b"").await?);
+        svc.ssh = Some(listener(&args.ips(), args.ssh_port, SSH_BANNER).await?);
+        svc.silent = Some(listener(&args.ips(), args.silent_port, b"").await?);
         anyhow::Ok(())
     }
     .await;
@@ -490,6 +570,7 @@ async fn run(args: Args) -> Result<()> {
         ("silent_port", json!(args.silent_port)),
         ("dns", json!(format!("127.0.0.1:{}", args.dns_port))),
         ("tenant_id", json!(TENANT)),
+        ("ips", json!(args.ips())),
     ]);
     let mut stdout = tokio::io::stdout();
     stdout

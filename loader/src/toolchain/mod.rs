@@ -1,14 +1,15 @@
-//! Scanner toolchains. A toolchain turns one endpoint (an address, maybe with
-//! the domain it was resolved from) into contract observations, tool errors
-//! and the coverage of what it actually checked (design D3).
+//! Scanner toolchains. A toolchain turns the endpoints of a scan (addresses,
+//! maybe with the domain each was resolved from) into contract observations,
+//! tool errors and the coverage of what it actually checked (design D3).
 //!
 //! Two chains:
-//! - [`pd::PdToolchain`]: naabu → httpx + tlsx → nuclei (ProjectDiscovery).
+//! - [`pd::PdToolchain`]: naabu → httpx + tlsx → nuclei (ProjectDiscovery),
+//!   each stage run once over every endpoint of the scan.
 //! - [`nmap::NmapToolchain`]: one `nmap -sV --script ssl-cert,ssl-enum-ciphers,
-//!   http-headers,http-title,xray-http-status` run, read by the workspace's
-//!   nmap XML reader (`xray_core::tools::nmap`, shared with nweb scanprint).
-//!   It fills `ports.tcp`, `findings.nmap`, `tls` and `http` and declares
-//!   `coverage.tools = ["nmap"]`.
+//!   http-headers,http-title,xray-http-status` run per endpoint, read by the
+//!   workspace's nmap XML reader (`xray_core::tools::nmap`, shared with nweb
+//!   scanprint). It fills `ports.tcp`, `findings.nmap`, `tls` and `http` and
+//!   declares `coverage.tools = ["nmap"]`.
 //!
 //! Symptom detection, coverage bookkeeping and payload assembly work on
 //! [`EndpointResult`] whatever the chain. [`AnyToolchain`] is the one the
@@ -21,10 +22,13 @@ pub mod runner;
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::IpAddr;
+use std::time::Instant;
+
+use indicatif::ProgressBar;
 
 use serde_json::{Map, Value};
 use xray_core::contract::{
-    Coverage, ErrorEntry, HttpObservation, NmapFinding, NucleiFinding, PortObservation, TlsObservation,
+    Coverage, ErrorEntry, HttpObservation, NmapFinding, NucleiFinding, PortObservation, Timestamp, TlsObservation,
 };
 
 /// One address to scan.
@@ -37,7 +41,7 @@ pub struct EndpointTarget {
 }
 
 impl EndpointTarget {
-    /// What the tools are pointed at: the domain when there is one.
+    /// What the payload calls the endpoint: the domain when there is one.
     pub fn host(&self) -> String {
         match &self.domain {
             Some(d) => d.clone(),
@@ -45,11 +49,26 @@ impl EndpointTarget {
         }
     }
 
-    /// `host:port` with IPv6 brackets.
-    pub fn host_port(&self, port: u16) -> String {
+    /// `ip:port` with IPv6 brackets: what a probe connects to. Never the
+    /// name, which a tool would resolve again, to any of its addresses.
+    pub fn ip_port(&self, port: u16) -> String {
+        std::net::SocketAddr::new(self.ip, port).to_string()
+    }
+
+    /// The host part of the endpoint's URLs (IPv6 in brackets).
+    pub fn url_host(&self) -> String {
         match (&self.domain, self.ip) {
-            (None, IpAddr::V6(v6)) => format!("[{v6}]:{port}"),
-            _ => format!("{}:{port}", self.host()),
+            (Some(d), _) => d.clone(),
+            (None, IpAddr::V6(v6)) => format!("[{v6}]"),
+            (None, ip) => ip.to_string(),
+        }
+    }
+
+    /// `host:port` with IPv6 brackets: how the endpoint's URLs are written.
+    pub fn host_port(&self, port: u16) -> String {
+        match &self.domain {
+            Some(d) => format!("{d}:{port}"),
+            None => self.ip_port(port),
         }
     }
 }
@@ -94,6 +113,29 @@ pub struct EndpointResult {
     pub coverage: Coverage,
 }
 
+/// How a scan may spend its time.
+#[derive(Clone)]
+pub struct RunLimits {
+    /// Tool processes run at the same time.
+    pub parallel: usize,
+    /// No tool is started after this.
+    pub deadline: Instant,
+    /// Ticked once per endpoint that is done.
+    pub progress: Option<ProgressBar>,
+}
+
+/// One endpoint's result and when it was scanned.
+#[derive(Debug, Clone)]
+pub struct Scanned {
+    pub result: EndpointResult,
+    pub started: Timestamp,
+    pub finished: Timestamp,
+}
+
+pub fn now() -> Timestamp {
+    Timestamp(chrono::Utc::now())
+}
+
 pub trait Toolchain: Send + Sync {
     /// For logs and `scan.worker`.
     fn name(&self) -> &'static str;
@@ -101,7 +143,9 @@ pub trait Toolchain: Send + Sync {
     /// Versions of the tools this chain uses (`None` when unknown).
     fn tool_versions(&self) -> impl Future<Output = BTreeMap<String, Option<String>>> + Send;
 
-    fn scan_endpoint(&self, target: &EndpointTarget) -> impl Future<Output = EndpointResult> + Send;
+    /// One entry per target, in order; `None` for a target the deadline left
+    /// unscanned.
+    fn scan(&self, targets: &[EndpointTarget], limits: &RunLimits) -> impl Future<Output = Vec<Option<Scanned>>> + Send;
 }
 
 /// The toolchain the configuration picked.
@@ -125,10 +169,10 @@ impl<R: runner::CommandRunner> Toolchain for AnyToolchain<R> {
         }
     }
 
-    async fn scan_endpoint(&self, target: &EndpointTarget) -> EndpointResult {
+    async fn scan(&self, targets: &[EndpointTarget], limits: &RunLimits) -> Vec<Option<Scanned>> {
         match self {
-            AnyToolchain::Pd(c) => c.scan_endpoint(target).await,
-            AnyToolchain::Nmap(c) => c.scan_endpoint(target).await,
+            AnyToolchain::Pd(c) => c.scan(targets, limits).await,
+            AnyToolchain::Nmap(c) => c.scan(targets, limits).await,
         }
     }
 }

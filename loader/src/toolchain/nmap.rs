@@ -33,8 +33,10 @@ use serde_json::json;
 use xray_core::contract::ErrorEntry;
 use xray_core::tools::nmap::{parse_nmap, HTTP_HEADERS, HTTP_TITLE, SSL_CERT, SSL_ENUM_CIPHERS};
 
-use super::runner::{find_on_path, is_executable, parse_version, CommandRunner, Invocation};
-use super::{EndpointResult, EndpointTarget, Observed, Toolchain};
+use futures::StreamExt;
+
+use super::runner::{find_on_path, is_executable, parse_version, CommandRunner, Invocation, PrivateDir};
+use super::{now, EndpointResult, EndpointTarget, Observed, RunLimits, Scanned, Toolchain};
 use crate::config::{Config, ToolPaths};
 
 /// The status-line script, shipped inside the binary.
@@ -68,59 +70,25 @@ impl NmapSettings {
     }
 }
 
-/// A private directory holding the NSE script for as long as the chain lives.
-#[derive(Debug)]
-pub struct ScriptDir {
-    dir: PathBuf,
-    pub script: PathBuf,
-}
-
-impl ScriptDir {
-    pub fn create() -> Result<ScriptDir> {
-        use std::os::unix::fs::DirBuilderExt;
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        let dir = std::env::temp_dir().join(format!("xray-loader-nse-{}-{nanos}", std::process::id()));
-        std::fs::DirBuilder::new()
-            .mode(0o700)
-            .create(&dir)
-            .with_context(|| format!("cannot create {}", dir.display()))?;
-        let script = dir.join("xray-http-status.nse");
-        std::fs::write(&script, HTTP_STATUS_NSE).with_context(|| format!("cannot write {}", script.display()))?;
-        Ok(ScriptDir { dir, script })
-    }
-
-    #[cfg(test)]
-    pub fn path(&self) -> &std::path::Path {
-        &self.dir
-    }
-}
-
-impl Drop for ScriptDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
 pub struct NmapToolchain<R> {
     runner: R,
     nmap: PathBuf,
     /// `--script` entry of the status script: a path, or a name in tests.
     status_script: String,
-    _scripts: Option<ScriptDir>,
+    /// Holds the status script for as long as the chain lives.
+    _scripts: Option<PrivateDir>,
     settings: NmapSettings,
 }
 
 impl<R: CommandRunner> NmapToolchain<R> {
     /// Writes the NSE script to a private temporary directory.
     pub fn new(runner: R, nmap: PathBuf, settings: NmapSettings) -> Result<Self> {
-        let dir = ScriptDir::create().context("nmap toolchain")?;
+        let dir = PrivateDir::create("xray-loader-nse").context("nmap toolchain")?;
+        let script = dir.write("xray-http-status.nse", HTTP_STATUS_NSE)?;
         Ok(NmapToolchain {
             runner,
             nmap,
-            status_script: dir.script.display().to_string(),
+            status_script: script.display().to_string(),
             _scripts: Some(dir),
             settings,
         })
@@ -177,6 +145,7 @@ impl<R: CommandRunner> NmapToolchain<R> {
             args,
             stdin: String::new(),
             timeout: self.settings.timeout,
+            cwd: None,
         }
     }
 }
@@ -203,6 +172,7 @@ impl<R: CommandRunner> Toolchain for NmapToolchain<R> {
             args: vec!["--version".into()],
             stdin: String::new(),
             timeout: Duration::from_secs(15),
+            cwd: None,
         };
         let run = self.runner.run(&inv).await;
         let v = parse_version(&format!("{}\n{}", run.stdout, run.stderr));
@@ -212,6 +182,35 @@ impl<R: CommandRunner> Toolchain for NmapToolchain<R> {
         BTreeMap::from([("nmap".to_string(), v)])
     }
 
+    /// nmap takes its SNI and Host per run, so each endpoint gets its own.
+    async fn scan(&self, targets: &[EndpointTarget], limits: &RunLimits) -> Vec<Option<Scanned>> {
+        // Indices, not references: a closure over `&EndpointTarget` is not
+        // general enough for a `Send` future.
+        futures::stream::iter(0..targets.len())
+            .map(|i| async move {
+                let t = &targets[i];
+                if std::time::Instant::now() >= limits.deadline {
+                    return None;
+                }
+                let started = now();
+                tracing::info!(ip = %t.ip, domain = ?t.domain, "endpoint scan started");
+                let result = self.scan_endpoint(t).await;
+                if let Some(pb) = &limits.progress {
+                    pb.inc(1);
+                }
+                Some(Scanned {
+                    result,
+                    started,
+                    finished: now(),
+                })
+            })
+            .buffered(limits.parallel)
+            .collect()
+            .await
+    }
+}
+
+impl<R: CommandRunner> NmapToolchain<R> {
     async fn scan_endpoint(&self, t: &EndpointTarget) -> EndpointResult {
         let mut res = EndpointResult::default();
         let inv = self.invocation(t);
@@ -324,7 +323,7 @@ mod tests {
 
     fn runner(xml: String) -> FixtureRunner {
         let mut r = FixtureRunner::default();
-        r.stdout.insert("nmap", xml);
+        r.set("nmap", "", xml);
         r
     }
 
@@ -418,7 +417,7 @@ mod tests {
     #[tokio::test]
     async fn the_script_dir_holds_the_status_script_and_is_removed() {
         let c = NmapToolchain::new(runner(String::new()), "nmap".into(), settings()).unwrap();
-        let dir = c._scripts.as_ref().unwrap().path().to_path_buf();
+        let dir = c._scripts.as_ref().unwrap().path.clone();
         let script = std::fs::read_to_string(dir.join("xray-http-status.nse")).unwrap();
         assert!(script.contains("portrule = shortport.http"));
         assert!(c.invocation(&target(None)).args[8].ends_with("/xray-http-status.nse"));

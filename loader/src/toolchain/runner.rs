@@ -27,6 +27,8 @@ pub struct Invocation {
     pub args: Vec<String>,
     pub stdin: String,
     pub timeout: Duration,
+    /// The tool's working directory; `None`: the loader's.
+    pub cwd: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,6 +108,9 @@ impl CommandRunner for ProcessRunner {
     async fn run(&self, inv: &Invocation) -> RunResult {
         let started = Instant::now();
         let mut cmd = Command::new(&inv.program);
+        if let Some(dir) = &inv.cwd {
+            cmd.current_dir(dir);
+        }
         cmd.args(&inv.args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -197,6 +202,42 @@ async fn read_capped<R: AsyncRead + Unpin>(mut r: R, cap: usize, keep_tail: bool
     out
 }
 
+/// A directory only this process uses, removed when dropped.
+#[derive(Debug)]
+pub struct PrivateDir {
+    pub path: PathBuf,
+}
+
+impl PrivateDir {
+    pub fn create(prefix: &str) -> anyhow::Result<PrivateDir> {
+        use anyhow::Context;
+        use std::os::unix::fs::DirBuilderExt;
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let path = std::env::temp_dir().join(format!("{prefix}-{}-{nanos}", std::process::id()));
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&path)
+            .with_context(|| format!("cannot create {}", path.display()))?;
+        Ok(PrivateDir { path })
+    }
+
+    pub fn write(&self, name: &str, contents: &str) -> anyhow::Result<PathBuf> {
+        use anyhow::Context;
+        let p = self.path.join(name);
+        std::fs::write(&p, contents).with_context(|| format!("cannot write {}", p.display()))?;
+        Ok(p)
+    }
+}
+
+impl Drop for PrivateDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
 /// `name` on PATH, like `command -v`.
 pub fn find_on_path(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
@@ -244,6 +285,7 @@ mod tests {
             args: args.iter().map(|s| s.to_string()).collect(),
             stdin: "192.0.2.1\n".into(),
             timeout: Duration::from_millis(timeout_ms),
+            cwd: None,
         }
     }
 

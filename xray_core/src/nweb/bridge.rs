@@ -373,19 +373,7 @@ mod tests {
         let out = diff_scan(p, prior, &EngineConfig::default());
         for u in &out.upserts {
             prior.retain(|x| x.identity_key != u.exposure.identity_key);
-            let e = &u.exposure;
-            prior.push(PriorState {
-                identity_key: e.identity_key.clone(),
-                asset_id: e.asset_id,
-                observed_host: e.observed_host.clone(),
-                risk_bucket: e.risk_bucket,
-                proto: e.proto.clone(),
-                port: e.port,
-                fingerprint: e.fingerprint.clone(),
-                status: u.status,
-                material_hash: e.material_hash.clone(),
-                reopen_count: u.reopen_count,
-            });
+            prior.push(PriorState::from_upsert(u));
         }
         for k in &out.fixed {
             prior

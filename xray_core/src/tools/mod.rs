@@ -8,6 +8,7 @@
 //! the scan. The field names and their history are documented in
 //! `fixtures/tool-output/FIELDS.md` of the shared specs.
 
+pub mod cert;
 pub mod httpx;
 pub mod naabu;
 pub mod nmap;
@@ -22,7 +23,7 @@ use crate::contract::{ErrorEntry, Timestamp};
 pub use httpx::{parse_httpx, HttpxRecord};
 pub use naabu::{parse_naabu, NaabuHit};
 pub use nmap::{parse_nmap, NmapObservations};
-pub use nuclei::parse_nuclei;
+pub use nuclei::{nuclei_hits, parse_nuclei, NucleiHit};
 pub use tlsx::{parse_tlsx, TlsxRecord};
 
 /// What a parser returns: the records it understood and one error per record

@@ -38,6 +38,37 @@ pub fn parse_nuclei(text: &str) -> ToolParse<NucleiFinding> {
     out
 }
 
+/// One template run against one target, matched or not: with `-ms`
+/// (`-matcher-status`) nuclei prints a record for every template it ran on a
+/// target, so a target without any record was never scanned (nuclei skips
+/// hosts after errors, and `-silent` hides that).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NucleiHit {
+    pub template_id: String,
+    /// The address nuclei connected to.
+    pub ip: Option<String>,
+    pub port: Option<u16>,
+    pub matched: bool,
+}
+
+/// Every record of a `-ms` run as a [`NucleiHit`]; records that cannot be
+/// read are left out (`parse_nuclei` reports them).
+pub fn nuclei_hits(text: &str) -> Vec<NucleiHit> {
+    read_json_records(text, TOOL)
+        .items
+        .into_iter()
+        .filter_map(|r| {
+            let f = finding(&r.object).ok()?;
+            Some(NucleiHit {
+                template_id: f.template_id,
+                ip: f.ip,
+                port: f.port,
+                matched: r.object.get("matcher-status").and_then(Value::as_bool) != Some(false),
+            })
+        })
+        .collect()
+}
+
 fn finding(obj: &Map<String, Value>) -> Result<NucleiFinding, String> {
     let template_id =
         str_field(obj, &["template-id", "templateID", "template_id"]).ok_or("record has no template-id")?;

@@ -5,13 +5,15 @@
 //! `-ve` adds `version_enum` and `-ce` adds `cipher_enum` with weak/insecure
 //! classes. Very old tlsx (mid 2022) used dashed keys. With `-probe-status`,
 //! a failed handshake prints `{"host","port","probe_status":false,"error"}`.
+//! With `-cert` the record carries the PEM, and the certificate fields come
+//! from it ([`super::cert`]); without it, from tlsx's own fields.
 
 use std::collections::BTreeSet;
 
 use serde_json::{json, Map, Value};
 
 use super::{
-    bool_field, field, parse_error, port_value, read_json_records, str_field, string_list, utc_timestamp, ToolParse,
+    bool_field, cert, field, parse_error, port_value, read_json_records, str_field, string_list, utc_timestamp, ToolParse,
 };
 use crate::canon::tls_version;
 use crate::contract::{Certificate, CipherClasses, ErrorEntry, Timestamp, TlsObservation};
@@ -140,6 +142,10 @@ pub(crate) fn record(obj: &Map<String, Value>, line: usize) -> Result<TlsParsed,
 }
 
 fn certificate(obj: &Map<String, Value>) -> Result<Option<Certificate>, String> {
+    // `-cert` prints the PEM: the certificate itself decides (see `cert`).
+    if let Some(pem) = str_field(obj, &["certificate"]) {
+        return cert::from_pem(&pem).map(|f| Some(f.certificate));
+    }
     let date = |keys: &[&str]| -> Result<Option<Timestamp>, String> {
         match str_field(obj, keys) {
             None => Ok(None),
@@ -272,7 +278,7 @@ mod tests {
     #[test]
     fn version_and_cipher_enumeration() {
         // Synthetic -ve -ce record (tlsx v1.1+ field names).
-        let text = r#"{"timestamp":"2026-02-05T11:00:00+01:00","host":"mail.example.com","ip":"192.0.2.25","port":"993","probe_status":true,"tls_version":"tls12","cipher":"TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256","expired":true,"mismatched":true,"not_before":"2025-01-01T00:00:00Z","not_after":"2026-01-01T00:00:00Z","subject_cn":"mail.example.com","serial":"0C:D0","fingerprint_hash":{"sha256":"AB12"},"certificate":"-----BEGIN CERTIFICATE-----\nMII...","jarm_hash":"07d14d16d21d21d","ja3_hash":"771,4865","version_enum":["tls10","tls11","tls12"],"cipher_enum":[{"version":"tls10","ciphers":{"weak":["TLS_RSA_WITH_AES_128_CBC_SHA"],"insecure":["TLS_RSA_WITH_RC4_128_SHA"]}},{"version":"tls12","ciphers":{"secure":["TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"],"weak":["TLS_RSA_WITH_AES_128_CBC_SHA"]}}]}"#;
+        let text = r#"{"timestamp":"2026-02-05T11:00:00+01:00","host":"mail.example.com","ip":"192.0.2.25","port":"993","probe_status":true,"tls_version":"tls12","cipher":"TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256","expired":true,"mismatched":true,"not_before":"2025-01-01T00:00:00Z","not_after":"2026-01-01T00:00:00Z","subject_cn":"mail.example.com","serial":"0C:D0","fingerprint_hash":{"sha256":"AB12"},"jarm_hash":"07d14d16d21d21d","ja3_hash":"771,4865","version_enum":["tls10","tls11","tls12"],"cipher_enum":[{"version":"tls10","ciphers":{"weak":["TLS_RSA_WITH_AES_128_CBC_SHA"],"insecure":["TLS_RSA_WITH_RC4_128_SHA"]}},{"version":"tls12","ciphers":{"secure":["TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"],"weak":["TLS_RSA_WITH_AES_128_CBC_SHA"]}}]}"#;
         let p = parse_tlsx(text);
         assert!(p.errors.is_empty(), "{:?}", p.errors);
         let t = &p.items[0];
@@ -288,7 +294,6 @@ mod tests {
         );
         assert_eq!(t.expired(), Some(true));
         assert_eq!(t.mismatched(), Some(true));
-        assert!(t.raw.get("certificate").is_none(), "PEM dropped");
         assert_eq!(t.timestamp.unwrap().to_string(), "2026-02-05T10:00:00Z");
     }
 

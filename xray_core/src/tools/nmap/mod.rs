@@ -19,12 +19,12 @@
 //!   construction in the name whatever the grade (NULL, anon, EXPORT, RC4,
 //!   RC2, single DES, MD5). **weak**: grade C, D or E and not insecure. A and
 //!   B are acceptable. Each suite is listed once, in the worse class.
-//! - `certificate` from `ssl-cert`: `subject_cn`, `issuer_cn`, `sans` (DNS
-//!   names and IP addresses of the subjectAltName extension), `not_before` /
-//!   `not_after` (nmap prints UTC without a zone; written with `Z`),
-//!   `is_self_signed` = the issuer name equals the subject name,
-//!   `cert_sha256` = nmap's `sha256` (7.94+) or SHA-256 of the DER in the PEM,
-//!   and from that DER `serial` and `spki_sha256`.
+//! - `certificate` from the PEM that `ssl-cert` prints, read by
+//!   [`super::cert`] exactly as tlsx's is. Without a PEM, from the script's
+//!   fields: `subject_cn`, `issuer_cn`, `sans` (DNS names and IP addresses of
+//!   the subjectAltName extension), `not_before` / `not_after` (nmap prints
+//!   UTC without a zone; written with `Z`), `is_self_signed` = the issuer name
+//!   equals the subject name, `cert_sha256` = nmap's `sha256` (7.94+).
 //!
 //! HTTP: `headers` are the `Name: value` lines of `http-headers` (lower-case
 //! names, repeated names joined with ", "); `status_code` comes from
@@ -41,7 +41,6 @@
 //! protocol list and the certificate are known), [`NmapObservations::http_urls`]
 //! the URL roots where `http-headers` printed.
 
-pub mod der;
 pub mod xml;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -49,7 +48,6 @@ use std::net::IpAddr;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use serde_json::{json, Map, Value};
-use sha2::{Digest, Sha256};
 
 use super::parse_error;
 use crate::canon::{canonical_url_root, tls_version};
@@ -463,24 +461,24 @@ fn certificate(s: &NmapScript) -> Option<Certificate> {
         .and_then(|v| v.elem("notAfter"))
         .or_else(|| output_line(s, "Not valid after:"))
         .and_then(nmap_time);
-    let der = d.elem("pem").and_then(der::pem_to_der);
-    let fields = der.as_deref().and_then(der::cert_fields);
-    let cert_sha256 = d
-        .elem("sha256")
-        .and_then(|h| {
-            let h: String = h.chars().filter(|c| !c.is_whitespace() && *c != ':').collect();
-            (h.len() == 64 && h.chars().all(|c| c.is_ascii_hexdigit())).then(|| h.to_ascii_lowercase())
-        })
-        .or_else(|| der.as_deref().map(|der| hex::encode(Sha256::digest(der))));
+    // The certificate itself, when nmap printed it, decides every field
+    // (the same reader as tlsx's); the script's own fields are the fallback.
+    if let Some(facts) = d.elem("pem").and_then(|p| super::cert::from_pem(p).ok()) {
+        return Some(facts.certificate);
+    }
+    let cert_sha256 = d.elem("sha256").and_then(|h| {
+        let h: String = h.chars().filter(|c| !c.is_whitespace() && *c != ':').collect();
+        (h.len() == 64 && h.chars().all(|c| c.is_ascii_hexdigit())).then(|| h.to_ascii_lowercase())
+    });
     let cert = Certificate {
         subject_cn,
         issuer_cn,
-        serial: fields.as_ref().map(|f| f.serial.clone()),
+        serial: None,
         not_before,
         not_after,
         sans,
         is_self_signed,
-        spki_sha256: fields.map(|f| f.spki_sha256),
+        spki_sha256: None,
         cert_sha256,
     };
     let empty = cert.subject_cn.is_none() && cert.not_after.is_none() && cert.cert_sha256.is_none();
