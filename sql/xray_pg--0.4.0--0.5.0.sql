@@ -118,14 +118,24 @@ COMMENT ON VIEW xray.scan_summary IS 'One row per submitted scan: status, durati
 COMMENT ON COLUMN xray.scan_summary.warnings IS 'One "path: problem" text per warning, in payload order; the structured list is xray.scan_results.warnings';
 
 ------------------------------------------------------------------------------
--- RB6 fingerprint version 2: re-key the stored state.
+-- Identity rule changes of 0.5.0: re-key the stored state.
 ------------------------------------------------------------------------------
--- 0.4.0 keyed RB6 by `symptom:<symptom>` (fingerprint version 1). 0.5.0 keys
--- it by the port alone (`svc:unknown`, fingerprint version 2) and treats the
--- symptom as material, so a rescan that sees the same symptom emits nothing
--- and a changed symptom is one CHANGED. The events keep the identity they
--- were written with (they are immutable history); this table maps each
--- re-keyed or dropped identity to the one that carries its state now.
+-- Hosts and IPs as the engine writes them (RFC 5952 for IPv6, design D10).
+CREATE FUNCTION xray.canonical_host(host text) RETURNS text
+IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'xray_canonical_host_wrapper';
+COMMENT ON FUNCTION xray.canonical_host(text) IS 'A host or IP address as the engine writes it: trimmed, lowercase, without trailing dot; IP addresses in RFC 5952 form';
+
+-- Two identity rules changed:
+-- - RB6 (design D9): 0.4.0 keyed it by `symptom:<symptom>` (fingerprint
+--   version 1); 0.5.0 keys it by the port alone (`svc:unknown`, fingerprint
+--   version 2) and treats the symptom as material, so a rescan that sees the
+--   same symptom emits nothing and a changed symptom is one CHANGED.
+-- - IPv6 hosts (design D10): 0.4.0 only lowercased them, so
+--   `2001:db8:0:0:0:0:0:10`, `2001:db8::10` and `[2001:db8::10]` were three
+--   identities; 0.5.0 writes RFC 5952 (`2001:db8::10`).
+-- The events keep the identity they were written with (they are immutable
+-- history); this table maps each re-keyed or dropped identity to the one
+-- that carries its state now.
 CREATE TABLE xray.identity_rekeys (
     tenant_id        uuid        NOT NULL,
     old_identity_key text        NOT NULL,
@@ -139,35 +149,52 @@ CREATE TABLE xray.identity_rekeys (
     PRIMARY KEY (tenant_id, old_identity_key)
 );
 CREATE INDEX identity_rekeys_current ON xray.identity_rekeys (tenant_id, identity_key);
-COMMENT ON TABLE xray.identity_rekeys IS 'Identities re-keyed by an extension update (fingerprint rule change): events keep old_identity_key, the state row is now identity_key';
+COMMENT ON TABLE xray.identity_rekeys IS 'Identities re-keyed by an extension update (identity rule change): events keep old_identity_key, the state row is now identity_key';
 COMMENT ON COLUMN xray.identity_rekeys.kept IS 'true: this row of xray.exposures was kept and re-keyed; false: it collapsed into another row with the same new identity and was removed from the state (old_state keeps it)';
 COMMENT ON COLUMN xray.identity_rekeys.old_state IS 'The xray.exposures row as it was before the update';
-COMMENT ON COLUMN xray.identity_rekeys.rekeyed_in IS 'The update that re-keyed it, e.g. 0.4.0->0.5.0 RB6 fingerprint version 2';
+COMMENT ON COLUMN xray.identity_rekeys.rekeyed_in IS 'The update and the rule that re-keyed it, e.g. 0.4.0->0.5.0 RB6 fingerprint version 2';
 
--- The identity string of xray_core::identity with fpv:2 and fp:svc:unknown,
--- spelled out so that this script keeps meaning what it means today whatever
--- library runs it later. Rows on one port whose symptoms differed collapse
--- into one; the kept row is: open first, then triaged (suppressed,
+-- The identity string of xray_core::identity, spelled out so that this
+-- script keeps meaning what it means today whatever library runs it later
+-- (the host rule is RFC 5952, which xray.canonical_host applies to IPs and
+-- which does not move). Only observed_host, fingerprint, fingerprint_version
+-- and identity_key change. Rows that get the same new identity collapse into
+-- one; the kept row is: open first, then triaged (suppressed,
 -- false_positive), then fixed; then the latest last_seen; then the smallest
 -- identity_key. A row already at the new identity (ingested by the 0.5.0
 -- library before this update ran) takes part like any other.
-WITH rb6 AS (
+CREATE FUNCTION xray.rekey_0_5_host(observed_host text) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT CASE WHEN observed_host LIKE '%:%' THEN xray.canonical_host(observed_host) ELSE observed_host END
+$$;
+WITH candidates AS (
     SELECT x.*,
-           encode(sha256(convert_to(format('v1|tenant:%s|asset:%s|host:%s|bucket:RB6|proto:%s|port:%s|fpv:2|fp:svc:unknown',
-                                           x.tenant_id, x.asset_id, x.observed_host, x.proto, x.port), 'UTF8')), 'hex')
-               AS new_identity_key
+           xray.rekey_0_5_host(x.observed_host)                                  AS new_host,
+           CASE WHEN x.risk_bucket = 'RB6' THEN 'svc:unknown' ELSE x.fingerprint END AS new_fingerprint,
+           CASE WHEN x.risk_bucket = 'RB6' THEN 2 ELSE 1 END                      AS new_fpv
       FROM xray.exposures x
-     WHERE x.risk_bucket = 'RB6'
+     WHERE x.risk_bucket = 'RB6' OR x.observed_host LIKE '%:%'
+), keyed AS (
+    SELECT c.*,
+           encode(sha256(convert_to(format('v1|tenant:%s|asset:%s|host:%s|bucket:%s|proto:%s|port:%s|fpv:%s|fp:%s',
+                                           c.tenant_id, c.asset_id, c.new_host, c.risk_bucket, c.proto, c.port,
+                                           c.new_fpv, c.new_fingerprint), 'UTF8')), 'hex') AS new_identity_key
+      FROM candidates c
 ), ranked AS (
-    SELECT r.*,
-           row_number() OVER (PARTITION BY r.tenant_id, r.new_identity_key
-                              ORDER BY CASE r.status WHEN 'open' THEN 0 WHEN 'fixed' THEN 2 ELSE 1 END,
-                                       r.last_seen DESC, r.identity_key) AS rank
-      FROM rb6 r
+    SELECT k.*,
+           row_number() OVER (PARTITION BY k.tenant_id, k.new_identity_key
+                              ORDER BY CASE k.status WHEN 'open' THEN 0 WHEN 'fixed' THEN 2 ELSE 1 END,
+                                       k.last_seen DESC, k.identity_key) AS rank
+      FROM keyed k
 )
 INSERT INTO xray.identity_rekeys (tenant_id, old_identity_key, identity_key, risk_bucket, kept, old_status, old_state, rekeyed_in)
 SELECT r.tenant_id, r.identity_key, r.new_identity_key, r.risk_bucket, r.rank = 1, r.status,
-       to_jsonb(r) - 'new_identity_key' - 'rank', '0.4.0->0.5.0 RB6 fingerprint version 2'
+       to_jsonb(r) - ARRAY['new_host', 'new_fingerprint', 'new_fpv', 'new_identity_key', 'rank'],
+       '0.4.0->0.5.0 ' || concat_ws(', ',
+           CASE WHEN r.risk_bucket = 'RB6' AND (r.fingerprint <> r.new_fingerprint OR r.fingerprint_version <> 2)
+                THEN 'RB6 fingerprint version 2' END,
+           CASE WHEN r.observed_host <> r.new_host THEN 'IPv6 host in RFC 5952 form' END,
+           CASE WHEN r.rank > 1 THEN 'merged' END)
   FROM ranked r
  WHERE r.rank > 1 OR r.identity_key <> r.new_identity_key;
 
@@ -175,12 +202,16 @@ DELETE FROM xray.exposures x
  USING xray.identity_rekeys k
  WHERE k.tenant_id = x.tenant_id AND k.old_identity_key = x.identity_key AND NOT k.kept;
 UPDATE xray.exposures x
-   SET identity_key = k.identity_key
+   SET identity_key = k.identity_key,
+       observed_host = xray.rekey_0_5_host(x.observed_host),
+       fingerprint = CASE WHEN x.risk_bucket = 'RB6' THEN 'svc:unknown' ELSE x.fingerprint END,
+       fingerprint_version = CASE WHEN x.risk_bucket = 'RB6' THEN 2 ELSE x.fingerprint_version END
   FROM xray.identity_rekeys k
  WHERE k.tenant_id = x.tenant_id AND k.old_identity_key = x.identity_key AND k.kept;
 UPDATE xray.exposures
    SET fingerprint = 'svc:unknown', fingerprint_version = 2
  WHERE risk_bucket = 'RB6' AND (fingerprint <> 'svc:unknown' OR fingerprint_version <> 2);
+DROP FUNCTION xray.rekey_0_5_host(text);
 
 ALTER TABLE xray.identity_rekeys ENABLE ROW LEVEL SECURITY;
 ALTER TABLE xray.identity_rekeys FORCE ROW LEVEL SECURITY;
@@ -395,11 +426,6 @@ CREATE OR REPLACE FUNCTION xray_ingest_scan_result() RETURNS trigger
 LANGUAGE c SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'xray_ingest_trigger_0_5_wrapper';
 COMMENT ON FUNCTION xray_ingest_scan_result() IS 'BEFORE INSERT trigger of xray.scan_results: validate, skip stale assets, diff, write events/state/inventory/warnings, NOTIFY xray_events';
-
--- Hosts and IPs as the engine writes them (RFC 5952 for IPv6, design D10).
-CREATE FUNCTION xray.canonical_host(host text) RETURNS text
-IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'xray_canonical_host_wrapper';
-COMMENT ON FUNCTION xray.canonical_host(text) IS 'A host or IP address as the engine writes it: trimmed, lowercase, without trailing dot; IP addresses in RFC 5952 form';
 
 -- The engine writes endpoint ids and hosts with canonical IPs since 0.5.0;
 -- proof_of_fix finds a FIXED event's endpoints in the payload through this.

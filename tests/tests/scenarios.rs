@@ -26,7 +26,7 @@ async fn diff_contract_scenarios_in_postgres() {
                     .client
                     .query_one(
                         "SELECT jsonb_build_object('status', status, 'stale_asset_ids', to_jsonb(stale_asset_ids),
-                                                   'warnings', warnings)
+                                                   'warning_paths', jsonb_path_query_array(warnings, '$[*].path'))
                            FROM xray.scan_results WHERE scan_id = $1::text::uuid",
                         &[&scan_id(payload)],
                     )

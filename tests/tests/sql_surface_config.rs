@@ -232,3 +232,25 @@ async fn targeted_profiles_have_no_port_coverage() {
     assert_eq!(row.get::<_, i32>("fixed_count"), 1, "a port the admin lists for the profile counts");
     db.finish().await;
 }
+
+/// A scan_profile the configuration does not know proves no port coverage
+/// (it used to fall back to baseline); a payload that names no profile is a
+/// baseline scan.
+#[tokio::test]
+async fn an_unknown_profile_proves_no_port_coverage_and_no_profile_is_baseline() {
+    let db = TestDb::new().await;
+    let c = &db.client;
+    let s02 = scenario("02-");
+    insert(c, &step_payload(&s02, 0)).await.unwrap();
+    let mut recheck = step_payload(&s02, 1);
+    recheck["scan"]["scan_profile"] = json!("weekly-custom");
+    let fixed = |p: Value| async move {
+        c.query("SELECT 1 FROM xray_diff_scan($1) WHERE event_type = 'FIXED'", &[&p]).await.unwrap().len()
+    };
+    assert_eq!(fixed(recheck.clone()).await, 0, "unknown profile");
+    c.batch_execute("INSERT INTO xray.scan_profiles (profile, ports) VALUES ('weekly-custom', '{22}')").await.unwrap();
+    assert_eq!(fixed(recheck.clone()).await, 1, "once the profile is configured");
+    recheck["scan"]["scan_profile"] = Value::Null;
+    assert_eq!(fixed(recheck).await, 1, "no profile named: baseline");
+    db.finish().await;
+}

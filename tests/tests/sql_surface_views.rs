@@ -305,3 +305,45 @@ async fn docs_example_queries_answer_the_questions() {
     }
     db.finish().await;
 }
+
+/// The engine writes IPs in RFC 5952 form (endpoint ids included); the
+/// fixing scan spelled the address differently, and proof_of_fix still finds
+/// the endpoint it checked in that scan's payload.
+#[tokio::test]
+async fn proof_of_fix_finds_an_ipv6_endpoint_in_any_spelling() {
+    let db = TestDb::new().await;
+    let c = &db.client;
+    let s17 = scenario("17-");
+    for i in 0..3 {
+        insert(c, &step_payload(&s17, i)).await.unwrap();
+    }
+    let row = c
+        .query_one(
+            "SELECT endpoint_id, host(endpoint_ip), open_tcp_ports_seen, port_state_seen, checked_target
+               FROM xray.proof_of_fix",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, String>(0), "ip:2001:db8::10");
+    assert_eq!(row.get::<_, String>(1), "2001:db8::10");
+    assert_eq!(row.get::<_, Vec<i32>>(2), [443], "the endpoint of the fixing payload was found");
+    assert_eq!(row.get::<_, String>(3), "not reported");
+    assert_eq!(row.get::<_, String>(4), "tcp/22");
+    let ids: Vec<String> = c
+        .query("SELECT DISTINCT endpoint_id FROM xray.scan_results, xray.payload_endpoints(payload) ORDER BY 1", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(ids, ["ip:2001:db8::10"], "every spelling gives the engine's endpoint id");
+    assert_eq!(
+        c.query_one("SELECT xray.canonical_host(' Example.COM. ') || ' ' || xray.canonical_host('[2001:DB8:0::10]')", &[])
+            .await
+            .unwrap()
+            .get::<_, String>(0),
+        "example.com 2001:db8::10"
+    );
+    db.finish().await;
+}
