@@ -26,8 +26,8 @@ TOOLS=(
 log() { printf '[pd-tools] %s\n' "$*" >&2; }
 
 installed_version() {
-  # Every tool prints "[INF] Current Version: vX.Y.Z" (naabu without the v).
-  "$BIN_DIR/$1" -version 2>&1 | sed -n 's/.*Current Version: v\{0,1\}\([0-9][0-9.]*\).*/\1/p' | head -1
+  # "Current Version: vX.Y.Z" (tlsx "version", naabu without the v; nuclei "Engine Version").
+  "$BIN_DIR/$1" -version 2>&1 | sed -n 's/.*[Vv]ersion: v\{0,1\}\([0-9][0-9.]*\).*/\1/p' | head -1
 }
 
 # naabu links libpcap even for the connect scan the loader asks for.
