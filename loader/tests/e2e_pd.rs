@@ -32,7 +32,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use e2e_support::{
-    events, failing_wrapper, find, free_port, open_exposures, preflight, scan, set, RmDir, Services, TestDb, DOMAIN,
+    assert_all_fixed_but_dmarc, events, failing_wrapper, find, free_port, open_exposures, preflight, scan, set, RmDir, Services, TestDb, DOMAIN,
 };
 use serde_json::Value;
 
@@ -212,21 +212,6 @@ fn pd_scans_of_real_services_give_new_changed_and_fixed_and_a_failed_tool_fixes_
 
     // 4. The same state with a working naabu: now they are fixed.
     let fourth = events(&db, &scan(&db, &assets));
-    let fixed: BTreeSet<String> = fourth
-        .iter()
-        .map(|e| e.split(' ').take(4).collect::<Vec<_>>().join(" "))
-        .collect();
-    let mut want = Vec::new();
-    for h in hosts {
-        for (bucket, port) in [("RB3", tls), ("RB4", tls), ("RB5", tls), ("RB6", 9200)] {
-            want.push(format!("FIXED {bucket} {h} {port}"));
-        }
-    }
-    assert_eq!(fixed, set(want), "fourth scan: {fourth:#?}");
-    assert_eq!(
-        open_exposures(&db),
-        set(vec![format!("RB7 {DOMAIN} 0")]),
-        "only DMARC p=none is left"
-    );
+    assert_all_fixed_but_dmarc(&db, &fourth, tls);
     drop(svc);
 }

@@ -11,8 +11,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use tokio_postgres::NoTls;
-use xray_tests::{admin_url, db_url};
+use xray_tests::{admin_url, connect, db_url};
 
 pub const DOMAIN: &str = "watchtower.test";
 /// One loader run: the demo configuration's tool timeouts are 300 s at most.
@@ -89,15 +88,6 @@ impl Drop for TestDb {
     }
 }
 
-pub async fn connect(url: &str) -> tokio_postgres::Client {
-    let (client, conn) = tokio_postgres::connect(url, NoTls)
-        .await
-        .unwrap_or_else(|e| panic!("cannot connect to PostgreSQL ({url}): {e}; run scripts/setup.sh"));
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    client
-}
 
 /// A program on PATH or in root's sbin directories.
 pub fn find(name: &str) -> Option<PathBuf> {
@@ -309,3 +299,25 @@ pub fn set(items: Vec<String>) -> BTreeSet<String> {
     items.into_iter().collect()
 }
 
+
+/// The last scan of both end-to-end tests, with nginx and the silent listener
+/// gone and the port scan working: RB3, RB4, RB5 and RB6 are FIXED on both
+/// hosts, and only the domain's DMARC `p=none` stays open.
+pub fn assert_all_fixed_but_dmarc(db: &TestDb, last: &BTreeSet<String>, tls: u16) {
+    let fixed: BTreeSet<String> = last
+        .iter()
+        .map(|e| e.split(' ').take(4).collect::<Vec<_>>().join(" "))
+        .collect();
+    let mut want = Vec::new();
+    for h in ["127.0.0.1", DOMAIN] {
+        for (bucket, port) in [("RB3", tls), ("RB4", tls), ("RB5", tls), ("RB6", 9200)] {
+            want.push(format!("FIXED {bucket} {h} {port}"));
+        }
+    }
+    assert_eq!(fixed, set(want), "last scan: {last:#?}");
+    assert_eq!(
+        open_exposures(db),
+        set(vec![format!("RB7 {DOMAIN} 0")]),
+        "only DMARC p=none is left"
+    );
+}

@@ -483,4 +483,32 @@ this is not json
         let back: HttpObservation = serde_json::from_value(v).unwrap();
         assert_eq!(back.status_code, Some(200));
     }
+
+    #[test]
+    fn v1_10_0_nf_prints_both_schemes_with_the_input() {
+        let p = parse_httpx(&fixture("v1.10.0_demo-services_watchtower.test.jsonl"));
+        assert!(p.errors.is_empty(), "{:?}", p.errors);
+        let mut got: Vec<(String, Option<u16>, Option<String>)> = p
+            .items
+            .iter()
+            .map(|h| (h.observation.url.clone(), h.observation.status_code, h.input.clone()))
+            .collect();
+        got.sort();
+        let mut want: Vec<(String, Option<u16>, Option<String>)> = ["127.0.0.1", "127.0.0.2"]
+            .iter()
+            .flat_map(|ip| {
+                [("http", 400), ("https", 200)].map(|(scheme, status)| {
+                    (
+                        format!("{scheme}://{ip}:18443"),
+                        Some(status),
+                        Some(format!("watchtower.test,{ip}:18443")),
+                    )
+                })
+            })
+            .collect();
+        want.sort();
+        assert_eq!(got, want);
+        let https = p.items.iter().find(|h| h.observation.scheme.as_deref() == Some("https")).unwrap();
+        assert!(!https.observation.headers.as_ref().unwrap().contains_key("x-frame-options"));
+    }
 }

@@ -273,4 +273,19 @@ mod tests {
         assert_eq!(msgs[4], "line 7: port 80 has neither host nor ip");
         assert!(p.errors.iter().all(|e| e.kind.as_deref() == Some("parse_error")));
     }
+
+    #[test]
+    fn v2_6_1_prints_every_open_port_twice() {
+        let p = parse_naabu(&fixture("v2.6.1_demo-services.jsonl"));
+        assert!(p.errors.is_empty(), "{:?}", p.errors);
+        assert_eq!(p.items.len(), 12);
+        let mut seen: Vec<(String, u16)> = p
+            .items
+            .iter()
+            .map(|h| (h.ip.clone().unwrap(), h.observation.port))
+            .collect();
+        seen.sort();
+        seen.dedup();
+        assert_eq!(seen.len(), 6, "2222, 9200 and 18443 on two addresses");
+    }
 }

@@ -319,4 +319,20 @@ mod tests {
         assert_eq!(msgs[1], "line 4: port 99999 is out of range");
         assert_eq!(msgs[2], "line 6: invalid JSON: key must be a string");
     }
+
+    #[test]
+    fn v3_11_1_matcher_status_records_every_template_run() {
+        let text = fixture("v3.11.1_demo-services_watchtower.test.jsonl");
+        let p = parse_nuclei(&text);
+        assert!(p.errors.is_empty(), "{:?}", p.errors);
+        let found: Vec<(&str, Option<&str>)> = p.items.iter().map(|f| (f.template_id.as_str(), f.ip.as_deref())).collect();
+        assert_eq!(
+            found,
+            vec![("watchtower-admin-panel", Some("127.0.0.1")), ("watchtower-admin-panel", Some("127.0.0.2"))]
+        );
+        let hits = nuclei_hits(&text);
+        assert_eq!(hits.len(), 4, "two templates on two addresses");
+        assert_eq!(hits.iter().filter(|h| !h.matched).count(), 2);
+        assert!(hits.iter().all(|h| h.port == Some(18443)));
+    }
 }

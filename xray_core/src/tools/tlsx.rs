@@ -346,4 +346,25 @@ mod tests {
         );
         assert_eq!(p.items[1].line, 6);
     }
+
+    #[test]
+    fn v1_2_2_with_cert_is_judged_from_the_pem() {
+        let p = parse_tlsx(&fixture("v1.2.2_demo-services_watchtower.test.jsonl"));
+        assert_eq!(p.items.len(), 2, "{:?}", p.errors);
+        assert_eq!(p.errors.len(), 4, "2222 and 9200 on both addresses failed the handshake");
+        assert!(p.errors.iter().all(|e| e.symptom() == Some("tls_handshake_fail")));
+        for t in &p.items {
+            assert_eq!(t.observation.sni.as_deref(), Some("watchtower.test"));
+            assert_eq!(t.observation.tls_versions, vec!["TLS1.0", "TLS1.2"]);
+            let c = t.observation.certificate.as_ref().unwrap();
+            // tlsx's subject_an leaves out the IP SAN; the certificate has it.
+            assert_eq!(t.raw["subject_an"], json!(["watchtower.test"]));
+            assert_eq!(c.sans, vec!["watchtower.test", "127.0.0.1"]);
+            assert_eq!(c.is_self_signed, Some(true));
+            assert_eq!(c.cert_sha256.as_deref(), t.raw["fingerprint_hash"]["sha256"].as_str());
+            assert_eq!(c.serial.as_deref(), t.raw["serial"].as_str());
+            assert_eq!(c.spki_sha256.as_deref().map(str::len), Some(64));
+            assert!(t.raw.get("certificate").is_none(), "PEM dropped from raw");
+        }
+    }
 }
