@@ -7,3 +7,5 @@ export PATH="$HOME/.cargo/bin:$PATH"
 scripts/setup.sh
 export DATABASE_URL="${DATABASE_URL:-host=/var/run/postgresql dbname=postgres}"
 cargo test --workspace --exclude xray_pg --no-fail-fast
+# Fuzz every decoder of untrusted input for a bounded time (FUZZ_SECONDS each).
+scripts/fuzz.sh
