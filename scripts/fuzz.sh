@@ -23,7 +23,7 @@ fi
 seconds="${FUZZ_SECONDS:-60}"
 # Every input that ever crashed, and the seeds, first: cheap, and a crash
 # there is a regression rather than news.
-cargo test --release --locked
+cargo test --locked
 
 mapfile -t listed < <(grep -v '^#' targets.txt | awk 'NF { print $1 }')
 targets=("${@:-${listed[@]}}")
@@ -45,7 +45,7 @@ for t in "${targets[@]}"; do
     if ! cargo fuzz run --codegen-units 16 "$t" "corpus/$t" "${seeds[@]}" -- \
         -max_total_time="$seconds" \
         -rss_limit_mb=1024 -malloc_limit_mb=64 -timeout=10 \
-        -print_final_stats=1 2>"corpus/$t.log"; then
+        -print_final_stats=1 >"corpus/$t.log" 2>&1; then
         tail -n 60 "corpus/$t.log" >&2
         failed+=("$t")
     else

@@ -320,13 +320,18 @@ value = "127.0.0.1"
             assert_eq!(nmap_ports(&tool_log, 1), "2222,18443");
 
             // 3. --dry-run reads no database, even with DATABASE_URL set: the
-            //    shipped verify list, and 9200 is an RB6 symptom again.
+            //    shipped verify list (empty since 0.5.0: a re-check probes what it
+            //    re-checks) plus the admin ports, and 9200 is an RB6 symptom again.
             std::fs::write(cfg, config("")).unwrap();
             let (out, log) =
                 loader_as(&role_url, &tool_log, &["--log-level", "info", "scan", "--assets", cfg, "--dry-run"]);
             assert!(log.contains("engine_config=default"), "{log}");
             let shipped = xray_core::EngineConfig::default();
-            let want: Vec<String> = shipped.ports_for_profile(Some("verify")).iter().map(u16::to_string).collect();
+            let mut want: Vec<u16> = shipped.ports_for_profile(Some("verify")).to_vec();
+            want.extend(shipped.admin_ports.keys());
+            want.sort_unstable();
+            want.dedup();
+            let want: Vec<String> = want.iter().map(u16::to_string).collect();
             assert_eq!(nmap_ports(&tool_log, 2), want.join(","));
             let dry: Value = serde_json::from_str(&out).unwrap();
             let ep = &dry["asset_results"][0]["endpoints"][0];

@@ -73,6 +73,20 @@ pub struct Conversion {
     pub errors: Vec<NwebError>,
 }
 
+/// Refuses a line the bundle verifier would refuse (a time past 9999, a NUL
+/// in a name, a latency beyond `int4`): a converter that wrote it would get an
+/// honest collector's bundle challenged, so it becomes an error on its record.
+pub(crate) fn check_publishable(line: &ScanprintLine) -> Result<(), String> {
+    let Ok(serde_json::Value::Object(obj)) = serde_json::to_value(line) else {
+        return Err("a scanprint line is not a JSON object".into());
+    };
+    match super::bundle::scanprint_row(1, &obj) {
+        Ok(_) => Ok(()),
+        Err(NwebError::Line { problem, .. }) => Err(problem),
+        Err(other) => Err(other.to_string()),
+    }
+}
+
 /// Lowercase hex SHA-256 of a banner, the only form in which banners leave the bundle.
 pub fn banner_sha256(banner: &[u8]) -> String {
     hex::encode(Sha256::digest(banner))

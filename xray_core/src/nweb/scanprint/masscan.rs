@@ -187,8 +187,18 @@ fn parse_ip(raw: &str) -> Result<IpAddr, String> {
         .map_err(|_| format!("\"ip\": {raw:?} is not an IP address"))
 }
 
+/// Unix seconds the bundle verifier accepts (up to 9999-12-31), so that what we
+/// read is also what we may publish.
+fn unix_seconds(ts: u64) -> Result<u64, String> {
+    if ts <= crate::nweb::bundle::MAX_UNIX_SECONDS {
+        Ok(ts)
+    } else {
+        Err(format!("timestamp {ts} is past the year 9999"))
+    }
+}
+
 fn parse_ts(v: Option<&Value>) -> Result<u64, String> {
-    match v {
+    let ts = match v {
         Some(Value::String(s)) => s
             .trim()
             .parse()
@@ -198,7 +208,8 @@ fn parse_ts(v: Option<&Value>) -> Result<u64, String> {
             .ok_or_else(|| format!("\"timestamp\": {n} is not unix seconds")),
         Some(other) => Err(format!("\"timestamp\": {other} is not unix seconds")),
         None => Err("\"timestamp\": missing".to_owned()),
-    }
+    }?;
+    unix_seconds(ts).map_err(|e| format!("\"timestamp\": {e}"))
 }
 
 fn parse_port(v: Option<&Value>) -> Result<u16, String> {
@@ -214,6 +225,8 @@ fn parse_port(v: Option<&Value>) -> Result<u16, String> {
 
 fn str_field<'a>(obj: &'a Map<String, Value>, key: &str) -> Result<&'a str, String> {
     match obj.get(key) {
+        // Names end up in jsonb, which cannot hold NUL; banners are only hashed.
+        Some(Value::String(s)) if s.contains('\0') => Err(format!("{key:?} contains a NUL character")),
         Some(Value::String(s)) => Ok(s),
         Some(other) => Err(format!("{key:?}: expected a string, got {other}")),
         None => Err(format!("{key:?}: missing")),
@@ -360,18 +373,25 @@ fn read_list_line(m: &mut Merger, line: &str) -> Result<(), String> {
             "expected \"<state> <proto> <port> <ip> <timestamp>\" or \"banner ...\", got {line:?}"
         ));
     };
+    if proto.contains('\0') {
+        return Err("the protocol contains a NUL character".to_owned());
+    }
     let port: u16 = port
         .parse()
         .map_err(|_| format!("port {port:?} is not a port number"))?;
     let ip = parse_ip(ip)?;
     let ts: u64 = ts
         .parse()
-        .map_err(|_| format!("timestamp {ts:?} is not unix seconds"))?;
+        .map_err(|_| format!("timestamp {ts:?} is not unix seconds"))
+        .and_then(unix_seconds)?;
     if kind == "banner" {
         let name = fields
             .next()
             .filter(|s| !s.is_empty())
             .ok_or_else(|| "banner line has no service name".to_owned())?;
+        if name.contains('\0') {
+            return Err("the service name contains a NUL character".to_owned());
+        }
         let banner = fields.next().unwrap_or("");
         m.banner(ip, proto, port, name, list_banner_bytes(banner), ts);
     } else {
@@ -734,7 +754,7 @@ mod tests {
                 "line 6: \"timestamp\": \"yesterday\" is not unix seconds",
                 "line 8: \"ports\"[0].\"port\": 70000 is not a port number",
                 "line 10: \"ports\"[0].\"status\": missing",
-                "line 12: \"ports\"[0].\"status\": \"op\\0en\" is not a masscan port state",
+                "line 12: \"ports\"[0].\"status\" contains a NUL character",
                 "line 14: not a masscan record (not a JSON object)",
                 "line 16: neither a \"ports\" array nor a \"rec_type\"",
             ]
@@ -785,5 +805,19 @@ mod tests {
             let _ = from_masscan_list(input, &ctx());
         }
         assert_eq!(from_masscan_json("{\"ip\":\"1.2.3.4\",\"timestamp\":\"1\",\"ports\":[{\"port\":1,\"proto\":\"tcp\",\"service\":7}]}", &ctx()).errors.len(), 1);
+    }
+
+    /// Found by the `scanprint_masscan` fuzz target: a timestamp past 9999 or a NUL in a
+    /// name was written into a line the bundle verifier then refused.
+    #[test]
+    fn lines_the_verifier_would_refuse_are_errors() {
+        let list = "open tcp 79 192.0.2.1 15292290529229065\nopen tcp 80 192.0.2.1 1529229065\nopen tc\0p 81 192.0.2.1 1\nbanner tcp 82 192.0.2.1 1 ss\0h x\n";
+        let json = "{\"ip\":\"192.0.2.1\",\"timestamp\":\"253402300800\",\"ports\":[{\"port\":1,\"proto\":\"tcp\",\"status\":\"open\"}]}\n{\"ip\":\"192.0.2.1\",\"timestamp\":\"1\",\"ports\":[{\"port\":2,\"proto\":\"t\\u0000cp\",\"status\":\"open\"}]}\n";
+        for (text, bad_lines) in [(list, vec![1, 3, 4]), (json, vec![1, 2])] {
+            let c = from_masscan(text, &ctx());
+            let lines: Vec<usize> = c.errors.iter().filter_map(NwebError::line_number).collect();
+            assert_eq!(lines, bad_lines, "{:?}", c.errors);
+            crate::nweb::bundle::check_scanprint(&crate::nweb::scanprint::to_jsonl(&c.lines)).unwrap();
+        }
     }
 }

@@ -2,7 +2,7 @@
 
 use super::{
     banner_sha256, canonical_ip, cert_fpr_from_pem, normalize_hex, sort_lines, Conversion,
-    ScanprintContext, ScanprintLine,
+    ScanprintContext, ScanprintLine, check_publishable,
 };
 use crate::nweb::NwebError;
 use crate::tools::nmap::{NmapHost, NmapRunInfo, NmapScript, NmapXmlEvent, NmapXmlReader};
@@ -312,7 +312,7 @@ fn finish_host(out: &mut Conversion, ctx: &ScanprintContext, run: &NmapRunInfo, 
         let cert_fpr = p
             .script("ssl-cert")
             .and_then(|s| CertEvidence::of(s).fingerprint());
-        out.lines.push(ScanprintLine {
+        let line = ScanprintLine {
             ts,
             ip: ip.clone(),
             port,
@@ -329,7 +329,14 @@ fn finish_host(out: &mut Conversion, ctx: &ScanprintContext, run: &NmapRunInfo, 
             tool_version: tool_version.clone(),
             options: options.clone(),
             vantage: ctx.vantage.clone(),
-        });
+        };
+        match check_publishable(&line) {
+            Ok(()) => out.lines.push(line),
+            Err(problem) => out.errors.push(NwebError::line(
+                p.line,
+                format!("host {ip}: port {port}: {problem}; the port was skipped"),
+            )),
+        }
     }
 }
 
@@ -593,8 +600,9 @@ mod tests {
 </ports></host>
 <host><address addr="aa:bb:cc:dd:ee:ff" addrtype="mac"/><ports>
 <port protocol="tcp" portid="80"><state state="open"/></port></ports></host>
-</nmaprun>"#;
-        let c = from_nmap_xml(xml, &ctx()).unwrap();
+</nmaprun>"#
+            .replace('@', "\0");
+        let c = from_nmap_xml(&xml, &ctx()).unwrap();
         assert_eq!(c.lines.len(), 1);
         assert_eq!(
             (c.lines[0].port, c.lines[0].ts),
@@ -689,5 +697,29 @@ mod tests {
             merkle::scanprint_merkle_root(&to_jsonl(&ca.lines)).unwrap(),
             merkle::scanprint_merkle_root(&to_jsonl(&cb.lines)).unwrap()
         );
+    }
+
+    /// Found by the `scanprint_nmap_xml` fuzz target: a NUL in a service name (or a
+    /// time past 9999, an srtt beyond int4) made a line the bundle verifier refused.
+    #[test]
+    fn ports_the_verifier_would_refuse_are_errors() {
+        let xml = r#"<nmaprun start="1700000000" version="7.93">
+<host><address addr="192.0.2.1" addrtype="ipv4"/><ports>
+<port protocol="tcp" portid="22"><state state="open"/><service name="ss@h"/></port>
+<port protocol="tcp" portid="80"><state state="open"/><service name="http"/></port>
+</ports></host>
+<host starttime="253402300800" endtime="253402300801"><address addr="192.0.2.2" addrtype="ipv4"/><ports>
+<port protocol="tcp" portid="22"><state state="open"/></port>
+</ports></host>
+<host><address addr="192.0.2.3" addrtype="ipv4"/><ports>
+<port protocol="tcp" portid="22"><state state="open"/></port>
+</ports><times srtt="9999999999999" rttvar="1" to="1"/></host>
+</nmaprun>"#
+            .replace('@', "\0");
+        let c = from_nmap_xml(&xml, &ctx()).unwrap();
+        let lines: Vec<usize> = c.errors.iter().filter_map(NwebError::line_number).collect();
+        assert_eq!(lines, vec![3, 7, 10], "{:?}", c.errors);
+        assert_eq!(c.lines.len(), 1, "{:?}", c.lines);
+        crate::nweb::bundle::check_scanprint(&to_jsonl(&c.lines)).unwrap();
     }
 }
