@@ -569,8 +569,10 @@ impl BlockSource for HashMap<Cid, Vec<u8>> {
 /// Reads a whole UnixFS directory into (relative path, bytes), sorted by path.
 ///
 /// Every block reached is required; a missing one is an error naming its CID, which is
-/// how a truncated download is caught. `max_bytes` bounds the output, because a DAG may
-/// reference one block many times and so describe far more data than it carries.
+/// how a truncated download is caught. `max_bytes` bounds the file bytes, and through
+/// [`work_limit`] the work: a DAG may reach one block many times, so every block read
+/// costs its size (at least one) each time and every path its length. Counting only file
+/// bytes let a few KB of shared directories of empty files expand without end.
 pub fn unpack_directory(
     root: &Cid,
     blocks: &dyn BlockSource,
@@ -579,6 +581,7 @@ pub fn unpack_directory(
     let mut u = Unpacker {
         blocks,
         budget: max_bytes,
+        work: work_limit(max_bytes),
         files: Vec::new(),
     };
     let node = u.dag_pb(root)?;
@@ -601,6 +604,7 @@ pub fn read_file(
     let mut u = Unpacker {
         blocks,
         budget: max_bytes,
+        work: work_limit(max_bytes),
         files: Vec::new(),
     };
     let mut out = Vec::new();
@@ -615,9 +619,17 @@ fn unixfs_of(cid: &Cid, node: &PbNode) -> Result<UnixFsData, NwebError> {
     decode_unixfs(data).map_err(|e| NwebError::block(cid, format!("bad UnixFS Data: {e}")))
 }
 
+/// Bytes of blocks and paths an unpack of at most `max_bytes` may read. An honest
+/// Kubo DAG reads its file bytes plus well under 1% in nodes; the slack is for tiny
+/// files, whose nodes outweigh their data.
+pub fn work_limit(max_bytes: u64) -> u64 {
+    max_bytes.saturating_mul(2).saturating_add(1 << 20)
+}
+
 struct Unpacker<'a> {
     blocks: &'a dyn BlockSource,
     budget: u64,
+    work: u64,
     files: Vec<(String, Vec<u8>)>,
 }
 
@@ -632,7 +644,7 @@ impl Unpacker<'_> {
             .ok_or_else(|| NwebError::block(cid, "missing: not among the blocks received"))
     }
 
-    fn dag_pb(&self, cid: &Cid) -> Result<PbNode, NwebError> {
+    fn dag_pb(&mut self, cid: &Cid) -> Result<PbNode, NwebError> {
         // Absence first: for a root that is not there, "missing" is the useful report.
         let bytes = self.raw(cid)?;
         if cid.codec() != DAG_PB {
@@ -641,7 +653,17 @@ impl Unpacker<'_> {
                 format!("expected dag-pb, codec is 0x{:x}", cid.codec()),
             ));
         }
-        decode_pb_node(bytes).map_err(|e| NwebError::block(cid, format!("bad dag-pb: {e}")))
+        let node = decode_pb_node(bytes).map_err(|e| NwebError::block(cid, format!("bad dag-pb: {e}")))?;
+        let n = bytes.len();
+        self.charge(cid, n)?;
+        Ok(node)
+    }
+
+    fn charge(&mut self, cid: &Cid, n: usize) -> Result<(), NwebError> {
+        self.work = self.work.checked_sub(n.max(1) as u64).ok_or_else(|| {
+            NwebError::block(cid, "the DAG reaches its blocks so often that reading it exceeds the allowed maximum")
+        })?;
+        Ok(())
     }
 
     fn take(&mut self, cid: &Cid, n: usize) -> Result<(), NwebError> {
@@ -676,21 +698,19 @@ impl Unpacker<'_> {
                 ));
             }
             let child_path = join(path, name);
-            let is_dir = link.cid.codec() == DAG_PB && {
+            self.charge(cid, child_path.len())?;
+            let mut bytes = Vec::new();
+            if link.cid.codec() == DAG_PB {
                 let child = self.dag_pb(&link.cid)?;
-                let data = unixfs_of(&link.cid, &child)?;
-                if data.kind == TYPE_DIRECTORY {
+                if unixfs_of(&link.cid, &child)?.kind == TYPE_DIRECTORY {
                     self.directory(&link.cid, &child, &child_path, depth + 1)?;
-                    true
-                } else {
-                    false
+                    continue;
                 }
-            };
-            if !is_dir {
-                let mut bytes = Vec::new();
+                self.file_node(&link.cid, &child, &mut bytes, depth + 1)?;
+            } else {
                 self.file(&link.cid, &mut bytes, depth + 1)?;
-                self.files.push((child_path, bytes));
             }
+            self.files.push((child_path, bytes));
         }
         Ok(())
     }
@@ -702,43 +722,48 @@ impl Unpacker<'_> {
         match cid.codec() {
             RAW => {
                 let n = self.raw(cid)?.len();
+                self.charge(cid, n)?;
                 self.take(cid, n)?;
                 out.extend_from_slice(self.raw(cid)?);
                 Ok(())
             }
             DAG_PB => {
                 let node = self.dag_pb(cid)?;
-                let data = unixfs_of(cid, &node)?;
-                if data.kind != TYPE_FILE && data.kind != TYPE_RAW {
-                    return Err(NwebError::block(
-                        cid,
-                        format!("UnixFS type {} is not a file (symlinks and HAMT shards are not supported)", data.kind),
-                    ));
-                }
-                let start = out.len();
-                if let Some(inline) = &data.data {
-                    self.take(cid, inline.len())?;
-                    out.extend_from_slice(inline);
-                }
-                for link in &node.links {
-                    self.file(&link.cid, out, depth + 1)?;
-                }
-                let got = (out.len() - start) as u64;
-                if let Some(size) = data.filesize {
-                    if size != got {
-                        return Err(NwebError::block(
-                            cid,
-                            format!("filesize says {size} bytes, the tree holds {got}"),
-                        ));
-                    }
-                }
-                Ok(())
+                self.file_node(cid, &node, out, depth)
             }
             other => Err(NwebError::block(
                 cid,
                 format!("codec 0x{other:x} is not part of UnixFS"),
             )),
         }
+    }
+
+    fn file_node(&mut self, cid: &Cid, node: &PbNode, out: &mut Vec<u8>, depth: usize) -> Result<(), NwebError> {
+        let data = unixfs_of(cid, node)?;
+        if data.kind != TYPE_FILE && data.kind != TYPE_RAW {
+            return Err(NwebError::block(
+                cid,
+                format!("UnixFS type {} is not a file (symlinks and HAMT shards are not supported)", data.kind),
+            ));
+        }
+        let start = out.len();
+        if let Some(inline) = &data.data {
+            self.take(cid, inline.len())?;
+            out.extend_from_slice(inline);
+        }
+        for link in &node.links {
+            self.file(&link.cid, out, depth + 1)?;
+        }
+        let got = (out.len() - start) as u64;
+        if let Some(size) = data.filesize {
+            if size != got {
+                return Err(NwebError::block(
+                    cid,
+                    format!("filesize says {size} bytes, the tree holds {got}"),
+                ));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -1187,6 +1212,23 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("more data than the allowed maximum"), "{err}");
+    }
+
+    /// Found by the `unixfs_dag` fuzz target's design: 20 directory blocks, each
+    /// listing the next twice, describe 2^20 empty files. Only file bytes were counted,
+    /// so this unpacked (given depth 60, it never returned) inside any budget.
+    #[test]
+    fn shared_subtrees_cannot_multiply_the_work() {
+        let empty = sha256_cid(RAW, b"");
+        let mut map: HashMap<Cid, Vec<u8>> = [(empty, Vec::new())].into_iter().collect();
+        let mut child = empty;
+        for _ in 0..20 {
+            let block = encode_pb_node([(&child, "a", 0), (&child, "b", 0)], &[0x08, 0x01]);
+            child = sha256_cid(DAG_PB, &block);
+            map.insert(child, block);
+        }
+        let err = unpack_directory(&child, &map, 1 << 20).unwrap_err().to_string();
+        assert!(err.contains("exceeds the allowed maximum"), "{err}");
     }
 
     #[test]
