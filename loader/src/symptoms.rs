@@ -16,15 +16,8 @@ pub const TLS_EXPECTED_PORTS: &[u16] = &[443, 465, 636, 853, 989, 990, 992, 993,
 fn identified(res: &EndpointResult, port: u16) -> bool {
     let http = res.http.iter().any(|h| h.obs.answered_on(port));
     let tls = res.tls.iter().any(|t| t.obs.handshake_on(port));
-    // A service name nmap took from its port table is a guess, not an answer.
-    let nmap = res.nmap.iter().any(|n| {
-        n.obs.port == port
-            && n.extra.get("service_method").and_then(|m| m.as_str()) != Some("table")
-            && n.obs
-                .service
-                .as_deref()
-                .is_some_and(|s| !matches!(s, "" | "unknown" | "tcpwrapped"))
-    });
+    // The engine's rule: a name from nmap's port table is a guess, not an answer.
+    let nmap = res.nmap.iter().any(|n| n.obs.port == port && n.obs.identifies_service());
     http || tls || nmap
 }
 
@@ -244,6 +237,7 @@ mod tests {
         let mut guess = Observed::new(NmapFinding {
             port: 8000,
             service: Some("http-alt".into()),
+            service_method: Some("table".into()),
             ..ssh
         });
         guess.extra.insert("service_method".into(), json!("table"));

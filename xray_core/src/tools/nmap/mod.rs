@@ -242,7 +242,8 @@ fn finding(ip: IpAddr, port: u16, proto: &str, state: &str, p: &NmapPort) -> Nma
         .filter_map(|s| Some((s.id.clone()?, s.output.as_deref().map(|o| o.trim().to_string()))))
         .collect();
     let mut extra = Map::new();
-    if let Some(m) = nonempty(&svc.method) {
+    let service_method = nonempty(&svc.method);
+    if let Some(m) = &service_method {
         extra.insert("service_method".into(), json!(m));
     }
     if let Some(c) = svc.conf.as_deref().and_then(|c| c.trim().parse::<u8>().ok()) {
@@ -262,7 +263,7 @@ fn finding(ip: IpAddr, port: u16, proto: &str, state: &str, p: &NmapPort) -> Nma
             product: nonempty(&svc.product),
             version: nonempty(&svc.version),
             scripts: (!scripts.is_empty()).then_some(scripts),
-            service_method: None,
+            service_method,
         },
         extra,
     }
