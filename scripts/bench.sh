@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The benchmark suite in one command (see BENCHMARKS.md):
 #   1. scripts/setup.sh: packages, PostgreSQL 15, the extension built and installed
-#   2. criterion benchmarks of xray_core (parse, normalise, diff, identity, Merkle)
+#   2. criterion benchmarks of the pure crates: xray_engine (parse, normalise,
+#      diff, identity) and nweb (Merkle root)
 #   3. xray-bench: ingest inside PostgreSQL (trigger vs bare INSERT, 1k and 10k
 #      endpoints, first scan / no-change rescan / 10 % churn, 3 repetitions),
 #      the scale run at 100k endpoints, the engine alone at every size, and
@@ -27,10 +28,11 @@ fi
 
 log "building (release)"
 cargo build --release -p xray_bench
-cargo bench -p xray_core --bench engine --no-run
+cargo bench -p xray_engine --bench engine --no-run
+cargo bench -p nweb --bench merkle --no-run
 
-log "criterion: xray_core (cargo bench -p xray_core --bench engine)"
-cargo bench -p xray_core --bench engine 2>&1 | tee "$out/criterion-raw.txt" >&2
+log "criterion: cargo bench -p xray_engine --bench engine; cargo bench -p nweb --bench merkle"
+{ cargo bench -p xray_engine --bench engine; cargo bench -p nweb --bench merkle; } 2>&1 | tee "$out/criterion-raw.txt" >&2
 # One line per benchmark: name, median time, median throughput.
 awk '
   /^[a-z]/ { name = $0; sub(/ +time:.*$/, "", name); t = "" }
@@ -46,7 +48,7 @@ XRAY_BENCH_COMMAND="scripts/bench.sh${*:+ $*}" target/release/xray-bench "$@" >/
 
 {
   cat "$out/results.md"
-  echo "### xray_core alone (criterion, median)"
+  echo "### The pure crates alone (criterion, median)"
   echo
   echo "| benchmark | time | throughput |"
   echo "|---|---:|---:|"

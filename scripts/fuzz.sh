@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Fuzzes every target in xray_core/fuzz for FUZZ_SECONDS each (default 60) and
+# Fuzzes every target in fuzz for FUZZ_SECONDS each (default 60) and
 # fails on the first crash, leak, timeout or oversized allocation.
 #
 #   scripts/fuzz.sh                  every target
@@ -11,7 +11,7 @@
 # nightly we run the project's stable toolchain with RUSTC_BOOTSTRAP=1, which
 # unlocks those flags on the compiler we already test with.
 set -euo pipefail
-cd "$(dirname "$0")/../xray_core/fuzz"
+cd "$(dirname "$0")/../fuzz"
 export PATH="$HOME/.cargo/bin:$PATH"
 export RUSTC_BOOTSTRAP=1
 
@@ -54,7 +54,7 @@ for t in "${targets[@]}"; do
 done
 
 if ((${#failed[@]})); then
-    echo "fuzz: crashes in ${failed[*]}; inputs are in xray_core/fuzz/artifacts/<target>/" >&2
+    echo "fuzz: crashes in ${failed[*]}; inputs are in fuzz/artifacts/<target>/" >&2
     exit 1
 fi
 echo "fuzz: ${#targets[@]} targets, ${seconds}s each, no crash"

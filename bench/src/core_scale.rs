@@ -1,14 +1,14 @@
 //! The engine alone, in this process: the same steps the trigger runs
 //! (JSON text → Value → ScanPayload → normalise → diff), timed per step, at
 //! each size. Shows how the pure cost grows and what share of the
-//! in-database time it is. Criterion (`cargo bench -p xray_core`) gives the
+//! in-database time it is. Criterion (`cargo bench -p xray_engine`) gives the
 //! statistically careful per-step throughput at 1k and 10k.
 
 use serde_json::Value;
-use xray_core::diff::diff_normalized;
-use xray_core::memory::MemoryStore;
-use xray_core::synth::Fleet;
-use xray_core::{normalize, EngineConfig, ScanPayload};
+use xray_engine::diff::diff_normalized;
+use xray_engine::memory::MemoryStore;
+use xray_synth::Fleet;
+use xray_engine::{normalize, EngineConfig, ScanPayload};
 
 use crate::util::time_ms;
 
@@ -87,8 +87,8 @@ pub fn run(seed: u64, endpoints: usize) -> CoreRow {
 fn timed_diff(
     reps: usize,
     p: &ScanPayload,
-    current: &[xray_core::Exposure],
-    prior: &[xray_core::PriorState],
+    current: &[xray_engine::Exposure],
+    prior: &[xray_engine::PriorState],
     c: &EngineConfig,
 ) -> f64 {
     let mut times = Vec::new();

@@ -9,7 +9,7 @@ use std::time::Instant;
 use bytes::{BufMut, BytesMut};
 use tokio_postgres::types::{to_sql_checked, IsNull, ToSql, Type};
 use tokio_postgres::{Client, NoTls};
-use xray_core::synth::{ChurnStats, Fleet};
+use xray_synth::{ChurnStats, Fleet};
 
 use crate::util::{proc_mem, ProcMem, Res};
 
@@ -135,10 +135,10 @@ const COMPONENTS: &[(&str, &str)] = &[
         "set-based writes: events, exposures, touch, fix, asset_scans (SQL)",
     ),
     (
-        "xray_core::normalize::normalize",
-        "xray_core: normalise (identity, material hash)",
+        "xray_engine::normalize::normalize",
+        "xray_engine: normalise (identity, material hash)",
     ),
-    ("xray_core::diff::diff_normalized", "xray_core: diff"),
+    ("xray_engine::diff::diff_normalized", "xray_engine: diff"),
     (
         "xray_pg::ingest::plan",
         "duplicate check, stale check, prior-state SELECT",

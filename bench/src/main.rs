@@ -117,7 +117,7 @@ fn gen(args: &[String]) {
             other => panic!("unknown argument {other:?}"),
         }
     }
-    let fleet = xray_core::synth::Fleet::generate(seed, n, 0);
+    let fleet = xray_synth::Fleet::generate(seed, n, 0);
     let fleet = if churn > 0.0 {
         fleet.churn(churn, 1).0
     } else {
@@ -247,7 +247,7 @@ async fn main() -> Res<()> {
             }
             Ok(None) => m.sql_notes.push(
                 "the installed extension has no nweb_merkle_root(); the pure Rust \
-                 xray_core::nweb::merkle::scanprint_merkle_root was measured instead"
+                 nweb::merkle::scanprint_merkle_root was measured instead"
                     .into(),
             ),
             Err(e) => m

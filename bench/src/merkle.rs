@@ -5,7 +5,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use sha2::{Digest, Sha256};
-use xray_core::nweb::merkle::scanprint_merkle_root;
+use nweb::merkle::scanprint_merkle_root;
 
 use crate::db::StoredText;
 use crate::util::{median, time_ms, Res};
@@ -33,7 +33,7 @@ pub struct MerkleResult {
 }
 
 pub fn generate(seed: u64, mb: usize, file: &Path) -> Res<String> {
-    let text = xray_core::synth::scanprint_jsonl(seed, mb * 1024 * 1024);
+    let text = xray_synth::scanprint_jsonl(seed, mb * 1024 * 1024);
     if let Some(dir) = file.parent() {
         std::fs::create_dir_all(dir)?;
     }

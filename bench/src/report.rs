@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
-use xray_core::synth::ChurnStats;
+use xray_synth::ChurnStats;
 
 use crate::core_scale::CoreRow;
 use crate::db::{merkle_call, PayloadStorage, ScanRun, SizeRun};

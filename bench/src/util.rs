@@ -134,7 +134,9 @@ pub fn code_state(repo: &Path) -> Vec<(String, String)> {
             "status",
             "--porcelain",
             "--",
-            "xray_core/src",
+            "xray_engine/src",
+            "xray_parsers/src",
+            "nweb/src",
             "xray_pg",
             "sql",
         ])

@@ -20,7 +20,7 @@ interface ILastSubmission {
 ///
 /// - Minimum stake to submit: 100 GST.
 /// - quotaUnits = floor(sqrt(stake in GST) * (1 + repFactor)), computed exactly with
-///   integers, the same as xray_core::nweb::rules::quota_units.
+///   integers, the same as nweb::rules::quota_units.
 /// - Slash: 10 % of the stake; 50 % of it to the challenger, the rest burned (sent to
 ///   0x...dEaD, since a token may refuse transfers to the zero address).
 /// - Unstaking is refused while a challenge against the address is open, and for the

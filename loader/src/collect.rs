@@ -21,7 +21,7 @@
 //! Nothing is written unless the scan finished: a timed-out or failed scanner leaves no
 //! bundle, because a bundle that looks complete but is not would be attested as such.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::io::Write;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -30,11 +30,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::{json, Value};
-use xray_core::nweb::bundle::{self, BundleInput, Status};
-use xray_core::nweb::scanprint::{self, Conversion, ScanprintContext};
-use xray_core::nweb::unixfs::{self, ImportParams};
-use xray_core::nweb::{car, jcs, merkle};
-use xray_core::EngineConfig;
+use nweb::bundle::write::{self, Bundle, BundleMeta};
+use nweb::bundle::{MASSCAN_JSON_PATH, NMAP_XML_PATH, SCANPRINT_PATH};
+use nweb::scanprint::{self, Conversion, ScanprintContext};
+use xray_engine::EngineConfig;
 
 use crate::config::{Config, EngineSource};
 use crate::db;
@@ -43,10 +42,6 @@ use crate::lock;
 use crate::scope::{self, ip_denied};
 use crate::toolchain::runner::{self, CommandRunner, Invocation, Outcome, ProcessRunner, RunResult};
 
-pub const MANIFEST_PATH: &str = "manifest.json";
-pub const SCANPRINT_PATH: &str = "scanprint/scanprint.v0.jsonl";
-pub const NMAP_XML_PATH: &str = "raw/nmap.xml";
-pub const MASSCAN_JSON_PATH: &str = "raw/masscan.json";
 /// `--version` must answer quickly; it also proves the binary runs before a long scan.
 const VERSION_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -147,24 +142,6 @@ struct Settings {
     timeout: Duration,
     out: PathBuf,
     car: PathBuf,
-}
-
-/// A finished bundle, in memory.
-#[derive(Debug, Clone)]
-pub struct Bundle {
-    /// (relative path, bytes), sorted by path.
-    pub files: Vec<(String, Vec<u8>)>,
-    pub manifest: Value,
-    pub merkle_root: String,
-    pub lines: usize,
-    pub dag: unixfs::Dag,
-    pub car: Vec<u8>,
-}
-
-impl Bundle {
-    pub fn cid_string(&self) -> String {
-        self.dag.root.to_string()
-    }
 }
 
 fn unix_now() -> u64 {
@@ -513,79 +490,19 @@ async fn run_scan<R: CommandRunner>(
     })
 }
 
-/// The manifest, scanprint, Merkle root, CID and CAR of one scan. Pure: the same scan
-/// gives the same bytes and the same CID.
-#[allow(clippy::too_many_arguments)]
-pub fn build_bundle(
-    tool: Tool,
-    namespace: &str,
-    vantage: &str,
-    notes: Option<&str>,
-    tool_version: &str,
-    started_at: u64,
-    finished_at: u64,
-    raw: Vec<u8>,
-    lines: &[scanprint::ScanprintLine],
-) -> Result<Bundle> {
-    let jsonl = scanprint::to_jsonl(lines);
-    let merkle_root = merkle::scanprint_merkle_root(&jsonl).map_err(|e| anyhow!("scanprint: {e}"))?;
-    let raw_path = tool.raw_path();
-    let mut manifest = json!({
-        "schema": bundle::MANIFEST_SCHEMA,
-        "namespace": namespace,
-        "datasetType": tool.name(),
-        "scanprint": {"path": SCANPRINT_PATH, "merkleRoot": merkle_root},
-        "artifacts": [{"path": raw_path, "sha256": bundle::sha256_hex(&raw)}],
-        "tool": tool.name(),
-        "toolVersion": tool_version,
-        "vantage": vantage,
-        "startedAt": started_at,
-        "finishedAt": finished_at,
-    });
-    if let Some(n) = notes {
-        manifest["notes"] = json!(n);
-    }
-    let manifest_text = jcs::canonicalize(&manifest).map_err(|e| anyhow!("manifest: {e}"))? + "\n";
-
-    // Check it as an indexer will before anyone else sees it.
-    let file_sha: BTreeMap<String, String> = [
-        (MANIFEST_PATH.to_string(), bundle::sha256_hex(manifest_text.as_bytes())),
-        (SCANPRINT_PATH.to_string(), bundle::sha256_hex(jsonl.as_bytes())),
-        (raw_path.to_string(), bundle::sha256_hex(&raw)),
-    ]
-    .into_iter()
-    .collect();
-    let verdict = bundle::verify(&BundleInput {
-        manifest: Some(&manifest_text),
-        scanprint: Some(&jsonl),
-        file_sha256: &file_sha,
-        attested_merkle_root: None,
-    });
-    if verdict.status != Status::Verified {
-        bail!(
-            "internal error: the bundle built does not verify: {} {}",
-            verdict.reason.map_or("", |r| r.as_str()),
-            verdict.reason_detail.unwrap_or_default()
-        );
-    }
-
-    let mut files: Vec<(String, Vec<u8>)> = vec![
-        (MANIFEST_PATH.to_string(), manifest_text.into_bytes()),
-        (raw_path.to_string(), raw),
-        (SCANPRINT_PATH.to_string(), jsonl.into_bytes()),
-    ];
-    files.sort();
-    let refs: Vec<(&str, &[u8])> = files.iter().map(|(p, b)| (p.as_str(), b.as_slice())).collect();
-    let dag = unixfs::import_directory(&refs, ImportParams::KUBO).map_err(|e| anyhow!("UnixFS import: {e}"))?;
-    let car_bytes = car::write_car(&dag.root, &dag.blocks).map_err(|e| anyhow!("CAR export: {e}"))?;
-    Ok(Bundle {
-        files,
-        manifest,
-        merkle_root,
-        lines: verdict.scanprint_lines.unwrap_or(0),
-        dag,
-        car: car_bytes,
-    })
+/// The bundle of one scan, built and verified by the nweb crate.
+fn build_bundle(s: &Settings, scan: ScanOutput) -> Result<Bundle> {
+    let meta = BundleMeta {
+        tool: s.tool.name(),
+        raw_path: s.tool.raw_path(),
+        namespace: &s.namespace,
+        vantage: &s.vantage,
+        notes: s.notes.as_deref(),
+        tool_version: &scan.tool_version,
+        started_at: scan.started_at,
+        finished_at: scan.finished_at,
+    };
+    Ok(write::build_bundle(&meta, scan.raw, &scan.conversion.lines)?)
 }
 
 /// A directory that is removed unless [`Staging::commit`] moved it into place.
@@ -705,7 +622,7 @@ async fn ingest(
             let artifacts: serde_json::Map<String, Value> = b
                 .files
                 .iter()
-                .map(|(p, bytes)| (p.clone(), json!(bundle::sha256_hex(bytes))))
+                .map(|(p, bytes)| (p.clone(), json!(nweb::bundle::sha256_hex(bytes))))
                 .collect();
             client
                 .query_one(
@@ -751,17 +668,7 @@ pub async fn run(args: CollectArgs, cli_db: Option<String>) -> Result<ExitCode> 
     // masscan's scratch file is now in memory; the bundle holds only its own files.
     let _ = std::fs::remove_file(staging.path.join("masscan.json"));
 
-    let bundle = build_bundle(
-        settings.tool,
-        &settings.namespace,
-        &settings.vantage,
-        settings.notes.as_deref(),
-        &scan.tool_version,
-        scan.started_at,
-        scan.finished_at,
-        scan.raw,
-        &scan.conversion.lines,
-    )?;
+    let bundle = build_bundle(&settings, scan)?;
     staging.write_files(&bundle.files)?;
     staging.commit(&settings.out)?;
     write_file_atomically(&settings.car, &bundle.car)?;
@@ -804,7 +711,7 @@ pub async fn run(args: CollectArgs, cli_db: Option<String>) -> Result<ExitCode> 
                 "car": settings.car.display().to_string(),
                 "lines": bundle.lines,
                 "tool": settings.tool.name(),
-                "toolVersion": scan.tool_version,
+                "toolVersion": bundle.manifest["toolVersion"],
                 "ingested": ingested,
             });
             writeln!(stdout, "{out}")?;
@@ -817,28 +724,6 @@ pub async fn run(args: CollectArgs, cli_db: Option<String>) -> Result<ExitCode> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use xray_core::nweb::scanprint::ScanprintLine;
-
-    fn line(port: u16, state: &str) -> ScanprintLine {
-        ScanprintLine {
-            ts: 1_700_000_000,
-            ip: "192.0.2.10".into(),
-            port,
-            proto: "tcp".into(),
-            state: state.into(),
-            service: Some("ssh".into()),
-            product: None,
-            version: None,
-            banner_sha256: None,
-            cert_fpr: None,
-            tls_ja3: None,
-            latency_ms: None,
-            tool: "nmap".into(),
-            tool_version: Some("7.93".into()),
-            options: Some("-sV -Pn -n -p 22".into()),
-            vantage: "AS64500/test".into(),
-        }
-    }
 
     #[test]
     fn port_specs_collapse_runs() {
@@ -870,57 +755,5 @@ mod tests {
         );
         assert_eq!(default_car_path(Path::new("b1/")).unwrap(), PathBuf::from("b1.car"));
         assert!(default_car_path(Path::new("/")).is_err());
-    }
-
-    #[test]
-    fn a_bundle_verifies_and_its_cid_is_the_directory_cid() {
-        let raw = b"<nmaprun version=\"7.93\"/>".to_vec();
-        let lines = vec![line(22, "open"), line(23, "closed")];
-        let b = build_bundle(
-            Tool::Nmap,
-            "nweb.io",
-            "AS64500/test",
-            None,
-            "7.93",
-            10,
-            12,
-            raw.clone(),
-            &lines,
-        )
-        .unwrap();
-        assert_eq!(b.lines, 2);
-        let paths: Vec<&str> = b.files.iter().map(|(p, _)| p.as_str()).collect();
-        assert_eq!(paths, [MANIFEST_PATH, NMAP_XML_PATH, SCANPRINT_PATH]);
-        let jsonl = String::from_utf8(b.files[2].1.clone()).unwrap();
-        assert_eq!(merkle::scanprint_merkle_root(&jsonl).unwrap(), b.merkle_root);
-        assert_eq!(b.manifest["scanprint"]["merkleRoot"], json!(b.merkle_root));
-        assert_eq!(b.manifest["artifacts"][0]["sha256"], json!(bundle::sha256_hex(&raw)));
-        let refs: Vec<(&str, &[u8])> = b.files.iter().map(|(p, x)| (p.as_str(), x.as_slice())).collect();
-        assert_eq!(unixfs::directory_cid(&refs).unwrap(), b.dag.root);
-        let back = car::unpack_car(&b.car, Some(&b.dag.root), 1 << 20).unwrap();
-        assert_eq!(back.files, b.files);
-        // Deterministic: the same scan gives the same CID.
-        let again = build_bundle(Tool::Nmap, "nweb.io", "AS64500/test", None, "7.93", 10, 12, raw, &lines).unwrap();
-        assert_eq!(again.dag.root, b.dag.root);
-    }
-
-    #[test]
-    fn an_empty_masscan_is_a_valid_bundle() {
-        let b = build_bundle(
-            Tool::Masscan,
-            "masspull.org",
-            "v",
-            Some("n"),
-            "1.3.2",
-            1,
-            1,
-            Vec::new(),
-            &[],
-        )
-        .unwrap();
-        assert_eq!(b.lines, 0);
-        assert_eq!(b.manifest["datasetType"], json!("masscan"));
-        assert_eq!(b.manifest["notes"], json!("n"));
-        assert!(b.files.iter().any(|(p, _)| p == MASSCAN_JSON_PATH));
     }
 }

@@ -13,7 +13,7 @@ use anyhow::{bail, Context, Result};
 use ipnet::IpNet;
 use serde::Deserialize;
 use uuid::Uuid;
-use xray_core::EngineConfig;
+use xray_engine::EngineConfig;
 
 /// Example file, printed by `xray-loader scan --help` and kept in sync with
 /// `fixtures/loader/assets.example.toml`.
@@ -58,7 +58,7 @@ struct RawConfig {
 }
 
 fn default_profile() -> String {
-    xray_core::config::BASELINE_PROFILE.to_string()
+    xray_engine::config::BASELINE_PROFILE.to_string()
 }
 fn default_kind() -> String {
     "scheduled".into()

@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, NoTls};
 use uuid::Uuid;
-use xray_core::EngineConfig;
+use xray_engine::EngineConfig;
 
 pub const DEFAULT_DATABASE_URL: &str = "host=/var/run/postgresql dbname=postgres";
 

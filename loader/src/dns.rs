@@ -12,9 +12,9 @@ use hickory_resolver::net::NetError;
 use hickory_resolver::proto::rr::{RData, RecordType};
 use hickory_resolver::TokioResolver;
 use serde_json::json;
-use xray_core::contract::DnsEmail;
+use xray_engine::contract::DnsEmail;
 
-use crate::email::{assess_dkim, assess_dmarc, assess_spf, org_domain, spf_records, spf_redirect, Txt};
+use xray_parsers::email::{assess_dkim, assess_dmarc, assess_spf, org_domain, spf_records, spf_redirect, Txt};
 
 /// Addresses of a name.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

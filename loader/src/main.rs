@@ -10,7 +10,6 @@ mod collect;
 mod config;
 mod db;
 mod dns;
-mod email;
 mod ipfs;
 mod lock;
 mod scan;
@@ -30,7 +29,7 @@ use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand, ValueEnum};
 use serde_json::Value;
 use uuid::Uuid;
-use xray_core::{EngineConfig, ScanPayload};
+use xray_engine::{EngineConfig, ScanPayload};
 
 use crate::config::{Config, EngineSource, ToolchainChoice};
 use crate::toolchain::nmap::{resolve_nmap, NmapSettings, NmapToolchain};

@@ -10,8 +10,8 @@ use anyhow::{anyhow, bail, Result};
 use indicatif::ProgressBar;
 use serde_json::{json, Value};
 use uuid::Uuid;
-use xray_core::contract::{DnsEmail, ErrorEntry};
-use xray_core::ScanPayload;
+use xray_engine::contract::{DnsEmail, ErrorEntry};
+use xray_engine::ScanPayload;
 
 use crate::config::{Config, ScanRules};
 use crate::dns::{email_posture, Dns};
@@ -337,7 +337,7 @@ where
 }
 
 /// Sorted, without duplicates: the same scan always gives the same payload.
-fn normalise_coverage(c: &mut xray_core::contract::Coverage) {
+fn normalise_coverage(c: &mut xray_engine::contract::Coverage) {
     for list in [&mut c.tools, &mut c.http_urls, &mut c.nuclei_urls, &mut c.dns_checks] {
         list.sort();
         list.dedup();
@@ -408,13 +408,13 @@ fn endpoint_json(
 mod tests {
     use std::path::Path;
 
-    use xray_core::EngineConfig;
+    use xray_engine::EngineConfig;
 
     use super::*;
     use crate::config::EngineSource;
     use crate::dns::fake::FakeDns;
     use crate::dns::Resolved;
-    use crate::email::Txt;
+    use xray_parsers::email::Txt;
     use crate::scope;
     use crate::toolchain::pd::testing::{paths, settings, FixtureRunner, DEMO_DOMAIN};
     use crate::toolchain::pd::PdToolchain;
@@ -570,7 +570,7 @@ value = "mail-only.example.org"
     async fn the_engine_reads_the_payload_as_intended() {
         let v = payload(&config(r#"deny = ["192.0.2.66"]"#)).await;
         let p = ScanPayload::from_value(&v).unwrap();
-        let exposures = xray_core::normalize(&p, &EngineConfig::default());
+        let exposures = xray_engine::normalize(&p, &EngineConfig::default());
         for host in ["127.0.0.1", DEMO_DOMAIN] {
             let mut got: Vec<String> = exposures
                 .iter()

@@ -20,7 +20,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use chrono::Utc;
 use serde_json::Value;
 use tokio_postgres::Client;
-use xray_core::nweb::Cid;
+use nweb::Cid;
 
 use crate::chain::abi::{addr, hex0x, IAttestor};
 use crate::chain::config::NwebConfig;

@@ -4,8 +4,8 @@
 use std::collections::BTreeSet;
 
 use serde_json::json;
-use xray_core::contract::ErrorEntry;
-use xray_core::EngineConfig;
+use xray_engine::contract::ErrorEntry;
+use xray_engine::EngineConfig;
 
 use crate::toolchain::EndpointResult;
 
@@ -92,7 +92,7 @@ pub fn apply_symptoms(res: &mut EndpointResult, engine: &EngineConfig) -> Vec<u1
 
 #[cfg(test)]
 mod tests {
-    use xray_core::contract::{HttpObservation, NmapFinding, PortObservation, TlsObservation};
+    use xray_engine::contract::{HttpObservation, NmapFinding, PortObservation, TlsObservation};
 
     use super::*;
     use crate::toolchain::Observed;

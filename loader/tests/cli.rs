@@ -7,7 +7,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use xray_core::ScanPayload;
+use xray_engine::ScanPayload;
 
 const TENANT: &str = "11111111-1111-1111-1111-111111111111";
 /// Nothing listens there: connection attempts fail at once.

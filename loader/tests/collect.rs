@@ -1,6 +1,6 @@
 //! `xray-loader collect` end to end: the real binary runs the real nmap against a TCP
 //! listener this test starts on 127.0.0.1 (loopback only, every run bounded in time),
-//! and everything it writes is checked with xray_core: the Merkle root, the artifact
+//! and everything it writes is checked with the nweb crate: the Merkle root, the artifact
 //! hash, the Kubo CID of the directory and the CAR. The `--ingest` test needs the
 //! PostgreSQL of scripts/setup.sh (`DATABASE_URL`, default the local socket) and makes
 //! its own database.
@@ -16,8 +16,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use xray_core::nweb::bundle::{self, BundleInput, Status};
-use xray_core::nweb::{car, merkle, unixfs, Cid};
+use nweb::bundle::{self, BundleInput, Status};
+use nweb::{car, merkle, unixfs, Cid};
 use xray_tests::{admin_url, connect, db_url};
 
 /// The loader kills nmap after this; the test kills the loader a little later.
@@ -269,7 +269,7 @@ fn read_tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     out
 }
 
-/// Checks a bundle directory and its CAR with xray_core alone, and returns the parsed
+/// Checks a bundle directory and its CAR with the nweb crate alone, and returns the parsed
 /// scanprint lines.
 fn check_bundle(dir: &Path, car_path: &Path, cid: &str, root: &str, tool: &str) -> Vec<Value> {
     let files = read_tree(dir);
@@ -293,7 +293,7 @@ fn check_bundle(dir: &Path, car_path: &Path, cid: &str, root: &str, tool: &str) 
     assert!(manifest["startedAt"].as_u64().unwrap() <= manifest["finishedAt"].as_u64().unwrap());
     assert_eq!(manifest["scanprint"]["path"], "scanprint/scanprint.v0.jsonl");
 
-    // The Merkle root: xray_core's root of the jsonl, in the manifest and on stdout.
+    // The Merkle root: the nweb crate's root of the jsonl, in the manifest and on stdout.
     let computed = merkle::scanprint_merkle_root(&jsonl).unwrap();
     assert_eq!(manifest["scanprint"]["merkleRoot"], computed.as_str());
     assert_eq!(root, computed);

@@ -326,7 +326,7 @@ value = "127.0.0.1"
             let (out, log) =
                 loader_as(&role_url, &tool_log, &["--log-level", "info", "scan", "--assets", cfg, "--dry-run"]);
             assert!(log.contains("engine_config=default"), "{log}");
-            let shipped = xray_core::EngineConfig::default();
+            let shipped = xray_engine::EngineConfig::default();
             let mut want: Vec<u16> = shipped.ports_for_profile(Some("verify")).to_vec();
             want.extend(shipped.admin_ports.keys());
             want.sort_unstable();

@@ -165,7 +165,7 @@ fn pd_scans_of_real_services_give_new_changed_and_fixed_and_a_failed_tool_fixes_
 
     // tlsx fetches the OCSP and CRL URLs of every certificate it sees; the
     // demo's names none, so it fetched nothing (and it is the one tlsx saw).
-    let served = xray_core::tools::cert::from_pem(&std::fs::read_to_string(dir.join("cert.pem")).unwrap()).unwrap();
+    let served = xray_parsers::cert::from_pem(&std::fs::read_to_string(dir.join("cert.pem")).unwrap()).unwrap();
     assert!(!served.revocation_urls, "the demo certificate names no OCSP responder or CRL");
     assert_eq!(domain_eps[0]["tls"][0]["certificate"]["cert_sha256"], served.certificate.cert_sha256.unwrap());
 

@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use serde_json::{json, Value};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Client;
-use xray_core::nweb::bundle::sha256_hex;
-use xray_core::nweb::{merkle, unixfs};
+use nweb::bundle::sha256_hex;
+use nweb::{merkle, unixfs};
 use xray_tests::*;
 
 // ---------------------------------------------------------------------------

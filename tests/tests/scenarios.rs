@@ -19,7 +19,7 @@ async fn diff_contract_scenarios_in_postgres() {
             assert_eq!(inserted, 1, "{ctx}: scan row stored");
 
             // What the database says about the scan as a whole, where the
-            // fixture states it (the in-memory replay of xray_core has no
+            // fixture states it (the in-memory replay of xray_engine has no
             // per-scan row and ignores it).
             if let Some(want_scan) = step["expect"].get("scan") {
                 let got: Value = db

@@ -3,7 +3,7 @@
 
 use serde_json::{json, Value};
 use tokio_postgres::Client;
-use xray_core::EngineConfig;
+use xray_engine::EngineConfig;
 use xray_tests::*;
 
 fn code(e: &tokio_postgres::Error) -> String {

@@ -379,7 +379,7 @@ fn rb6_scan(n: u32, day: u32, assets: &[(&str, &str, Option<(u16, &str)>)]) -> V
     p
 }
 
-/// The identity string of xray_core::identity, spelled in SQL.
+/// The identity string of xray_engine::identity, spelled in SQL.
 fn identity_sql(bucket: &str, fpv: u32, fingerprint: &str) -> String {
     format!(
         "encode(sha256(convert_to(format('v1|tenant:%s|asset:%s|host:%s|bucket:{bucket}|proto:%s|port:%s|fpv:{fpv}|fp:%s',

@@ -19,6 +19,6 @@ fn code(sqlstate: &str) -> PgSqlErrorCode {
     PgSqlErrorCode::from(packed)
 }
 
-pub fn raise_contract(err: &xray_core::ContractError) -> ! {
+pub fn raise_contract(err: &xray_engine::ContractError) -> ! {
     raise(err.sqlstate(), format!("invalid scan payload: {err}"))
 }

@@ -2,14 +2,14 @@
 
 use pgrx::prelude::*;
 use pgrx::JsonB;
-use xray_core::identity::{material_hash, IdentityParts};
-use xray_core::{normalize, EngineConfig, RiskBucket};
+use xray_engine::identity::{material_hash, IdentityParts};
+use xray_engine::{normalize, EngineConfig, RiskBucket};
 
 use crate::errors::raise;
 use crate::ingest::{default_config, load_config, parse_payload};
 
 fn bucket(text: &str) -> RiskBucket {
-    text.parse().unwrap_or_else(|e: xray_core::identity::UnknownBucket| raise("22023", e.to_string()))
+    text.parse().unwrap_or_else(|e: xray_engine::identity::UnknownBucket| raise("22023", e.to_string()))
 }
 
 /// The identity_key of exposure-identity.md: sha256 hex of the canonical
@@ -29,7 +29,7 @@ fn xray_identity_key(
     }
     let tenant = tenant_id.to_string();
     let asset = asset_id.to_string();
-    let host = xray_core::canon::canonical_host(observed_host);
+    let host = xray_engine::canon::canonical_host(observed_host);
     IdentityParts {
         tenant_id: &tenant,
         asset_id: &asset,
@@ -48,7 +48,7 @@ fn xray_identity_key(
 /// (`xray.payload_endpoints`) agrees with the engine.
 #[pg_extern(immutable, strict, parallel_safe, sql = false)]
 fn xray_canonical_host(host: &str) -> String {
-    xray_core::canon::canonical_host(host)
+    xray_engine::canon::canonical_host(host)
 }
 
 /// sha256 of the bucket's material fields taken from `material` (other keys

@@ -1,7 +1,7 @@
 //! The ingest pipeline inside PostgreSQL: `INSERT INTO xray.scan_results
 //! (payload)` fires a BEFORE trigger that validates the payload, checks the
 //! session's tenant, serialises the tenant, recognises duplicates and stale
-//! scans, loads the prior state with one statement, diffs in `xray_core`, and
+//! scans, loads the prior state with one statement, diffs in `xray_engine`, and
 //! writes events, state and inventory with one set-based statement each, then
 //! queues a NOTIFY — all in the caller's transaction.
 //!
@@ -18,10 +18,10 @@ use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
 use pgrx::JsonB;
 use serde_json::{json, Value};
-use xray_core::diff::{DiffOutcome, Event, ExposureStatus, PriorState, StateUpsert};
-use xray_core::contract::{Asset, Id};
-use xray_core::inventory::EndpointRow;
-use xray_core::{EngineConfig, EventType, ScanPayload};
+use xray_engine::diff::{DiffOutcome, Event, ExposureStatus, PriorState, StateUpsert};
+use xray_engine::contract::{Asset, Id};
+use xray_engine::inventory::EndpointRow;
+use xray_engine::{EngineConfig, EventType, ScanPayload};
 
 use crate::columns::{column, ArrayLiteral, TextColumn};
 use crate::errors::{raise, raise_contract};
@@ -167,7 +167,7 @@ fn plan(
 
 /// Loads the prior state of the scan's scope (one statement) and diffs.
 fn diff(client: &SpiClient<'_>, payload: &ScanPayload, a: &ScanArgs, config: &EngineConfig) -> DiffOutcome {
-    let current = xray_core::normalize(payload, config);
+    let current = xray_engine::normalize(payload, config);
     let current_keys = TextColumn::of(current.iter().map(|e| Some(e.identity_key.as_str()))).into_param();
     let rows = spi(
         "loading prior state",
@@ -188,7 +188,7 @@ fn diff(client: &SpiClient<'_>, payload: &ScanPayload, a: &ScanArgs, config: &En
         let int = |i: usize| -> i32 { spi("reading prior state", row.get::<i32>(i)).unwrap_or_default() };
         prior.push(PriorState {
             identity_key: text(1),
-            asset_id: xray_core::contract::Id(text(2).parse().unwrap_or_else(|_| raise("XX000", "corrupt asset_id"))),
+            asset_id: xray_engine::contract::Id(text(2).parse().unwrap_or_else(|_| raise("XX000", "corrupt asset_id"))),
             observed_host: text(3),
             risk_bucket: text(4).parse().unwrap_or_else(|e| raise("XX000", format!("corrupt row: {e}"))),
             proto: text(5),
@@ -202,7 +202,7 @@ fn diff(client: &SpiClient<'_>, payload: &ScanPayload, a: &ScanArgs, config: &En
                 .unwrap_or_default(),
         });
     }
-    xray_core::diff_normalized(payload, current, &prior, config)
+    xray_engine::diff_normalized(payload, current, &prior, config)
 }
 
 // Row lists travel as one array parameter per column, unnested in the select
@@ -370,7 +370,7 @@ fn lock_tenant(client: &SpiClient<'_>, tenant: &str) {
     );
 }
 
-fn pg_ts(t: xray_core::contract::Timestamp) -> TimestampWithTimeZone {
+fn pg_ts(t: xray_engine::contract::Timestamp) -> TimestampWithTimeZone {
     const PG_EPOCH_OFFSET_MICROS: i64 = 946_684_800_000_000;
     TimestampWithTimeZone::try_from(t.0.timestamp_micros() - PG_EPOCH_OFFSET_MICROS)
         .unwrap_or_else(|_| raise("22008", format!("timestamp {t} is out of range")))
@@ -719,7 +719,7 @@ ON CONFLICT (tenant_id, asset_id, endpoint_id) DO UPDATE SET
 /// scans of an asset arrive in time order (older ones are stale), so the
 /// newest scan's view wins.
 fn record_inventory(client: &mut SpiClient<'_>, a: &ScanArgs, payload: &ScanPayload) {
-    let assets = xray_core::inventory::assets(payload);
+    let assets = xray_engine::inventory::assets(payload);
     let text = |f: &dyn Fn(&Asset) -> Option<&str>| TextColumn::of(assets.iter().map(|x| f(x))).into_param();
     let columns = vec![
         TextColumn::display(assets.iter().map(|x| x.asset_id)).into_param(),
@@ -730,7 +730,7 @@ fn record_inventory(client: &mut SpiClient<'_>, a: &ScanArgs, payload: &ScanPayl
     ];
     spi("recording assets", client.update(UPSERT_ASSETS, None, &a.with(columns)));
 
-    let endpoints = xray_core::inventory::endpoints(payload);
+    let endpoints = xray_engine::inventory::endpoints(payload);
     if endpoints.is_empty() {
         return;
     }

@@ -14,7 +14,7 @@ use std::ffi::CStr;
 
 use pgrx::prelude::*;
 use serde::de::{self, DeserializeSeed, IntoDeserializer, MapAccess, SeqAccess, Visitor};
-use xray_core::ScanPayload;
+use xray_engine::ScanPayload;
 
 use crate::errors::{raise, raise_contract};
 

@@ -1,4 +1,4 @@
-//! `xray_pg`: the Watchtower extension. Thin glue over `xray_core`: SQL entry
+//! `xray_pg`: the Watchtower extension. Thin glue over the pure crates (`xray_engine`, `nweb`): SQL entry
 //! points, the ingest trigger and the set-based SPI reads and writes.
 
 mod columns;

@@ -1,4 +1,4 @@
-//! nweb SQL entry points: thin glue over `xray_core::nweb`. The tables, the ingest
+//! nweb SQL entry points: thin glue over `::nweb`. The tables, the ingest
 //! functions and the rule views live in the nweb part of `sql/xray_pg--0.1.0--0.2.0.sql` and call these.
 //!
 //! Every function here is pure (no SPI), so all are `immutable` and `parallel_safe`;
@@ -14,12 +14,12 @@ use std::collections::BTreeMap;
 use pgrx::prelude::*;
 use pgrx::{AnyNumeric, Array, Inet, JsonB};
 use serde_json::{json, Value};
-use xray_core::nweb::bridge::{self, BridgeAsset, BridgeBundle, BridgeRow};
-use xray_core::nweb::bundle::{self, BundleInput};
-use xray_core::nweb::merkle::{self, InclusionProof};
-use xray_core::nweb::rules::{self, Decimal, SubmissionKind};
-use xray_core::nweb::scanprint::{self, ScanprintContext};
-use xray_core::nweb::{car, jcs, unixfs, Cid, NwebError};
+use ::nweb::bridge::{self, BridgeAsset, BridgeBundle, BridgeRow};
+use ::nweb::bundle::{self, BundleInput};
+use ::nweb::merkle::{self, InclusionProof};
+use ::nweb::rules::{self, Decimal, SubmissionKind};
+use ::nweb::scanprint::{self, ScanprintContext};
+use ::nweb::{car, jcs, unixfs, Cid, NwebError};
 
 use crate::errors::raise;
 
@@ -482,7 +482,7 @@ fn from_json<T: serde::de::DeserializeOwned>(field: &str, v: Value) -> T {
 }
 
 /// The xray scan payload (schema 1.2) for one bundle's rows that touch the tenant's
-/// assets, or NULL when none does. See `xray_core::nweb::bridge`.
+/// assets, or NULL when none does. See `::nweb::bridge`.
 #[pg_extern(immutable, strict, parallel_safe, sql = false)]
 fn nweb_bridge_payload(tenant_id: pgrx::Uuid, bundle: JsonB, assets: JsonB, rows: JsonB) -> Option<JsonB> {
     let tenant = uuid::Uuid::from_bytes(*tenant_id.as_bytes());

@@ -13,7 +13,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use tokio_postgres::Client;
-use xray_core::nweb::Cid;
+use nweb::Cid;
 
 use crate::db;
 use crate::ipfs::Sources;

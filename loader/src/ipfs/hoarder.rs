@@ -1,7 +1,7 @@
 //! `xray-loader pin`: the hoarder. Keeps its owner's bundles alive and exports CARs.
 //!
 //! - `--add DIR`: a bundle directory is added (Kubo `add` with the D7 flags, the root
-//!   checked against xray_core's CID) and/or written as `<cid>.car` to the CAR directory.
+//!   checked against the nweb crate's CID) and/or written as `<cid>.car` to the CAR directory.
 //! - The owner's bundles (every CID whose ScanSubmissions the owner attested, from
 //!   nweb.v_submissions): pinned in Kubo when Kubo is configured (imported from a
 //!   verified CAR when Kubo does not have it), and present as a verified `<cid>.car` in
@@ -17,7 +17,7 @@ use std::process::ExitCode;
 
 use alloy::primitives::Address;
 use anyhow::{anyhow, bail, Context, Result};
-use xray_core::nweb::{car, unixfs, Cid};
+use nweb::{car, unixfs, Cid};
 
 use super::{verify_car, write_car_file, Sources};
 use crate::chain::abi::addr;

@@ -2,15 +2,15 @@
 //!
 //! `add` uses the flags design D7 fixes (`--cid-version=1 --raw-leaves
 //! --wrap-with-directory`, 256 KiB chunks) and the root Kubo answers must equal the CID
-//! xray_core computes for the same files: a different CID would mean the bundle is not
+//! the nweb crate computes for the same files: a different CID would mean the bundle is not
 //! addressed the way the rest of nweb addresses it.
 
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Result};
 use serde::Deserialize;
-use xray_core::nweb::unixfs;
-use xray_core::nweb::Cid;
+use nweb::unixfs;
+use nweb::Cid;
 
 use super::{http_err, read_capped};
 use crate::chain::config::redact;
@@ -167,7 +167,7 @@ impl Kubo {
     }
 
     /// `ipfs add --cid-version=1 --raw-leaves --wrap-with-directory --pin` of a bundle;
-    /// the root must be the CID xray_core computes.
+    /// the root must be the CID the nweb crate computes.
     pub async fn add_bundle(&self, files: &[(String, Vec<u8>)]) -> Result<Cid> {
         let refs: Vec<(&str, &[u8])> = files.iter().map(|(p, d)| (p.as_str(), d.as_slice())).collect();
         let expected = unixfs::directory_cid(&refs).map_err(|e| anyhow!("{e}"))?;
@@ -209,7 +209,7 @@ impl Kubo {
             .parse()
             .map_err(|e| anyhow!("kubo add: {root:?} is not a CID: {e}"))?;
         if got != expected {
-            bail!("kubo add: Kubo made {got}, xray_core computes {expected} for the same files (design D7 needs them equal)");
+            bail!("kubo add: Kubo made {got}, the nweb crate computes {expected} for the same files (design D7 needs them equal)");
         }
         Ok(got)
     }

@@ -2,7 +2,7 @@
 //! order: the local CAR directory (the embedded default), a Kubo node, and trustless
 //! gateways (`?format=car`).
 //!
-//! No source is trusted. Every CAR goes through xray_core's reader, which hashes every
+//! No source is trusted. Every CAR goes through the nweb crate's reader, which hashes every
 //! block against its CID, and then every block reachable from the requested root must be
 //! present: a gateway may cut the stream after its 200, so a truncated CAR is a failure.
 //! Only then is the DAG unpacked. A source that sends a corrupted or incomplete CAR has
@@ -20,9 +20,9 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, Context, Result};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use xray_core::nweb::car;
-use xray_core::nweb::unixfs;
-use xray_core::nweb::Cid;
+use nweb::car;
+use nweb::unixfs;
+use nweb::Cid;
 
 use crate::chain::config::{redact, IpfsConfig};
 use kubo::Kubo;
@@ -446,7 +446,7 @@ pub fn write_car_file(dir: &Path, v: &VerifiedCar) -> Result<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use xray_core::nweb::unixfs::{import_directory, import_file, ImportParams};
+    use nweb::unixfs::{import_directory, import_file, ImportParams};
 
     fn bundle() -> (Cid, Vec<u8>, Vec<unixfs::Block>) {
         let big: Vec<u8> = (0..600_000u32).map(|i| (i % 253) as u8).collect();

@@ -7,7 +7,7 @@
 //!   each stage run once over every endpoint of the scan.
 //! - [`nmap::NmapToolchain`]: one `nmap -sV --script ssl-cert,ssl-enum-ciphers,
 //!   http-headers,http-title,xray-http-status` run per endpoint, read by the
-//!   workspace's nmap XML reader (`xray_core::tools::nmap`, shared with nweb
+//!   workspace's nmap XML reader (`xray_parsers::nmap`, shared with nweb
 //!   scanprint). It fills `ports.tcp`, `findings.nmap`, `tls` and `http` and
 //!   declares `coverage.tools = ["nmap"]`.
 //!
@@ -27,7 +27,7 @@ use std::time::Instant;
 use indicatif::ProgressBar;
 
 use serde_json::{Map, Value};
-use xray_core::contract::{
+use xray_engine::contract::{
     Coverage, ErrorEntry, HttpObservation, NmapFinding, NucleiFinding, PortObservation, Timestamp, TlsObservation,
 };
 

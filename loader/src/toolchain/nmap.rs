@@ -3,7 +3,7 @@
 //! `xray-http-status` (`loader/nse/xray-http-status.nse`: the status line of
 //! the request `http-headers` makes, which `http-headers` does not print).
 //!
-//! nmap writes XML on stdout (`-oX -`); `xray_core::tools::nmap` maps it onto
+//! nmap writes XML on stdout (`-oX -`); `xray_parsers::nmap` maps it onto
 //! the contract shapes with `tool: "nmap"`. Flags:
 //! - `-n`: no reverse DNS, so nmap contacts nothing but the target;
 //! - `-Pn`: no host discovery (a host that drops pings is still scanned);
@@ -30,8 +30,8 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::json;
-use xray_core::contract::ErrorEntry;
-use xray_core::tools::nmap::{parse_nmap, HTTP_HEADERS, HTTP_TITLE, SSL_CERT, SSL_ENUM_CIPHERS};
+use xray_engine::contract::ErrorEntry;
+use xray_parsers::nmap::{parse_nmap, HTTP_HEADERS, HTTP_TITLE, SSL_CERT, SSL_ENUM_CIPHERS};
 
 use futures::StreamExt;
 
@@ -99,7 +99,7 @@ impl<R: CommandRunner> NmapToolchain<R> {
         NmapToolchain {
             runner,
             nmap,
-            status_script: xray_core::tools::nmap::HTTP_STATUS.into(),
+            status_script: xray_parsers::nmap::HTTP_STATUS.into(),
             _scripts: None,
             settings,
         }

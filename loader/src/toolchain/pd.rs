@@ -4,7 +4,7 @@
 //! the answers are mapped back to endpoints by the address they came from.
 //!
 //! Targets go to every tool on stdin and the tools print JSON on stdout; the
-//! parsers in `xray_core::tools` read it. The flags, and why each is there
+//! parsers in `xray_parsers` read it. The flags, and why each is there
 //! (tested with naabu 2.6.1, httpx 1.10.0, tlsx 1.2.2, nuclei 3.11.1; see
 //! docs/toolchain.md):
 //! - every tool: `-duc` (no update check), `-silent -no-color`, JSON out,
@@ -45,9 +45,9 @@ use std::time::Duration;
 use anyhow::{bail, Result};
 use futures::StreamExt;
 use serde_json::json;
-use xray_core::canon::canonical_url_root;
-use xray_core::contract::{ErrorEntry, PortObservation};
-use xray_core::tools::{nuclei_hits, parse_httpx, parse_naabu, parse_nuclei, parse_tlsx};
+use xray_engine::canon::canonical_url_root;
+use xray_engine::contract::{ErrorEntry, PortObservation};
+use xray_parsers::{nuclei_hits, parse_httpx, parse_naabu, parse_nuclei, parse_tlsx};
 
 use super::runner::{
     find_on_path, is_executable, parse_version, CommandRunner, Invocation, PrivateDir, RunResult,
@@ -362,7 +362,7 @@ impl<R: CommandRunner> PdToolchain<R> {
 
             let tfailed = trun.error(tinv);
             let parsed = parse_tlsx(&trun.stdout);
-            let mut tls_for: Vec<(usize, Observed<xray_core::contract::TlsObservation>)> = Vec::new();
+            let mut tls_for: Vec<(usize, Observed<xray_engine::contract::TlsObservation>)> = Vec::new();
             let mut tls_errors: Vec<(usize, ErrorEntry)> = Vec::new();
             for tr in parsed.items {
                 // tlsx sends the address as SNI when given none.
@@ -403,7 +403,7 @@ impl<R: CommandRunner> PdToolchain<R> {
 
             let hfailed = hrun.error(hinv);
             let parsed = parse_httpx(&hrun.stdout);
-            let mut http_for: Vec<(usize, Observed<xray_core::contract::HttpObservation>)> = Vec::new();
+            let mut http_for: Vec<(usize, Observed<xray_engine::contract::HttpObservation>)> = Vec::new();
             for h in parsed.items {
                 // httpx echoes the input line, which names the endpoint and port.
                 let input = h.input.as_deref().unwrap_or_default();

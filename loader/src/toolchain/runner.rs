@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::process::Command;
-use xray_core::contract::ErrorEntry;
+use xray_engine::contract::ErrorEntry;
 
 /// Keep at most this much of a tool's stdout; beyond it the output is
 /// drained and dropped so that the tool does not block on a full pipe.

@@ -21,8 +21,8 @@ use alloy::rpc::types::Filter;
 use alloy::sol_types::{SolEvent, SolType, SolValue};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
-use xray_core::nweb::rules::{quota_units, Decimal};
-use xray_core::nweb::{car, unixfs, Cid};
+use nweb::rules::{quota_units, Decimal};
+use nweb::{car, unixfs, Cid};
 
 use http::{serve, Handler, Request, Response, Server};
 use support::*;
@@ -422,7 +422,7 @@ async fn contracts_enforce_the_mvp_rules() {
         U256::from(10)
     );
 
-    // quotaUnits equals xray_core's exact formula for stakes and rep factors.
+    // quotaUnits equals the nweb crate's exact formula for stakes and rep factors.
     for (extra, rep_micros, rep) in [
         ("0", 0u64, "0"),
         ("50.5", 500_000, "0.5"),
@@ -1806,7 +1806,7 @@ async fn the_hoarder_keeps_its_owners_bundles_pinned_and_exported() {
         &format!("[hoarder]\nowner = \"{}\"\n", signer(1).address()),
     );
 
-    // A bundle directory is added: Kubo's root is xray_core's CID, and its CAR is kept.
+    // A bundle directory is added: Kubo's root is the nweb crate's CID, and its CAR is kept.
     let bdir = dir.join("bundle");
     added.write_dir(&bdir);
     let run = loader(

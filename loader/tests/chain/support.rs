@@ -15,8 +15,8 @@ use alloy::signers::local::PrivateKeySigner;
 use alloy::sol_types::{SolCall, SolValue};
 use serde_json::{json, Value};
 use tokio_postgres::Client;
-use xray_core::nweb::bundle::sha256_hex;
-use xray_core::nweb::{car, merkle, unixfs, Cid};
+use nweb::bundle::sha256_hex;
+use nweb::{car, merkle, unixfs, Cid};
 pub use xray_tests::{admin_url, connect, db_url};
 
 alloy::sol!("../contracts/src/IAttestor.sol");
