@@ -28,7 +28,7 @@ pgrx::extension_sql_file!(
 pgrx::extension_sql_file!(
     "../../sql/xray_pg--0.1.0--0.2.0.sql",
     name = "xray_pg_0_2_0",
-    // Also carries nweb (issue 5), whose C functions are declared in it.
+    // Also carries nweb (docs/nweb.md), whose C functions are declared in it.
     requires = [
         "xray_ingest",
         functions::xray_identity_key,
