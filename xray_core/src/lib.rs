@@ -2,7 +2,7 @@
 //! that it can be tested with plain `cargo test` and reused by the extension
 //! (`xray_pg`) and the loader.
 //!
-//! Pipeline (diff contract §6): [`contract::ScanPayload`] →
+//! Pipeline (docs/contract.md §D-6): [`contract::ScanPayload`] →
 //! [`normalize::normalize`] (RB1–RB7, identity, material hash, dedupe) →
 //! [`diff::diff_normalized`] (NEW / CHANGED / FIXED with authoritative absence).
 

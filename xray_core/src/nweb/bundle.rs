@@ -1,5 +1,5 @@
 //! Verifying an nweb bundle: its `manifest.json` (`nweb.bundle.v1`), the scanprint's
-//! Merkle root and the artifact hashes, ending in a verdict with the spec's reason
+//! Merkle root and the artifact hashes, ending in a verdict with the reason
 //! codes. The verdict is data, not an error: an invalid bundle is a fact to record
 //! (and to challenge), while an error means the caller got something wrong.
 //!
@@ -25,7 +25,7 @@ use super::rules::SubmissionKind;
 use super::NwebError;
 
 pub const MANIFEST_SCHEMA: &str = "nweb.bundle.v1";
-/// Where the spec puts the manifest in a bundle.
+/// Where docs/nweb.md §3 puts the manifest in a bundle.
 pub const MANIFEST_PATH: &str = "manifest.json";
 /// Newest timestamp accepted, 9999-12-31T23:59:59Z: PostgreSQL stores far more, but
 /// nothing later is a real scan, and a bound keeps every value convertible.
