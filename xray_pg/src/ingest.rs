@@ -69,7 +69,7 @@ pub(crate) enum Staleness {
     /// 0.1.0-0.4.0: a scan older than the newest applied scan of any of its
     /// assets is stale as a whole.
     PerScan,
-    /// 0.5.0 (design D11): the scan applies to the assets it is the newest
+    /// 0.5.0 (docs/design.md D11): the scan applies to the assets it is the newest
     /// for and skips the others.
     PerAsset,
 }
