@@ -851,11 +851,11 @@ END
 $backfill$;
 
 -- ---------------------------------------------------------------------------
--- nweb (issue 5), new in 0.2.0.
+-- nweb (docs/nweb.md), new in 0.2.0.
 -- ---------------------------------------------------------------------------
 -- nweb inside the database (schema `nweb`): verified public scan bundles, their
 -- typed scanprint rows, chain attestations, challenges, stakes, the MVP rules and
--- the bridge to xray. See the architecture spec and design D6, D7 and "Scale-out".
+-- the bridge to xray. See docs/nweb.md and docs/design.md D6, D7 and "Platform".
 --
 -- This file is self-contained: it declares its own C functions (xray_pg/src/nweb.rs,
 -- `sql = false` there), so the same statements can run inside CREATE EXTENSION or

@@ -1,4 +1,4 @@
--- xray_pg 0.2.0 -> 0.3.0: the chain indexer's bookkeeping (design D8) and the slasher's
+-- xray_pg 0.2.0 -> 0.3.0: the chain indexer's bookkeeping (docs/design.md D8) and the slasher's
 -- availability probes, for `xray-loader tail` and `xray-loader check`.
 --
 -- - nweb.chain_checkpoints: the last block whose logs are all in nweb.attestations, per
@@ -13,7 +13,7 @@
 -- Plain tables, no triggers: the loader talks to them with plain SQL.
 
 ------------------------------------------------------------------------------
--- Chain indexer state (D8).
+-- Chain indexer state (docs/design.md D8).
 ------------------------------------------------------------------------------
 CREATE TABLE nweb.chain_checkpoints (
     chain_id        bigint      NOT NULL CHECK (chain_id > 0),

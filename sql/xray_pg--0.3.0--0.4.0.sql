@@ -1,4 +1,4 @@
--- xray_pg 0.3.0 -> 0.4.0: a faster ingest trigger (issue 6, BENCHMARKS.md).
+-- xray_pg 0.3.0 -> 0.4.0: a faster ingest trigger (BENCHMARKS.md).
 --
 -- - xray.scan_results.payload is compressed with lz4 instead of pglz. The
 --   payload is the largest value the ingest writes; lz4 stores it faster and,

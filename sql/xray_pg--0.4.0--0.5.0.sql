@@ -1,13 +1,13 @@
--- xray_pg 0.4.0 -> 0.5.0: the engine on real-world input (issue 11), SQL side.
+-- xray_pg 0.4.0 -> 0.5.0: the engine on real-world input (docs/design.md D9-D11), SQL side.
 --
--- - Staleness is per asset (design D11). A scan applies to the assets for
+-- - Staleness is per asset (docs/design.md D11). A scan applies to the assets for
 --   which it is the newest scan and skips the others. xray.scan_results gets
 --   the status `partial` (some assets skipped) and the column
 --   stale_asset_ids; `stale` now means every asset in scope was skipped.
 --   xray.asset_scans only moves for the assets a scan applied to.
 -- - Warnings: observations the engine kept but could not use, per scan, in
---   xray.scan_results.warnings and xray.scan_summary (design D10).
--- - RB6 fingerprint version 2 (design D9): one identity per open port, the
+--   xray.scan_results.warnings and xray.scan_summary (docs/design.md D10).
+-- - RB6 fingerprint version 2 (docs/design.md D9): one identity per open port, the
 --   symptom is material. Stored RB6 exposures are re-keyed here, and the
 --   re-keys are recorded in the new table xray.identity_rekeys, through which
 --   the views and xray.triage() follow an exposure's history.
@@ -120,17 +120,17 @@ COMMENT ON COLUMN xray.scan_summary.warnings IS 'One "path: problem" text per wa
 ------------------------------------------------------------------------------
 -- Identity rule changes of 0.5.0: re-key the stored state.
 ------------------------------------------------------------------------------
--- Hosts and IPs as the engine writes them (RFC 5952 for IPv6, design D10).
+-- Hosts and IPs as the engine writes them (RFC 5952 for IPv6, docs/design.md D10).
 CREATE FUNCTION xray.canonical_host(host text) RETURNS text
 IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'xray_canonical_host_wrapper';
 COMMENT ON FUNCTION xray.canonical_host(text) IS 'A host or IP address as the engine writes it: trimmed, lowercase, without trailing dot; IP addresses in RFC 5952 form';
 
 -- Two identity rules changed:
--- - RB6 (design D9): 0.4.0 keyed it by `symptom:<symptom>` (fingerprint
+-- - RB6 (docs/design.md D9): 0.4.0 keyed it by `symptom:<symptom>` (fingerprint
 --   version 1); 0.5.0 keys it by the port alone (`svc:unknown`, fingerprint
 --   version 2) and treats the symptom as material, so a rescan that sees the
 --   same symptom emits nothing and a changed symptom is one CHANGED.
--- - IPv6 hosts (design D10): 0.4.0 only lowercased them, so
+-- - IPv6 hosts (docs/design.md D10): 0.4.0 only lowercased them, so
 --   `2001:db8:0:0:0:0:0:10`, `2001:db8::10` and `[2001:db8::10]` were three
 --   identities; 0.5.0 writes RFC 5952 (`2001:db8::10`).
 -- The events keep the identity they were written with (they are immutable

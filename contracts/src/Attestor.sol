@@ -3,7 +3,7 @@ pragma solidity ^0.8.24;
 
 import {IAttestor, IRoutedAttestor} from "./IAttestor.sol";
 
-/// The minimal EAS-compatible attestor of nweb (spec: "a lightweight Attestor contract
+/// The minimal EAS-compatible attestor of nweb (docs/nweb.md §5: "a lightweight Attestor contract
 /// that emits EAS-compatible events and exposes schemaUID namespaces, without relying on
 /// the main EAS Hub").
 ///

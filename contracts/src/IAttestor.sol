@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity ^0.8.24;
 
-/// The nweb attestation schemas (spec: nweb-architecture.md, "Attestation Schemas") and
+/// The nweb attestation schemas (docs/nweb.md §5) and
 /// the Attestor's events. This file is the one definition both sides use: the contracts
 /// implement it, and the loader reads it with alloy's `sol!` (loader/src/chain/abi.rs),
 /// so an event the indexer decodes cannot drift from the event the chain emits.
@@ -107,7 +107,7 @@ interface ISlashRouter {
 
 /// What a collector calls (and what the tests use to submit).
 interface ISubmissionRouter {
-    /// Pricing classes of the spec: masscan-quick 1, nmap-top1k 2, nmap-full 5, diff/enrich 1.
+    /// Pricing classes of docs/nweb.md §2: masscan-quick 1, nmap-top1k 2, nmap-full 5, diff/enrich 1.
     enum Kind {
         MasscanQuick,
         NmapTop1k,

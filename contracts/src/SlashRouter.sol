@@ -5,7 +5,7 @@ import {IAttestor, IRoutedAttestor, ISlashRouter} from "./IAttestor.sol";
 import {StakeRegistry} from "./StakeRegistry.sol";
 import {SubmissionRouter} from "./SubmissionRouter.sol";
 
-/// Challenges, Resolutions and slashing with the spec's immutable rules.
+/// Challenges, Resolutions and slashing with the immutable rules of docs/nweb.md §2.
 ///
 /// - A Challenge names a CID; it is filed against the first ScanSubmission of that CID
 ///   (its submitter is the subject). One open challenge per CID at a time.

@@ -16,7 +16,7 @@ interface ILastSubmission {
     function lastSubmittedAt(address who) external view returns (uint64);
 }
 
-/// Staked GST buys quota and slashability (spec: "MVP parameters (immutable)").
+/// Staked GST buys quota and slashability (docs/nweb.md §2).
 ///
 /// - Minimum stake to submit: 100 GST.
 /// - quotaUnits = floor(sqrt(stake in GST) * (1 + repFactor)), computed exactly with

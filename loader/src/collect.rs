@@ -1,16 +1,16 @@
 //! `xray-loader collect`: scan in-scope targets with nmap (or masscan) and build an
-//! nweb bundle (spec `nweb-architecture.md`, issue 5).
+//! nweb bundle (docs/nweb.md §3).
 //!
 //! The bundle is a directory
 //!
 //! ```text
 //! <out>/manifest.json                  nweb.bundle.v1
-//! <out>/scanprint/scanprint.v0.jsonl   scanprint v0, JCS lines, sorted (design D6)
+//! <out>/scanprint/scanprint.v0.jsonl   scanprint v0, JCS lines, sorted (docs/design.md D6)
 //! <out>/raw/nmap.xml                   or raw/masscan.json
 //! ```
 //!
 //! plus a CARv1 of it (`<out>.car` or `--car`) whose root is the CID Kubo gives the
-//! directory with `ipfs add --cid-version=1 --raw-leaves` (design D7). Stdout carries
+//! directory with `ipfs add --cid-version=1 --raw-leaves` (docs/design.md D7). Stdout carries
 //! the CID and the Merkle root and nothing else; `--ingest` loads the CAR through
 //! `nweb.ingest_car` (or `nweb.ingest_bundle` on a database without it).
 //!
@@ -61,7 +61,7 @@ impl Tool {
         }
     }
 
-    /// The spec's namespaces: nmap data is nweb.io, masscan data masspull.org.
+    /// The namespaces of docs/nweb.md §3: nmap data is nweb.io, masscan data masspull.org.
     fn default_namespace(self) -> &'static str {
         match self {
             Tool::Nmap => "nweb.io",

@@ -164,7 +164,7 @@ impl Dns for MaybeDns {
     }
 }
 
-/// The email posture of a domain (contract §9) and the checks that gave a
+/// The email posture of a domain (docs/contract.md §P-9) and the checks that gave a
 /// definite answer, for `coverage.dns_checks`.
 pub async fn email_posture<D: Dns>(dns: &D, domain: &str, selectors: &[String]) -> (DnsEmail, Vec<String>) {
     let mut errors = Vec::new();

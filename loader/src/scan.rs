@@ -1,5 +1,5 @@
 //! `xray-loader scan`: scope → DNS → the toolchain over all endpoints → symptoms and
-//! coverage → a schema 1.2 payload (contract §3, design D3/D4).
+//! coverage → a schema 1.2 payload (docs/contract.md §P-3, docs/design.md D3/D4).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -38,7 +38,7 @@ enum Slot {
         domain: Option<String>,
     },
     /// A domain with no usable address: still carries its DNS email posture,
-    /// with an explicit error instead of an IP (contract §12).
+    /// with an explicit error instead of an IP (docs/contract.md §P-12).
     DomainOnly {
         domain: String,
         reason: String,

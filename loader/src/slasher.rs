@@ -1,4 +1,4 @@
-//! `xray-loader check`: the slasher (spec flow 2, "Challenge").
+//! `xray-loader check`: the slasher (docs/nweb.md §6.2).
 //!
 //! For every CID to check: each gateway gets the liveness probe (`bafkqaaa`), the cache
 //! check (`only-if-cached`) and a full CAR fetch verified block by block; Kubo is tried

@@ -1,4 +1,4 @@
-//! RB6 symptom detection (contract §7.6, design D4). The engine only reports
+//! RB6 symptom detection (docs/contract.md §P-7.6, docs/design.md D4). The engine only reports
 //! RB6 for a symptom the worker reported; deciding the symptom is ours.
 
 use std::collections::BTreeSet;

@@ -2,7 +2,7 @@
 //! xray scan-result payload (schema 1.2), so public scan data raises the same RB1
 //! exposures and events as the tenant's own scans.
 //!
-//! The payload must never cause a false FIXED (design D3). A bundle says nothing about
+//! The payload must never cause a false FIXED (docs/design.md D3, D32). A bundle says nothing about
 //! ports it does not list, so each endpoint's `coverage.tcp_ports` holds only the ports
 //! the scanprint reports as `open` or `closed`. A port seen `filtered` (or
 //! `open|filtered`) is reported as observed but not covered: from one vantage a
@@ -117,7 +117,7 @@ impl Net {
     }
 }
 
-/// Unix seconds as the contract's UTC timestamp (`...Z`).
+/// Unix seconds as the contract's UTC timestamp (`...Z`, docs/contract.md §P-12).
 fn iso(unix: i64) -> Result<String, NwebError> {
     chrono::DateTime::from_timestamp(unix, 0)
         .map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
@@ -135,7 +135,7 @@ fn contract_state(state: &str) -> &'static str {
 }
 
 /// Same tenant and bundle, same scan: re-bridging a bundle is a duplicate, not a new
-/// scan (design D5). A name-based UUID (version 8, from SHA-256) keeps it stable.
+/// scan (docs/design.md D5). A name-based UUID (version 8, from SHA-256) keeps it stable.
 pub fn bridge_scan_id(tenant: &Uuid, bundle_cid: &str) -> Uuid {
     let digest = Sha256::digest(format!("nweb-bridge\0{tenant}\0{bundle_cid}").as_bytes());
     let mut b = [0u8; 16];

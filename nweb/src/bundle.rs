@@ -1,5 +1,5 @@
 //! Verifying an nweb bundle: its `manifest.json` (`nweb.bundle.v1`), the scanprint's
-//! Merkle root and the artifact hashes, ending in a verdict with the spec's reason
+//! Merkle root and the artifact hashes, ending in a verdict with the reason
 //! codes. The verdict is data, not an error: an invalid bundle is a fact to record
 //! (and to challenge), while an error means the caller got something wrong.
 //!
@@ -27,7 +27,7 @@ use super::NwebError;
 pub mod write;
 
 pub const MANIFEST_SCHEMA: &str = "nweb.bundle.v1";
-/// Where the spec puts the manifest in a bundle.
+/// Where docs/nweb.md §3 puts the manifest in a bundle.
 pub const MANIFEST_PATH: &str = "manifest.json";
 /// Where our collectors put the scanprint file and the raw tool output; the
 /// manifest names them, so a reader never assumes these paths.

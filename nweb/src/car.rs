@@ -1,4 +1,4 @@
-//! CARv1 export and verified import (design D7).
+//! CARv1 export and verified import (docs/design.md D7).
 //!
 //! Bundles travel as CAR files from trustless gateways, and a gateway is never
 //! trusted: every block is hashed and compared with its CID, and every block reachable

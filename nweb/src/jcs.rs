@@ -1,6 +1,6 @@
 //! RFC 8785 JSON Canonicalization Scheme (JCS) over `serde_json::Value`.
 //!
-//! Design D6 hashes each scanprint line in this form, so two parties holding the same
+//! docs/design.md D6 hashes each scanprint line in this form, so two parties holding the same
 //! data agree on the Merkle root byte for byte, whatever JSON library wrote the file.
 
 use std::fmt::Write as _;

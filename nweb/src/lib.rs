@@ -1,10 +1,10 @@
-//! nweb: scanprint, canonical JSON and Merkle roots (see design D6).
+//! nweb: scanprint, canonical JSON and Merkle roots (see docs/design.md D6).
 //!
 //! - [`scanprint`] turns nmap and masscan output into sorted scanprint v0 lines.
 //! - [`jcs`] writes JSON in the RFC 8785 canonical form those lines are hashed in.
 //! - [`merkle`] computes the RFC 6962 root of a scanprint file and inclusion proofs.
 //! - [`unixfs`] and [`car`] compute bundle CIDs exactly as Kubo does and move bundles
-//!   as verified CAR files (design D7).
+//!   as verified CAR files (docs/design.md D7).
 //! - [`bundle`] checks a bundle's manifest, Merkle root and artifact hashes.
 //! - [`rules`] holds the MVP economics: quota, costs, grace, slashing, reputation.
 //! - [`bridge`] turns verified scanprint rows into an xray scan payload.

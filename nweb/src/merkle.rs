@@ -1,4 +1,4 @@
-//! RFC 6962 Merkle Tree Hash over scanprint lines (design D6).
+//! RFC 6962 Merkle Tree Hash over scanprint lines (docs/design.md D6).
 //!
 //! The standard tree, rather than a home-made one, lets anyone check a root with an
 //! existing Certificate Transparency library, and lets a challenger prove one bad line
@@ -127,7 +127,7 @@ fn parse_hash(field: &str, s: &str) -> Result<Hash, NwebError> {
 
 /// The leaves of a scanprint file: the JCS form of each non-blank line, in file order.
 ///
-/// Each such line must be a JSON object (design D6). The error names the 1-based line.
+/// Each such line must be a JSON object (docs/design.md D6). The error names the 1-based line.
 pub fn scanprint_leaves(jsonl: &str) -> Result<Vec<Vec<u8>>, NwebError> {
     let mut leaves = Vec::new();
     for_each_leaf(jsonl, |_, canonical| {

@@ -1,4 +1,4 @@
-//! The nweb MVP rules ("MVP parameters (immutable)" in the architecture spec), as pure
+//! The nweb MVP rules (docs/nweb.md §2), as pure
 //! functions so the database, the loader and the tests share one definition.
 //!
 //! Money is exact: stakes are non-negative decimals in GST, held as a big integer
@@ -22,8 +22,8 @@ pub const MIN_STAKE_GST: u32 = 100;
 /// Slash: 10 % of the stake, of which 50 % goes to the challenger and the rest is burned.
 pub const SLASH_PERCENT: u32 = 10;
 pub const BOUNTY_PERCENT: u32 = 50;
-/// Quota units are spent per rolling window. The spec leaves the period open; a day
-/// is our choice (documented in the SQL comments).
+/// Quota units are spent per rolling window. docs/nweb.md §7 leaves the period open; a day
+/// is our choice (docs/design.md D30).
 pub const QUOTA_WINDOW_SECONDS: i64 = 24 * 3600;
 /// Reputation halves every 30 days after a submission's grace ended.
 pub const REP_HALF_LIFE_SECONDS: f64 = 30.0 * 86_400.0;
@@ -202,7 +202,7 @@ pub fn quota_units(stake: &Decimal, rep_factor: &Decimal) -> u64 {
     u64::try_from(q).unwrap_or(u64::MAX)
 }
 
-/// The kinds of submission the spec prices.
+/// The kinds of submission docs/nweb.md §2 prices.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum SubmissionKind {
     MasscanQuick,

@@ -3,9 +3,9 @@
 //! Privacy first: a line never carries a raw banner or certificate, only their hashes
 //! (`banner_sha256`, `cert_fpr`); the raw tool output stays in the bundle for whoever
 //! needs it. Lines are sorted and written in JCS form so that the same scan always
-//! gives the same bytes, hence the same Merkle root (design D6).
+//! gives the same bytes, hence the same Merkle root (docs/design.md D6).
 //!
-//! Unknown values are `null`, except `tls_ja3` and `latency_ms`, which the spec lets
+//! Unknown values are `null`, except `tls_ja3` and `latency_ms`, which docs/nweb.md §4 lets
 //! us omit and which no supported scanner reports for every port.
 
 mod masscan;
@@ -134,7 +134,7 @@ pub(crate) fn canonical_ip(raw: &str) -> Result<String, String> {
         .map_err(|_| format!("\"ip\": {raw:?} is not an IP address"))
 }
 
-/// The order the spec asks for: ip (numerically), proto, port, state. Ties (the same
+/// The order docs/nweb.md §4 fixes: ip (numerically), proto, port, state. Ties (the same
 /// port state seen twice) are broken by ts and then by the whole canonical line, so
 /// the order, and therefore the Merkle root, never depends on input order.
 pub fn sort_lines(lines: &mut [ScanprintLine]) {

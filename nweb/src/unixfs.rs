@@ -1,5 +1,5 @@
 //! UnixFS import and export exactly as Kubo's
-//! `ipfs add --cid-version=1 --raw-leaves --wrap-with-directory` (design D7).
+//! `ipfs add --cid-version=1 --raw-leaves --wrap-with-directory` (docs/design.md D7).
 //!
 //! A bundle's CID is attested on chain, so ours must be byte-for-byte the one Kubo
 //! computes, or honest collectors would be challenged for a hash mismatch. The

@@ -102,7 +102,7 @@ async fn bad_payloads_fail_with_field_and_sqlstate_and_write_nothing() {
 }
 
 /// An observation the engine cannot use does not refuse the scan (design
-/// D10): the scan is stored with a warning that names the field, the
+/// D10 of docs/design.md): the scan is stored with a warning that names the field, the
 /// observation stays in the payload, and it proves nothing (no FIXED).
 #[tokio::test]
 async fn unusable_observations_are_stored_as_warnings_not_refused() {

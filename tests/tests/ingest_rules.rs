@@ -1,4 +1,4 @@
-//! Ingestion rules of design D5 against the real database.
+//! Ingestion rules of docs/design.md D5 against the real database.
 
 use std::time::Duration;
 
@@ -334,7 +334,7 @@ async fn stored_rows_are_exactly_the_engines_output() {
 }
 
 /// Two assets; the newer scan saw only A1. An older scan of A1 and A2 applies
-/// to A2 and skips A1 (design D11): A1 would have had a FIXED and a NEW.
+/// to A2 and skips A1 (docs/design.md D11): A1 would have had a FIXED and a NEW.
 #[tokio::test]
 async fn older_scan_applies_to_the_assets_it_is_newest_for() {
     let db = TestDb::new().await;

@@ -1,4 +1,4 @@
-//! nweb in the database (issue 5): Merkle functions, UnixFS CIDs and CARs, bundle
+//! nweb in the database (docs/nweb.md): Merkle functions, UnixFS CIDs and CARs, bundle
 //! verification and loading, attestations, challenges, quota and reputation, and the
 //! bridge into xray, all against the real PostgreSQL with a fresh database per test.
 
@@ -163,7 +163,7 @@ fn fixture_bundle_files() -> (Vec<String>, Vec<Vec<u8>>) {
 const FIXTURE_BUNDLE_CID: &str = "bafybeiahuv7unoyy2pirzruchteoy7cydvcsft5ksq3waw2czv2yn6qqui";
 
 // ---------------------------------------------------------------------------
-// Merkle (design D6)
+// Merkle (docs/design.md D6)
 // ---------------------------------------------------------------------------
 
 /// Certificate Transparency reference leaves and roots for tree sizes 0..=8
@@ -330,7 +330,7 @@ async fn scanprint_from_nmap_matches_the_fixture_bundle() {
 }
 
 // ---------------------------------------------------------------------------
-// UnixFS and CAR (design D7)
+// UnixFS and CAR (docs/design.md D7)
 // ---------------------------------------------------------------------------
 
 #[tokio::test]

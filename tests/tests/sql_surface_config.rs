@@ -200,7 +200,7 @@ async fn shipped_rows_are_protected_and_values_are_checked() {
 
 /// The shipped targeted profiles prove no profile-wide port coverage: a
 /// `verify` or `fast_recheck` 1.0/1.1 scan that does not report a port cannot
-/// FIX what is on it (issue 11). An admin who knows what such scans probe
+/// FIX what is on it (docs/design.md D12). An admin who knows what such scans probe
 /// lists the ports.
 #[tokio::test]
 async fn targeted_profiles_have_no_port_coverage() {

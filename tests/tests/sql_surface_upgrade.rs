@@ -334,7 +334,7 @@ async fn roles_are_shared_nologin_groups() {
 }
 
 // ---------------------------------------------------------------------------
-// 0.4.0 -> 0.5.0: RB6 re-keyed to fingerprint version 2 (design D9).
+// 0.4.0 -> 0.5.0: RB6 re-keyed to fingerprint version 2 (docs/design.md D9).
 // ---------------------------------------------------------------------------
 
 const A1: &str = "aaaaaaaa-0000-4000-8000-0000000006a1";

@@ -1,4 +1,4 @@
-//! Canonicalisation of hosts and URLs (exposure-identity "Canonicalization highlights").
+//! Canonicalisation of hosts and URLs (docs/contract.md §I-5).
 //! Identity strings are built only from canonical values, so two spellings of
 //! the same endpoint never produce two exposures.
 

@@ -8,9 +8,9 @@ use serde_json::Value;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EngineConfig {
-    /// RB1 ports and their service family (contract §7.1).
+    /// RB1 ports and their service family (docs/contract.md §P-7.1).
     pub admin_ports: BTreeMap<u16, String>,
-    /// RB2: nuclei templates that count as exposed panels (contract §7.2).
+    /// RB2: nuclei templates that count as exposed panels (docs/contract.md §P-7.2).
     pub panel_template_ids: Vec<String>,
     pub panel_tags: Vec<String>,
     pub panel_path_fragments: Vec<String>,
@@ -148,7 +148,7 @@ impl EngineConfig {
 
     /// The ports a 1.0/1.1 payload's port scan counts as probed: the named
     /// profile's, the baseline's when the payload names none, and none for a
-    /// profile this configuration does not know (design D10).
+    /// profile this configuration does not know (docs/design.md D10, D12).
     pub fn profile_coverage(&self, profile: Option<&str>) -> &[u16] {
         match profile {
             None => self.baseline_ports(),
@@ -156,7 +156,7 @@ impl EngineConfig {
         }
     }
 
-    /// The baseline allowlist, which gates RB6 (contract §7.6).
+    /// The baseline allowlist, which gates RB6 (docs/contract.md §P-7.6).
     pub fn baseline_ports(&self) -> &[u16] {
         self.ports_for_profile(Some(BASELINE_PROFILE))
     }

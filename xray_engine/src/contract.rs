@@ -2,7 +2,7 @@
 //!
 //! Parsing is strict about what the engine relies on (ids, timestamps, types)
 //! and tolerant of everything else: unknown fields are ignored and optional
-//! blocks may be absent, as contract §12 requires.
+//! blocks may be absent, as docs/contract.md §P-12 requires.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -53,7 +53,7 @@ impl ContractError {
     }
 }
 
-/// A UTC instant written as ISO 8601 with a literal `Z` (contract §12).
+/// A UTC instant written as ISO 8601 with a literal `Z` (docs/contract.md §P-12).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Timestamp(pub DateTime<Utc>);
 
@@ -143,7 +143,7 @@ pub struct ScanPayload {
 }
 
 /// An observation the engine kept (it stays in the stored payload) but could
-/// not use, for `xray.scan_summary` (design D10: nothing is dropped silently).
+/// not use, for `xray.scan_summary` (docs/design.md D10: nothing is dropped silently).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 pub struct Warning {
     /// Where in the payload, e.g. `asset_results[0].endpoints[1].ports.tcp[2].port`.
@@ -233,7 +233,7 @@ pub struct Endpoint {
     pub timings: Option<Value>,
     #[serde(default, deserialize_with = "null_as_default")]
     pub errors: Vec<ErrorEntry>,
-    /// Schema 1.2 (design D3): what the worker actually checked on this endpoint.
+    /// Schema 1.2 (docs/contract.md §P-13, docs/design.md D3): what the worker actually checked on this endpoint.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub coverage: Option<Coverage>,
 }
@@ -464,7 +464,7 @@ impl NucleiFinding {
 }
 
 impl Endpoint {
-    /// Some tool identified the service on `port` (design D10): httpx or
+    /// Some tool identified the service on `port` (docs/design.md D10): httpx or
     /// nmap got an HTTP answer, tlsx or nmap completed a TLS handshake, an
     /// nmap service probe matched, or a nuclei template matched there. The
     /// engine's RB6 gate and its RB6 proof of fix both ask this.
@@ -554,7 +554,7 @@ impl ErrorEntry {
         self.details.as_ref()?.get(key)?.as_str()
     }
 
-    /// RB6 symptom reported by the worker (design D4).
+    /// RB6 symptom reported by the worker (docs/design.md D4).
     pub fn symptom(&self) -> Option<&str> {
         self.detail_str("symptom")
     }
@@ -573,7 +573,7 @@ impl ErrorEntry {
     }
 }
 
-/// Schema 1.2 coverage block (design D3). Every list says what was checked,
+/// Schema 1.2 coverage block (docs/contract.md §P-13, docs/design.md D3). Every list says what was checked,
 /// whether or not anything was found, so absence can be proven.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 pub struct Coverage {
@@ -591,7 +591,7 @@ pub struct Coverage {
     pub dns_checks: Vec<String>,
 }
 
-/// What a port observation proves (diff contract §6.3, design D10).
+/// What a port observation proves (docs/contract.md §D-6.3, docs/design.md D10).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PortState {
     Open,
@@ -631,7 +631,7 @@ impl TlsObservation {
     }
 }
 
-/// The RB6 symptom categories of contract §7.6.
+/// The RB6 symptom categories of docs/contract.md §P-7.6.
 pub const SYMPTOMS: [&str; 4] = [
     "tcp_open_no_banner",
     "http_timeout",
@@ -816,13 +816,13 @@ impl ScanPayload {
     }
 
     /// The instant the scan observed the world: `finished_at`, else `started_at`.
-    /// Expiry is judged against this, never the wall clock (design D2).
+    /// Expiry is judged against this, never the wall clock (docs/design.md D2).
     pub fn observed_at(&self) -> Timestamp {
         self.scan.finished_at.unwrap_or(self.scan.started_at)
     }
 
     /// The payload without the results of `skip` (assets for which a newer
-    /// scan was already applied, design D11): their results and their part
+    /// scan was already applied, docs/design.md D11): their results and their part
     /// of the scope go, so the engine neither changes nor FIXES their state.
     pub fn without_assets(&self, skip: &std::collections::BTreeSet<Id>) -> ScanPayload {
         let mut p = self.clone();
@@ -836,7 +836,7 @@ impl ScanPayload {
         p
     }
 
-    /// Assets whose previous state this scan may change (diff contract §6.1).
+    /// Assets whose previous state this scan may change (docs/contract.md §D-6.1).
     pub fn scope_asset_ids(&self) -> Vec<Id> {
         let mut ids: Vec<Id> = if self.scan.requested_asset_ids.is_empty() {
             self.asset_results.iter().map(|a| a.asset.asset_id).collect()

@@ -1,6 +1,6 @@
-//! Steps 4–7 of the diff contract: compare the normalised exposures of a scan
+//! Steps 4–7 of docs/contract.md §D-6.2: compare the normalised exposures of a scan
 //! with the stored state and decide NEW / CHANGED / FIXED, gating FIXED on
-//! proof that the scan really covered the check (§6.3, design D3/D4).
+//! proof that the scan really covered the check (docs/contract.md §D-6.3, docs/design.md D3/D4).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt;
@@ -34,7 +34,7 @@ impl ExposureStatus {
         }
     }
 
-    /// Triaged by a person: tracked, but silent (design D5).
+    /// Triaged by a person: tracked, but silent (docs/design.md D5).
     pub fn is_triaged(self) -> bool {
         matches!(self, ExposureStatus::Suppressed | ExposureStatus::FalsePositive)
     }
@@ -343,7 +343,7 @@ const TLS_TOOLS: &[&str] = &["tlsx", "nmap"];
 const HTTP_TOOLS: &[&str] = &["httpx", "nmap"];
 const NUCLEI_TOOLS: &[&str] = &["nuclei"];
 
-/// Decides whether this scan proves an exposure absent (diff contract §6.3).
+/// Decides whether this scan proves an exposure absent (docs/contract.md §D-6.3).
 struct Authority<'a> {
     payload: &'a ScanPayload,
     config: &'a EngineConfig,
@@ -408,7 +408,7 @@ impl<'a> Authority<'a> {
             .filter(|v| {
                 if rb7 {
                     // RB7 is about the domain: only endpoints that carry a DNS
-                    // verdict for it speak (design D10).
+                    // verdict for it speak (docs/design.md D10).
                     v.ep.dns_email
                         .as_ref()
                         .and_then(|d| d.domain.as_deref())
@@ -575,7 +575,7 @@ impl<'a> Authority<'a> {
     }
 
     /// Port closed now, proven by a port scan: any exposure on it is gone.
-    /// A port reported `unknown` proves nothing (design D10).
+    /// A port reported `unknown` proves nothing (docs/design.md D10).
     fn port_gone(&self, ep: &Endpoint, port: u16) -> Option<String> {
         let tool = self.port_scanned(ep, port)?;
         let open_or_unknown = ep.ports.tcp.iter().any(|p| p.port == port && p.port_state() != PortState::Absent);

@@ -1,4 +1,4 @@
-//! Exposure identity and material hash (exposure-identity.md, design D1).
+//! Exposure identity and material hash (docs/contract.md §I-4 and §I-6, docs/design.md D1).
 //!
 //! The rules below are the single source for identity and material fields;
 //! `IDENTITY_VERSION` and `FINGERPRINT_VERSION` are stored with every exposure
@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 pub const IDENTITY_VERSION: u32 = 1;
 /// Fingerprint rules of every bucket but RB6 (see [`RiskBucket::fingerprint_version`]).
 pub const FINGERPRINT_VERSION: u32 = 1;
-/// RB6 fingerprint since fingerprint version 2 (design D9): one identity per
+/// RB6 fingerprint since fingerprint version 2 (docs/design.md D9): one identity per
 /// open port; the symptom moved into the material fields.
 pub const RB6_FINGERPRINT: &str = "svc:unknown";
 
@@ -66,7 +66,7 @@ impl RiskBucket {
     /// Version of this bucket's fingerprint rules, written into the identity
     /// string as `fpv:`. RB6 is at 2: version 1 had `symptom:{symptom}` in the
     /// fingerprint, so a changed symptom opened a second exposure on the same
-    /// port; diff contract §7 makes the symptom material instead (design D9).
+    /// port; docs/contract.md §D-7 makes the symptom material instead (docs/design.md D9).
     pub fn fingerprint_version(self) -> u32 {
         match self {
             RiskBucket::Rb6 => 2,
@@ -74,8 +74,8 @@ impl RiskBucket {
         }
     }
 
-    /// The evidence keys whose change is a material change (diff contract §7,
-    /// design D1). Everything else in the evidence may churn freely.
+    /// The evidence keys whose change is a material change (docs/contract.md §D-7,
+    /// docs/design.md D1). Everything else in the evidence may churn freely.
     pub fn material_fields(self) -> &'static [&'static str] {
         match self {
             RiskBucket::Rb1 => &["port", "service_family"],

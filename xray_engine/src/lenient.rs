@@ -1,4 +1,4 @@
-//! Reading what real workers send (design D10). Go workers write empty slices
+//! Reading what real workers send (docs/design.md D10). Go workers write empty slices
 //! as `null`, tools print timestamps with offsets, and a port sometimes
 //! arrives as a string. None of that may refuse a whole scan, and nothing may
 //! vanish silently: a value the engine cannot use reads as "unusable", which

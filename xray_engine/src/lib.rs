@@ -3,7 +3,7 @@
 //! (`xray_pg`) and the loader. Scanner output parsers live in `xray_parsers`,
 //! the nweb formats in `nweb`.
 //!
-//! Pipeline (diff contract §6): [`contract::ScanPayload`] →
+//! Pipeline (docs/contract.md §D-6): [`contract::ScanPayload`] →
 //! [`normalize::normalize`] (RB1–RB7, identity, material hash, dedupe) →
 //! [`diff::diff_normalized`] (NEW / CHANGED / FIXED with authoritative absence).
 

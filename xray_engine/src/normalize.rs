@@ -1,5 +1,5 @@
-//! Step 1–3 of the diff contract: observations → candidate exposures (RB1–RB7
-//! per contract §7) → identity and material hash → one exposure per identity.
+//! Steps 1–3 of docs/contract.md §D-6.2: observations → candidate exposures (RB1–RB7
+//! per docs/contract.md §P-7) → identity and material hash → one exposure per identity.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -14,7 +14,7 @@ use crate::config::EngineConfig;
 use crate::contract::{Endpoint, Id, PortState, ScanPayload, TlsObservation};
 use crate::identity::{material_hash, IdentityParts, RiskBucket};
 
-/// A normalised exposure (diff contract §2.2).
+/// A normalised exposure (docs/contract.md §D-2.2).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Exposure {
     pub identity_key: String,
@@ -26,7 +26,7 @@ pub struct Exposure {
     pub proto: String,
     pub port: u16,
     pub fingerprint: String,
-    /// Fingerprint plus the material parts (design D1), for people reading rows.
+    /// Fingerprint plus the material parts (docs/design.md D1), for people reading rows.
     pub detail: String,
     pub material_hash: String,
     pub evidence: Value,
@@ -84,7 +84,7 @@ pub fn normalize(payload: &ScanPayload, config: &EngineConfig) -> Vec<Exposure> 
 }
 
 /// RB5 is judged per URL root, so a header missing under any path the scan
-/// fetched is missing for the root (design D10). Without the union the
+/// fetched is missing for the root (docs/design.md D10). Without the union the
 /// exposure would flap with whichever paths a scan happened to fetch.
 fn union_missing_headers(candidates: &mut [Exposure]) {
     let mut union: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
@@ -222,7 +222,7 @@ fn candidates_for_endpoint(
     }
 
     // RB6: the worker reported a symptom on an open baseline port that no
-    // HTTP or TLS probe could classify (contract §7.6, design D4).
+    // HTTP or TLS probe could classify (docs/contract.md §P-7.6, docs/design.md D4).
     for e in &ep.errors {
         let (Some(symptom), Some(port)) = (e.symptom(), e.symptom_port()) else { continue };
         if !open_tcp.contains(&port)
@@ -509,7 +509,7 @@ fn finish(payload: &ScanPayload, view: &EndpointView<'_>, ids: &IdText, host: &s
     }
 }
 
-/// Completeness rank of diff contract §5.2: http+tls, then nuclei raw, then a cert anchor.
+/// Completeness rank of docs/contract.md §D-5.2: http+tls, then nuclei raw, then a cert anchor.
 fn completeness(e: &Exposure) -> (bool, bool, bool) {
     let ev = &e.evidence;
     (
@@ -519,7 +519,7 @@ fn completeness(e: &Exposure) -> (bool, bool, bool) {
     )
 }
 
-/// One exposure per identity_key (diff contract §5). The winner does not
+/// One exposure per identity_key (docs/contract.md §D-5). The winner does not
 /// depend on input order: most complete first, then the contract's tie order,
 /// then the evidence itself so that even full ties are decided.
 pub fn dedupe(mut candidates: Vec<Exposure>) -> Vec<Exposure> {

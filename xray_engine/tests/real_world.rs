@@ -1,4 +1,4 @@
-//! Payloads shaped like what real workers and tools send (issue 11, design
+//! Payloads shaped like what real workers and tools send (docs/design.md
 //! D9–D11), one test per defect class, played against the in-memory
 //! reference store. Each case failed before the rule it names existed.
 

@@ -3,7 +3,7 @@
 //!
 //! Both toolchains go through here when the tool gives us the certificate
 //! itself (tlsx `-cert`, nmap `ssl-cert`'s `pem`), so RB4 is judged the same
-//! way whichever tool saw it (design D10):
+//! way whichever tool saw it (docs/design.md D10, D20):
 //! - `is_self_signed`: the issuer name equals the subject name (RFC 5280
 //!   self-issued). tlsx's own `self_signed` is a heuristic on key identifiers
 //!   that calls a CA-issued certificate without AKID self-signed;

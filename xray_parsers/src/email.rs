@@ -1,4 +1,4 @@
-//! DNS email posture (contract §9, RB7): pure assessment of SPF, DMARC and
+//! DNS email posture (docs/contract.md §P-9, RB7): pure assessment of SPF, DMARC and
 //! DKIM records. The lookups live in `dns.rs`; everything here is a function
 //! of the TXT strings so it can be tested without a network.
 

@@ -41,7 +41,7 @@ const DROPPED_RAW_KEYS: &[&str] = &[
 #[derive(Debug, Clone)]
 pub struct HttpxRecord {
     pub observation: HttpObservation,
-    /// Contract §6.2 fields the typed [`HttpObservation`] does not model
+    /// docs/contract.md §P-6.2 fields the typed [`HttpObservation`] does not model
     /// (`response_time_ms`, `content_length`, `cdn`, `favicon_hash`,
     /// `body_hash`, `headers_hash`, `body_simhash`, `redirect_chain`). Merge
     /// them into the serialised observation.

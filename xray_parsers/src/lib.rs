@@ -70,7 +70,7 @@ pub(crate) struct JsonRecord {
     pub object: Map<String, Value>,
 }
 
-/// A contract §8 error for a record the parser could not use.
+/// A docs/contract.md §P-8 error for a record the parser could not use.
 pub fn parse_error(tool: &str, line: usize, message: impl std::fmt::Display) -> ErrorEntry {
     ErrorEntry {
         scope: Some("tool".into()),
@@ -298,7 +298,7 @@ pub(crate) fn port_value(v: Option<&Value>) -> Result<Option<u16>, String> {
 }
 
 /// An RFC 3339 timestamp with any offset, as the contract's UTC `Z` form
-/// (contract §12). Tools print local offsets (`-07:00`, `+05:30`).
+/// (docs/contract.md §P-12). Tools print local offsets (`-07:00`, `+05:30`).
 pub fn utc_timestamp(s: &str) -> Option<Timestamp> {
     DateTime::parse_from_rfc3339(s.trim())
         .ok()

@@ -35,7 +35,7 @@ pub struct TlsxRecord {
 }
 
 impl TlsxRecord {
-    /// The observation as contract JSON with `raw.tlsx_json` (contract §6.3),
+    /// The observation as contract JSON with `raw.tlsx_json` (docs/contract.md §P-6.3),
     /// which the typed [`TlsObservation`] does not model.
     pub fn to_value(&self) -> Value {
         let mut v = serde_json::to_value(&self.observation).unwrap_or(Value::Null);
@@ -55,7 +55,7 @@ impl TlsxRecord {
 }
 
 /// Parses tlsx output. A failed probe becomes an endpoint error carrying
-/// `details.port` and `details.symptom = "tls_handshake_fail"` (design D4);
+/// `details.port` and `details.symptom = "tls_handshake_fail"` (docs/design.md D4);
 /// whether that symptom is reported for RB6 is the caller's decision.
 pub fn parse_tlsx(text: &str) -> ToolParse<TlsxRecord> {
     let records = read_json_records(text, TOOL);

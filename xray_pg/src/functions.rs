@@ -12,7 +12,7 @@ fn bucket(text: &str) -> RiskBucket {
     text.parse().unwrap_or_else(|e: xray_engine::identity::UnknownBucket| raise("22023", e.to_string()))
 }
 
-/// The identity_key of exposure-identity.md: sha256 hex of the canonical
+/// The identity_key of docs/contract.md §I-4: sha256 hex of the canonical
 /// identity string. The host is canonicalised as the engine does.
 #[pg_extern(immutable, strict, parallel_safe)]
 fn xray_identity_key(

@@ -53,8 +53,8 @@ pub(crate) fn parse_payload(v: &Value) -> ScanPayload {
 pub(crate) enum Plan {
     /// The scan_id was already ingested; nothing is written.
     Duplicate,
-    /// Every asset in scope already has a newer applied scan (0.5.0, design
-    /// D11), or any of them has (0.1.0-0.4.0, design D5): nothing changes.
+    /// Every asset in scope already has a newer applied scan (0.5.0,
+    /// docs/design.md D11), or any of them has (0.1.0-0.4.0, docs/design.md D5): nothing changes.
     /// `skipped` is the whole scope.
     Stale { skipped: Vec<Id> },
     /// The diff of the assets the scan is the newest for. `skipped` are the
@@ -69,7 +69,7 @@ pub(crate) enum Staleness {
     /// 0.1.0-0.4.0: a scan older than the newest applied scan of any of its
     /// assets is stale as a whole.
     PerScan,
-    /// 0.5.0 (design D11): the scan applies to the assets it is the newest
+    /// 0.5.0 (docs/design.md D11): the scan applies to the assets it is the newest
     /// for and skips the others.
     PerAsset,
 }
@@ -362,8 +362,8 @@ fn keys(keys: &[String]) -> DatumWithOid<'static> {
 }
 
 fn lock_tenant(client: &SpiClient<'_>, tenant: &str) {
-    // Transaction-scoped: scans of one tenant apply one after another (design
-    // D5). xray.triage() takes the same key, so keep the two in step.
+    // Transaction-scoped: scans of one tenant apply one after another
+    // (docs/design.md D5). xray.triage() takes the same key, so keep the two in step.
     spi(
         "locking tenant",
         client.select("SELECT pg_advisory_xact_lock(hashtextextended($1, 7419))", None, &[tenant.to_string().into()]),

@@ -51,7 +51,7 @@ impl IntoDatum for RawJsonb {
 }
 
 impl RawJsonb {
-    /// Decodes the payload into its typed form, or raises the contract error.
+    /// Decodes the payload into its typed form, or raises the contract error (docs/contract.md §P-12).
     pub(crate) fn parse(self) -> ScanPayload {
         // SAFETY: the datum is a non-null jsonb; detoasting returns it as is
         // when it is plain, or a palloc'd copy that lives for the statement.

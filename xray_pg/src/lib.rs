@@ -28,7 +28,7 @@ pgrx::extension_sql_file!(
 pgrx::extension_sql_file!(
     "../../sql/xray_pg--0.1.0--0.2.0.sql",
     name = "xray_pg_0_2_0",
-    // Also carries nweb (issue 5), whose C functions are declared in it.
+    // Also carries nweb (docs/nweb.md), whose C functions are declared in it.
     requires = [
         "xray_ingest",
         functions::xray_identity_key,
@@ -55,7 +55,7 @@ pgrx::extension_sql_file!(
 pgrx::extension_sql_file!(
     "../../sql/xray_pg--0.4.0--0.5.0.sql",
     name = "xray_pg_0_5_0",
-    // Issue 11: per-asset staleness, warnings, RB6 re-key, targeted profiles
+    // The engine on real-world input (docs/design.md D9-D12): per-asset staleness, warnings, RB6 re-key, targeted profiles
     // without port coverage; the trigger and dry run point at the 0.5.0 symbols.
     requires = ["xray_pg_0_4_0"]
 );

@@ -38,7 +38,7 @@ fn cid_arg(field: &str, text: &str) -> Cid {
     text.trim().parse().unwrap_or_else(|e| raise("22P02", format!("{field}: {text:?} is not a CID ({e})")))
 }
 
-// --- Merkle (design D6) ------------------------------------------------------------
+// --- Merkle (docs/design.md D6) --------------------------------------------------------
 
 /// RFC 6962 root of a scanprint file: each non-blank line in RFC 8785 form is a leaf.
 #[pg_extern(immutable, strict, parallel_safe, sql = false)]
@@ -89,7 +89,7 @@ fn nweb_scanprint_from_nmap(xml: &str, vantage: &str) -> String {
     scanprint::to_jsonl(&conversion.lines)
 }
 
-// --- UnixFS and CAR (design D7) -----------------------------------------------------
+// --- UnixFS and CAR (docs/design.md D7) -------------------------------------------------
 
 fn files_arg<'arr>(
     paths: &'arr Array<'_, &str>,
@@ -197,7 +197,7 @@ fn nweb_car_bundle(
     let manifest_bytes = find(bundle::MANIFEST_PATH);
     let manifest =
         manifest_bytes.and_then(|b| as_text(bundle::MANIFEST_PATH, b).map_err(|e| unreadable = Some(e)).ok());
-    // The manifest says where the scanprint is; the spec's path if it cannot be read.
+    // The manifest says where the scanprint is; the docs/nweb.md §3 path if it cannot be read.
     let scanprint_path = manifest
         .as_deref()
         .and_then(|m| serde_json::from_str::<Value>(m).ok())

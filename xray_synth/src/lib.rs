@@ -786,7 +786,7 @@ impl Tls {
 }
 
 /// About `target_bytes` of nweb scanprint v0 JSONL (JCS lines, sorted by ip,
-/// proto, port, state as the spec asks), as a tenant-sized public bundle
+/// proto, port, state as docs/nweb.md §4 asks), as a tenant-sized public bundle
 /// would hold. A pure function of `seed`.
 pub fn scanprint_jsonl(seed: u64, target_bytes: usize) -> String {
     let mut rng = Rng::new(mix(&[seed, 0x5ca9]));

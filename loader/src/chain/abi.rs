@@ -40,7 +40,7 @@ pub struct Attestation {
     pub block_hash: B256,
     pub uid: B256,
     pub attester: Address,
-    /// The schema's fields by their spec names.
+    /// The schema's fields by their names in docs/nweb.md §5.
     pub payload: Value,
 }
 

@@ -1,5 +1,5 @@
 //! `xray-loader tail`: Attestor logs into nweb.attestations and, when configured,
-//! StakeRegistry logs into nweb.stake_events and nweb.stakes (design D8).
+//! StakeRegistry logs into nweb.stake_events and nweb.stakes (docs/design.md D8, D29).
 //!
 //! - Each contract has its own checkpoint and is caught up in turn, so a registry added
 //!   to the configuration later is indexed from the start block, not from where the

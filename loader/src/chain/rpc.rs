@@ -1,5 +1,5 @@
 //! JSON-RPC reads for the indexer, through alloy's HTTP provider, with what public RPC
-//! endpoints need (see shared/docs/notes-chain-ipfs.md):
+//! endpoints need (see docs/nweb-chain.md, "tail"):
 //! - every call is retried with exponential backoff on transient failures (timeouts,
 //!   connection errors, 429, 5xx, "header not found" from a lagging node), honouring a
 //!   server's Retry-After;

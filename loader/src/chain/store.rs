@@ -1,5 +1,5 @@
 //! The indexer's SQL: checkpoint, block window, attestations, stake events and rollback
-//! (design D8), plain statements on the tables of sql/xray_pg--0.2.0--0.3.0.sql and, for
+//! (docs/design.md D8), plain statements on the tables of sql/xray_pg--0.2.0--0.3.0.sql and, for
 //! the StakeRegistry, of the end of sql/xray_pg--0.3.0--0.4.0.sql.
 //!
 //! A batch is one transaction: the rows (attestations or stake events, with the stakes

@@ -1,6 +1,6 @@
 //! `xray-loader pin`: the hoarder. Keeps its owner's bundles alive and exports CARs.
 //!
-//! - `--add DIR`: a bundle directory is added (Kubo `add` with the D7 flags, the root
+//! - `--add DIR`: a bundle directory is added (Kubo `add` with the docs/design.md D7 flags, the root
 //!   checked against the nweb crate's CID) and/or written as `<cid>.car` to the CAR directory.
 //! - The owner's bundles (every CID whose ScanSubmissions the owner attested, from
 //!   nweb.v_submissions): pinned in Kubo when Kubo is configured (imported from a

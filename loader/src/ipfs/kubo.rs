@@ -1,6 +1,6 @@
 //! A Kubo RPC client (`POST /api/v0/<command>`): add, pin, and CAR export and import.
 //!
-//! `add` uses the flags design D7 fixes (`--cid-version=1 --raw-leaves
+//! `add` uses the flags docs/design.md D7 fixes (`--cid-version=1 --raw-leaves
 //! --wrap-with-directory`, 256 KiB chunks) and the root Kubo answers must equal the CID
 //! the nweb crate computes for the same files: a different CID would mean the bundle is not
 //! addressed the way the rest of nweb addresses it.

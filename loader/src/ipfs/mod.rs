@@ -1,4 +1,4 @@
-//! Getting bundles as verified CARs (design D7), from three kinds of source, tried in
+//! Getting bundles as verified CARs (docs/design.md D7), from three kinds of source, tried in
 //! order: the local CAR directory (the embedded default), a Kubo node, and trustless
 //! gateways (`?format=car`).
 //!

@@ -1,6 +1,6 @@
 //! Scanner toolchains. A toolchain turns the endpoints of a scan (addresses,
 //! maybe with the domain each was resolved from) into contract observations,
-//! tool errors and the coverage of what it actually checked (design D3).
+//! tool errors and the coverage of what it actually checked (docs/design.md D3).
 //!
 //! Two chains:
 //! - [`pd::PdToolchain`]: naabu → httpx + tlsx → nuclei (ProjectDiscovery),

@@ -4,7 +4,7 @@
 //! the request `http-headers` makes, which `http-headers` does not print).
 //!
 //! nmap writes XML on stdout (`-oX -`); `xray_parsers::nmap` maps it onto
-//! the contract shapes with `tool: "nmap"`. Flags:
+//! the docs/contract.md §P-6 shapes with `tool: "nmap"`. Flags:
 //! - `-n`: no reverse DNS, so nmap contacts nothing but the target;
 //! - `-Pn`: no host discovery (a host that drops pings is still scanned);
 //! - `-sT`: connect scan, the same with or without root;
@@ -16,7 +16,7 @@
 //! - `tools.extra_args.nmap` (e.g. `["--version-intensity", "2"]`) before
 //!   the target, which is always the address and comes last.
 //!
-//! Coverage (design D3) is declared only for a run that exited 0, whose XML
+//! Coverage (docs/design.md D3) is declared only for a run that exited 0, whose XML
 //! says it finished (`exit="success"`) and reports the endpoint's address,
 //! without parse errors: `tools = ["nmap"]`, `tcp_ports` = every port passed
 //! with `-p`, `tls_ports` = ports where `ssl-cert` and `ssl-enum-ciphers`
@@ -234,7 +234,7 @@ impl<R: CommandRunner> NmapToolchain<R> {
         }
         let parsed = parse_nmap(&run.stdout, t.ip, t.domain.as_deref());
         if !parsed.errors.is_empty() {
-            // The tool's word on this endpoint cannot be trusted (design D3).
+            // The tool's word on this endpoint cannot be trusted (docs/design.md D3).
             trusted = false;
             res.errors.extend(parsed.errors.iter().cloned());
         }

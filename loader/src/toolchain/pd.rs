@@ -161,7 +161,7 @@ fn strings(items: &[&str]) -> Vec<String> {
 }
 
 /// A parse error says the tool's word cannot be trusted for the endpoints of
-/// that run (design D3), so it travels with each of them.
+/// that run (docs/design.md D3, D19), so it travels with each of them.
 fn parse_errors(errors: &[ErrorEntry]) -> impl Iterator<Item = &ErrorEntry> {
     errors.iter().filter(|e| e.kind.as_deref() == Some("parse_error"))
 }

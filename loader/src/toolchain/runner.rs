@@ -15,7 +15,7 @@ use xray_engine::contract::ErrorEntry;
 const MAX_STDOUT: usize = 256 * 1024 * 1024;
 /// Keep the end of stderr, where tools print the reason they failed.
 const MAX_STDERR: usize = 64 * 1024;
-/// Stderr excerpt put into a payload error (contract §8 `details.stderr`).
+/// Stderr excerpt put into a payload error (docs/contract.md §P-8 `details.stderr`).
 pub const STDERR_EXCERPT: usize = 2000;
 /// After a kill, how long to wait for pipes held open by grandchildren.
 const PIPE_GRACE: Duration = Duration::from_secs(2);
@@ -48,7 +48,7 @@ pub struct RunResult {
 }
 
 impl RunResult {
-    /// The contract §8 error for a failed run, if it failed.
+    /// The docs/contract.md §P-8 error for a failed run, if it failed.
     pub fn error(&self, inv: &Invocation) -> Option<ErrorEntry> {
         let stderr = tail(&self.stderr, STDERR_EXCERPT);
         let stderr = (!stderr.trim().is_empty()).then_some(stderr);

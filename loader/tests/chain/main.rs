@@ -791,7 +791,7 @@ async fn tail_indexes_the_chain_and_verifies_the_bundles() {
     assert!(kinds.contains(&"AvailabilityCheck") && kinds.contains(&"Challenge") && kinds.contains(&"Resolution"));
     assert_eq!(db_rows(&db).await, expected);
     assert_eq!(checkpoint(&db).await, (safe as i64, Some(block_hash(&p, safe).await)));
-    // Payloads by their spec names.
+    // Payloads by their names in docs/nweb.md §5.
     let (jobs, roots): (Vec<String>, Vec<String>) = db
         .client
         .query("SELECT payload ->> 'jobId', payload ->> 'merkleRoot' FROM nweb.attestations WHERE kind = 'ScanSubmission' ORDER BY block_number", &[])

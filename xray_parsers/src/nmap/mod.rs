@@ -1,4 +1,4 @@
-//! nmap `-oX` output into contract observations (§6) for one endpoint.
+//! nmap `-oX` output into contract observations (docs/contract.md §P-6) for one endpoint.
 //!
 //! The XML is read by [`xml`], the one nmap XML reader of the workspace (nweb
 //! scanprint uses it too). This module maps a `-sV` run with the scripts
@@ -92,7 +92,7 @@ pub struct NmapObservations {
     pub tls_ports: Vec<u16>,
     /// Canonical URL roots where `http-headers` printed a result.
     pub http_urls: Vec<String>,
-    /// `parse_error` entries (contract §8), `tool = "nmap"`.
+    /// `parse_error` entries (docs/contract.md §P-8), `tool = "nmap"`.
     pub errors: Vec<ErrorEntry>,
 }
 
