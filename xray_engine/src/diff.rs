@@ -9,9 +9,10 @@ use std::str::FromStr;
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::canon::{canonical_host, canonical_url_root};
+use crate::canon::canonical_host;
 use crate::config::EngineConfig;
 use crate::contract::{Endpoint, Id, PortState, ScanPayload};
+use crate::buckets::{rb1_admin_port, rb2_panel, rb3_weak_tls, rb4_certificate, rb5_headers, rb6_unknown_service, rb7_email};
 use crate::identity::RiskBucket;
 use crate::normalize::{endpoint_views, normalize, EndpointView, Exposure};
 
@@ -338,14 +339,14 @@ fn event_from(t: EventType, cur: &Exposure, prev: Option<&PriorState>, reopened:
 }
 
 /// The tools that can do each kind of check.
-const PORT_TOOLS: &[&str] = &["naabu", "nmap", "masscan"];
-const TLS_TOOLS: &[&str] = &["tlsx", "nmap"];
-const HTTP_TOOLS: &[&str] = &["httpx", "nmap"];
-const NUCLEI_TOOLS: &[&str] = &["nuclei"];
+pub(crate) const PORT_TOOLS: &[&str] = &["naabu", "nmap", "masscan"];
+pub(crate) const TLS_TOOLS: &[&str] = &["tlsx", "nmap"];
+pub(crate) const HTTP_TOOLS: &[&str] = &["httpx", "nmap"];
+pub(crate) const NUCLEI_TOOLS: &[&str] = &["nuclei"];
 
 /// Decides whether this scan proves an exposure absent (docs/contract.md §D-6.3).
-struct Authority<'a> {
-    payload: &'a ScanPayload,
+pub(crate) struct Authority<'a> {
+    pub(crate) payload: &'a ScanPayload,
     config: &'a EngineConfig,
     scan_failure: Option<String>,
     failed_tools: BTreeSet<String>,
@@ -431,7 +432,7 @@ impl<'a> Authority<'a> {
             };
         }
         if rb7 {
-            return self.dns_verdict(&endpoints, prev);
+            return rb7_email::domain_verdict(self, &endpoints, prev);
         }
         let mut checks = Vec::new();
         for v in endpoints {
@@ -470,49 +471,7 @@ impl<'a> Authority<'a> {
             .then(|| format!("{host} port-scanned by {tool}: no port open, tcp/{} included", prev.port))
     }
 
-    /// RB7: the domain's verdict for the record, from whichever endpoints
-    /// carry one. Endpoint errors about addresses do not touch it; DNS errors
-    /// do, and any endpoint still calling the record weak keeps it open.
-    fn dns_verdict(&self, endpoints: &[&EndpointView<'a>], prev: &PriorState) -> Result<Value, String> {
-        let record = prev.fingerprint.strip_prefix("record:").unwrap_or_default();
-        let record = record.split('|').next().unwrap_or_default();
-        let mut passing = Vec::new();
-        for v in endpoints {
-            let Some(dns) = &v.ep.dns_email else { continue };
-            if !dns.errors.is_empty() {
-                return Err(format!("DNS errors for {}", prev.observed_host));
-            }
-            let listed = v.ep.coverage.as_ref().is_none_or(|c| c.dns_checks.iter().any(|d| d == record));
-            let assessment = match record {
-                "spf" => dns.spf.as_ref().and_then(|s| s.assessment.clone()),
-                "dmarc" => dns.dmarc.as_ref().and_then(|s| s.assessment.clone()),
-                "dkim" => dns.dkim.as_ref().and_then(|s| s.assessment.clone()),
-                _ => None,
-            };
-            match assessment.as_deref() {
-                Some(a @ ("pass" | "ok")) if listed => {
-                    passing.push(json!({"endpoint_id": v.endpoint_id, "ip": v.ep.canonical_ip(),
-                                        "result": format!("{record} checked: {a}")}))
-                }
-                // Not assessed here (an empty dns_email block, or the check
-                // did not run on this endpoint): this endpoint has no verdict.
-                None => {}
-                Some(_) if !listed => {}
-                Some(a) => return Err(format!("{record} still assessed {a} on endpoint {}", v.endpoint_id)),
-            }
-        }
-        if passing.is_empty() {
-            return Err(format!("{record} record check not covered for {}", prev.observed_host));
-        }
-        Ok(json!({
-            "basis": if self.uses_coverage() { "coverage" } else { "inferred" },
-            "bucket": prev.risk_bucket,
-            "scan_finished_at": self.payload.scan.finished_at,
-            "endpoints": passing,
-        }))
-    }
-
-    fn uses_coverage(&self) -> bool {
+    pub(crate) fn uses_coverage(&self) -> bool {
         self.coverage
     }
 
@@ -528,7 +487,7 @@ impl<'a> Authority<'a> {
 
     /// A tool of the family ran on the endpoint without reporting an error:
     /// named in the 1.2 coverage block, else in `tool_versions`.
-    fn ran(&self, ep: &Endpoint, tools: &[&str]) -> Option<String> {
+    pub(crate) fn ran(&self, ep: &Endpoint, tools: &[&str]) -> Option<String> {
         if self.tool_failed(ep, tools) {
             return None;
         }
@@ -546,7 +505,7 @@ impl<'a> Authority<'a> {
     }
 
     /// Port P's state was determined on this endpoint.
-    fn port_scanned(&self, ep: &Endpoint, port: u16) -> Option<String> {
+    pub(crate) fn port_scanned(&self, ep: &Endpoint, port: u16) -> Option<String> {
         // No address, no port scan, whatever tool_versions says: the
         // endpoint exists because of a DNS answer (or its failure).
         ep.ip.as_ref()?;
@@ -576,93 +535,22 @@ impl<'a> Authority<'a> {
 
     /// Port closed now, proven by a port scan: any exposure on it is gone.
     /// A port reported `unknown` proves nothing (docs/design.md D10).
-    fn port_gone(&self, ep: &Endpoint, port: u16) -> Option<String> {
+    pub(crate) fn port_gone(&self, ep: &Endpoint, port: u16) -> Option<String> {
         let tool = self.port_scanned(ep, port)?;
         let open_or_unknown = ep.ports.tcp.iter().any(|p| p.port == port && p.port_state() != PortState::Absent);
         (!open_or_unknown).then(|| format!("tcp/{port} not open ({tool})"))
     }
 
+    /// What this endpoint proves about the exposure: the rule of its bucket.
     fn endpoint_check(&self, ep: &Endpoint, prev: &PriorState) -> Result<String, String> {
-        let port = prev.port;
-        let not_covered = |what: &str| Err(format!("{what} not covered on endpoint {}", ep.ip.as_deref().unwrap_or("?")));
         match prev.risk_bucket {
-            RiskBucket::Rb1 => match self.port_gone(ep, port) {
-                Some(_) => Ok(format!("tcp/{port} port-scanned by {}, not open", self.port_scanned(ep, port).unwrap_or_default())),
-                None => not_covered(&format!("port scan of tcp/{port}")),
-            },
-            RiskBucket::Rb3 | RiskBucket::Rb4 => {
-                if let Some(r) = self.port_gone(ep, port) {
-                    return Ok(r);
-                }
-                // An unreadable TLS observation could have been this port's.
-                if ep.tls.iter().any(|t| t.port == 0) {
-                    return not_covered(&format!("TLS check of port {port}"));
-                }
-                let listed = ep.coverage.as_ref().is_none_or(|c| c.tls_ports.contains(&port));
-                let on_port = || ep.tls.iter().filter(|t| t.handshake_on(port));
-                let seen = match (prev.risk_bucket, prev.fingerprint.as_str()) {
-                    // A version the engine does not know might be a weak one.
-                    (RiskBucket::Rb3, _) => {
-                        on_port().next().is_some()
-                            && on_port().all(|t| t.tls_versions.iter().all(|v| crate::canon::tls_version(v).is_some()))
-                    }
-                    // The issue is absent only if the certificate shows what
-                    // it is judged by: a validity end, names, a self-signed verdict.
-                    (RiskBucket::Rb4, "issue:expiry") => {
-                        on_port().any(|t| t.certificate.as_ref().is_some_and(|c| c.not_after.is_some()))
-                    }
-                    (RiskBucket::Rb4, "issue:self_signed") => {
-                        on_port().any(|t| t.certificate.as_ref().is_some_and(|c| c.is_self_signed.is_some()))
-                    }
-                    (RiskBucket::Rb4, "issue:hostname_mismatch") => on_port().any(|t| {
-                        t.certificate.as_ref().is_some_and(|c| {
-                            !c.sans.is_empty() || c.subject_cn.as_deref().is_some_and(|cn| !cn.trim().is_empty())
-                        })
-                    }),
-                    _ => on_port().next().is_some(),
-                };
-                match self.ran(ep, TLS_TOOLS) {
-                    Some(tool) if listed && seen => Ok(format!("tls/{port} handshake completed by {tool}, issue absent")),
-                    _ => not_covered(&format!("TLS check of port {port}")),
-                }
-            }
-            RiskBucket::Rb2 | RiskBucket::Rb5 => {
-                let url = prev.fingerprint.split("url:").nth(1).unwrap_or_default();
-                let Some(root) = canonical_url_root(url) else {
-                    return Err(format!("fingerprint {:?} has no URL", prev.fingerprint));
-                };
-                if let Some(r) = self.port_gone(ep, port) {
-                    return Ok(r);
-                }
-                let answered = ep.http.iter().any(|h| {
-                    h.status_code.is_some()
-                        && canonical_url_root(&h.url).as_deref() == Some(root.as_str())
-                        && (prev.risk_bucket == RiskBucket::Rb2 || h.headers.is_some())
-                });
-                let (tools, listed): (&[&str], bool) = if prev.risk_bucket == RiskBucket::Rb2 {
-                    (NUCLEI_TOOLS, ep.coverage.as_ref().is_none_or(|c| c.nuclei_urls.iter().any(|u| canonical_url_root(u).as_deref() == Some(root.as_str()))))
-                } else {
-                    (HTTP_TOOLS, ep.coverage.as_ref().is_none_or(|c| c.http_urls.iter().any(|u| canonical_url_root(u).as_deref() == Some(root.as_str()))))
-                };
-                // A nuclei finding the engine could not read might have been this panel.
-                let unreadable = prev.risk_bucket == RiskBucket::Rb2
-                    && ep.findings.nuclei.iter().any(|f| crate::canon::canonical_url(&f.matched_at).is_none());
-                match self.ran(ep, tools) {
-                    Some(tool) if listed && answered && !unreadable => Ok(format!("{root} probed by {tool}, exposure absent")),
-                    _ => not_covered(&root),
-                }
-            }
-            RiskBucket::Rb6 => {
-                if let Some(r) = self.port_gone(ep, port) {
-                    return Ok(r);
-                }
-                // Whichever tool identified it, the service is known now.
-                if ep.service_identified(port) {
-                    return Ok(format!("tcp/{port} now answers as a known service"));
-                }
-                not_covered(&format!("classification of tcp/{port}"))
-            }
-            // Decided per domain in `dns_verdict`, never per endpoint.
+            RiskBucket::Rb1 => rb1_admin_port::proof_of_fix(self, ep, prev),
+            RiskBucket::Rb2 => rb2_panel::proof_of_fix(self, ep, prev),
+            RiskBucket::Rb3 => rb3_weak_tls::proof_of_fix(self, ep, prev),
+            RiskBucket::Rb4 => rb4_certificate::proof_of_fix(self, ep, prev),
+            RiskBucket::Rb5 => rb5_headers::proof_of_fix(self, ep, prev),
+            RiskBucket::Rb6 => rb6_unknown_service::proof_of_fix(self, ep, prev),
+            // Decided per domain in `rb7_email::domain_verdict`, never per endpoint.
             RiskBucket::Rb7 => Err("RB7 is judged per domain".into()),
         }
     }

@@ -7,6 +7,7 @@
 //! [`normalize::normalize`] (RB1–RB7, identity, material hash, dedupe) →
 //! [`diff::diff_normalized`] (NEW / CHANGED / FIXED with authoritative absence).
 
+mod buckets;
 pub mod canon;
 pub mod config;
 pub mod contract;
