@@ -26,6 +26,9 @@ fi
 # naabu, httpx, tlsx and nuclei at the pinned versions (loader/tests/e2e_pd.rs).
 scripts/install-pd-tools.sh
 
+# Kubo (ipfs) at the pinned version, the real IPFS node of loader/tests/kubo.rs.
+scripts/install-kubo.sh
+
 if ! cargo pgrx --version 2>/dev/null | grep -q "$PGRX_VERSION"; then
   log "installing cargo-pgrx $PGRX_VERSION (takes a few minutes)"
   cargo install cargo-pgrx --version "$PGRX_VERSION" --locked
