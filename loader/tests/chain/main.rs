@@ -8,6 +8,7 @@
 
 mod eas;
 mod http;
+mod kubo;
 mod stakes;
 mod support;
 
