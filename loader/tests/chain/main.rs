@@ -9,6 +9,7 @@
 mod eas;
 mod http;
 mod kubo;
+mod reorgs;
 mod stakes;
 mod support;
 
