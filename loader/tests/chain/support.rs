@@ -231,7 +231,16 @@ pub async fn send<C: SolCall>(p: &DynProvider, from: Address, to: Address, call:
         .get_receipt()
         .await
         .unwrap();
-    assert!(r.status(), "{} reverted", C::SIGNATURE);
+    if !r.status() {
+        // Gas used equal to the limit means the estimate was short, not a rule refusing.
+        let limit = p
+            .get_transaction_by_hash(r.transaction_hash)
+            .await
+            .ok()
+            .flatten()
+            .map(|t| alloy::consensus::Transaction::gas_limit(&t));
+        panic!("{} reverted (gas used {} of limit {limit:?})", C::SIGNATURE, r.gas_used);
+    }
     r
 }
 
