@@ -26,6 +26,9 @@ fi
 # naabu, httpx, tlsx and nuclei at the pinned versions (loader/tests/e2e_pd.rs).
 scripts/install-pd-tools.sh
 
+# Kubo (ipfs) at the pinned version, the real IPFS node of loader/tests/kubo.rs.
+scripts/install-kubo.sh
+
 if ! cargo pgrx --version 2>/dev/null | grep -q "$PGRX_VERSION"; then
   log "installing cargo-pgrx $PGRX_VERSION (takes a few minutes)"
   cargo install cargo-pgrx --version "$PGRX_VERSION" --locked
@@ -51,8 +54,9 @@ if ! su postgres -c "psql -tAc \"select 1 from pg_roles where rolname='$me'\"" |
   su postgres -c "createuser -s $me"
 fi
 
-# The nweb chain tests (loader/tests/chain): solcjs and Hardhat's dev node from npm.
-# Nothing is downloaded at test time: solcjs bundles the compiler, Hardhat's node runs offline.
+# The nweb chain tests (loader/tests/chain): solcjs, Foundry's anvil and the EAS contracts
+# from npm. Nothing is downloaded at test time: solcjs bundles the compiler, anvil's binary
+# comes in its platform package (usable without the install scripts), EAS ships artifacts.
 if ! command -v npm >/dev/null 2>&1; then
   log "installing Debian packages: nodejs npm"
   export DEBIAN_FRONTEND=noninteractive
@@ -60,7 +64,7 @@ if ! command -v npm >/dev/null 2>&1; then
   apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
 fi
 if ! cmp -s contracts/package-lock.json contracts/node_modules/.xray-installed-lock 2>/dev/null; then
-  log "installing the contracts' npm tooling (solc, hardhat)"
+  log "installing the contracts' npm tooling (solc, anvil, eas-contracts)"
   npm ci --prefix contracts --ignore-scripts --no-audit --no-fund --loglevel=error >/dev/null
   cp contracts/package-lock.json contracts/node_modules/.xray-installed-lock
 fi

@@ -9,7 +9,8 @@ import {IAttestor, IRoutedAttestor} from "./IAttestor.sol";
 ///
 /// - Schema UIDs are computed as the EAS SchemaRegistry does.
 /// - Attestation UIDs are computed as EAS does: keccak256 over schema, recipient,
-///   attester, time, expiration (0), revocable (false), refUID, data and a bump.
+///   attester, time, expiration (0), revocable (false), refUID, data and a bump that
+///   restarts at 0 for each attestation.
 /// - `data` is the schema's fields ABI-encoded in order (EAS's encoding), which is
 ///   `abi.encode(struct)` without its leading offset word.
 /// - ScanSubmissions come only through the SubmissionRouter (stake and quota), Challenges
@@ -44,7 +45,6 @@ contract Attestor is IAttestor, IRoutedAttestor {
     address public slashRouter;
 
     mapping(bytes32 => Record) private _records;
-    uint32 private _bump;
 
     event RoutersSet(address submissionRouter, address slashRouter);
 
@@ -127,12 +127,17 @@ contract Attestor is IAttestor, IRoutedAttestor {
         returns (bytes32 uid)
     {
         uint64 time = uint64(block.timestamp);
-        uint32 bump = _bump;
-        do {
+        // As EAS's `_attest`: the bump starts at 0 for every attestation and only
+        // grows past a UID already taken (the same attestation twice in one block), so
+        // every UID is the one the EAS hub would give the same attestation.
+        uint32 bump = 0;
+        uid = keccak256(abi.encodePacked(schema, recipient, attester, time, uint64(0), false, refUID, data, bump));
+        while (_records[uid].schema != bytes32(0)) {
+            unchecked {
+                ++bump;
+            }
             uid = keccak256(abi.encodePacked(schema, recipient, attester, time, uint64(0), false, refUID, data, bump));
-            bump++;
-        } while (_records[uid].schema != bytes32(0));
-        _bump = bump;
+        }
         _records[uid] = Record(schema, attester, recipient, time, refUID);
         emit Attested(recipient, attester, uid, schema);
     }

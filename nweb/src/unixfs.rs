@@ -12,7 +12,8 @@
 //!   subtree full except the last, and no collapsing of single-child nodes;
 //! - directories are plain `dag-pb` directories with links sorted by name, and
 //!   directories big enough that Kubo would shard them (HAMT) are refused rather than
-//!   given a CID Kubo would not produce;
+//!   given a CID Kubo would not produce (reading one, as another collector may send, is
+//!   supported: see hamt.rs);
 //! - sha2-256 everywhere, CIDv1, no mode or mtime metadata.
 //!
 //! The dag-pb and UnixFS protobufs are written by hand. They are tiny, and dag-pb has a
@@ -27,6 +28,10 @@ use sha2::{Digest, Sha256};
 
 use super::NwebError;
 use crate::put_varint;
+
+// A child module, so it reads with the unpacker's own checks; the file sits beside this one.
+#[path = "hamt.rs"]
+mod hamt;
 
 /// Multicodec of a raw block (file data).
 pub const RAW: u64 = 0x55;
@@ -522,6 +527,8 @@ struct UnixFsData {
     data: Option<Vec<u8>>,
     filesize: Option<u64>,
     blocksizes: Vec<u64>,
+    hash_type: Option<u64>,
+    fanout: Option<u64>,
 }
 
 fn decode_unixfs(bytes: &[u8]) -> Result<UnixFsData, String> {
@@ -541,6 +548,8 @@ fn decode_unixfs(bytes: &[u8]) -> Result<UnixFsData, String> {
                     out.blocksizes.push(p.varint()?);
                 }
             }
+            (5, 0) => out.hash_type = Some(r.varint()?),
+            (6, 0) => out.fanout = Some(r.varint()?),
             (_, w) => r.skip(w)?,
         }
     }
@@ -579,7 +588,7 @@ pub fn unpack_directory(
     };
     let node = u.dag_pb(root)?;
     let data = unixfs_of(root, &node)?;
-    if data.kind != TYPE_DIRECTORY {
+    if data.kind != TYPE_DIRECTORY && data.kind != hamt::TYPE_HAMT_SHARD {
         return Err(NwebError::block(root, "the root is not a UnixFS directory"));
     }
     u.directory(root, &node, "", 0)?;
@@ -676,6 +685,13 @@ impl Unpacker<'_> {
         if depth > MAX_DEPTH {
             return Err(NwebError::block(cid, "directories nested too deep"));
         }
+        let flat;
+        let node = if unixfs_of(cid, node)?.kind == hamt::TYPE_HAMT_SHARD {
+            flat = self.hamt_entries(cid, node, depth)?;
+            &flat
+        } else {
+            node
+        };
         let mut names = HashSet::new();
         for link in &node.links {
             let Some(name) = link.name.as_deref() else {
@@ -695,7 +711,7 @@ impl Unpacker<'_> {
             let mut bytes = Vec::new();
             if link.cid.codec() == DAG_PB {
                 let child = self.dag_pb(&link.cid)?;
-                if unixfs_of(&link.cid, &child)?.kind == TYPE_DIRECTORY {
+                if matches!(unixfs_of(&link.cid, &child)?.kind, TYPE_DIRECTORY | hamt::TYPE_HAMT_SHARD) {
                     self.directory(&link.cid, &child, &child_path, depth + 1)?;
                     continue;
                 }
@@ -736,7 +752,7 @@ impl Unpacker<'_> {
         if data.kind != TYPE_FILE && data.kind != TYPE_RAW {
             return Err(NwebError::block(
                 cid,
-                format!("UnixFS type {} is not a file (symlinks and HAMT shards are not supported)", data.kind),
+                format!("UnixFS type {} is not a file (symlinks are not supported)", data.kind),
             ));
         }
         let start = out.len();

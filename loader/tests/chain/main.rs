@@ -1,12 +1,15 @@
 //! nweb on a local dev chain: the contracts' rules, `xray-loader tail` (indexer),
 //! `check` (slasher) and `pin` (hoarder), end to end.
 //!
-//! Each test starts its own Hardhat node (contracts/node_modules, installed by
+//! Each test starts its own anvil (Foundry's dev chain, contracts/node_modules, installed by
 //! scripts/setup.sh) on 127.0.0.1 at a free port, deploys the contracts compiled with
 //! solcjs from raw bytecode, serves bundles from an HTTP "gateway" inside the test, and
 //! runs the loader binary against a fresh database (DATABASE_URL, as the other tests).
 
+mod eas;
 mod http;
+mod kubo;
+mod reorgs;
 mod stakes;
 mod support;
 
@@ -822,7 +825,7 @@ async fn tail_indexes_the_chain_and_verifies_the_bundles() {
             missing.cid().to_string()
         )
     );
-    // (Hardhat's clock runs ahead of the wall clock when it mines fast.)
+    // (The dev chain's clock runs ahead of the wall clock once time was increased.)
     assert_eq!(
         db.one::<String>("SELECT state FROM nweb.challenge_states(now() + interval '1 day')")
             .await,

@@ -1,4 +1,4 @@
-//! The local dev chain (Hardhat's node from contracts/node_modules, on loopback, a free
+//! The local dev chain (Foundry's anvil from contracts/node_modules, on loopback, a free
 //! port), the contracts compiled with solcjs and deployed from raw bytecode, a database
 //! per test, bundles built as a collector builds them, and the loader as a process.
 
@@ -40,7 +40,8 @@ alloy::sol! {
     }
 }
 
-/// Hardhat's well-known dev accounts (public test keys, funded on the dev node only).
+/// The well-known dev accounts of anvil and Hardhat (public test keys of the "test test …
+/// junk" mnemonic, funded on the dev chain only).
 pub const KEYS: [&str; 4] = [
     "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80",
     "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d",
@@ -73,7 +74,7 @@ pub fn tmp_dir(name: &str) -> PathBuf {
 fn node_modules() -> PathBuf {
     let nm = contracts_dir().join("node_modules");
     assert!(
-        nm.join("hardhat").is_dir() && nm.join("solc").is_dir(),
+        nm.join("solc").is_dir(),
         "contracts/node_modules is missing: run scripts/setup.sh (npm ci --prefix contracts)"
     );
     nm
@@ -111,7 +112,33 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// A Hardhat node on 127.0.0.1, killed when dropped.
+/// Foundry's anvil from contracts/node_modules: npm installs the binary of this platform
+/// as an optional dependency of `@foundry-rs/anvil`, and it runs without the wrapper's
+/// postinstall step (which `npm ci --ignore-scripts` skips).
+pub fn anvil_bin() -> PathBuf {
+    let os = match std::env::consts::OS {
+        "macos" => "darwin",
+        other => other,
+    };
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    };
+    let bin = contracts_dir()
+        .join("node_modules/@foundry-rs")
+        .join(format!("anvil-{os}-{arch}"))
+        .join("bin/anvil");
+    assert!(
+        bin.is_file(),
+        "{} is missing: run scripts/setup.sh (npm ci --prefix contracts)",
+        bin.display()
+    );
+    bin
+}
+
+/// An anvil dev chain on 127.0.0.1 (chain id 31337, Hardhat's dev accounts), killed
+/// when dropped.
 pub struct Node {
     child: tokio::process::Child,
     pub url: String,
@@ -119,30 +146,19 @@ pub struct Node {
 
 impl Node {
     pub async fn start() -> Node {
-        let nm = node_modules();
+        let bin = anvil_bin();
         for attempt in 0..3 {
             let port = free_port();
-            let log = std::fs::File::create(tmp_dir("hardhat").join("node.log")).unwrap();
-            let child = tokio::process::Command::new("node")
-                .arg(nm.join("hardhat/internal/cli/bootstrap.js"))
-                .args([
-                    "--config",
-                    "hardhat.config.cjs",
-                    "node",
-                    "--hostname",
-                    "127.0.0.1",
-                    "--port",
-                ])
+            let log = std::fs::File::create(tmp_dir("anvil").join("node.log")).unwrap();
+            let child = tokio::process::Command::new(&bin)
+                .args(["--host", "127.0.0.1", "--chain-id", "31337", "--port"])
                 .arg(port.to_string())
-                .current_dir(contracts_dir())
-                .env("HARDHAT_DISABLE_TELEMETRY_PROMPT", "true")
-                .env("DO_NOT_TRACK", "1")
                 .stdin(Stdio::null())
                 .stdout(Stdio::from(log.try_clone().unwrap()))
                 .stderr(Stdio::from(log))
                 .kill_on_drop(true)
                 .spawn()
-                .expect("start hardhat node");
+                .expect("start anvil");
             let mut node = Node {
                 child,
                 url: format!("http://127.0.0.1:{port}"),
@@ -163,12 +179,12 @@ impl Node {
                         return node;
                     }
                 }
-                tokio::time::sleep(Duration::from_millis(150)).await;
+                tokio::time::sleep(Duration::from_millis(50)).await;
             }
             let _ = node.child.kill().await;
-            eprintln!("hardhat node did not come up on port {port} (attempt {attempt})");
+            eprintln!("anvil did not come up on port {port} (attempt {attempt})");
         }
-        panic!("cannot start the hardhat node");
+        panic!("cannot start anvil");
     }
 }
 
@@ -196,7 +212,7 @@ pub async fn raw(p: &DynProvider, method: &'static str, params: Value) -> Value 
 }
 
 pub async fn mine(p: &DynProvider, blocks: u64) {
-    raw(p, "hardhat_mine", json!([format!("0x{blocks:x}")])).await;
+    raw(p, "anvil_mine", json!([format!("0x{blocks:x}")])).await;
 }
 
 pub async fn head(p: &DynProvider) -> u64 {
@@ -215,7 +231,16 @@ pub async fn send<C: SolCall>(p: &DynProvider, from: Address, to: Address, call:
         .get_receipt()
         .await
         .unwrap();
-    assert!(r.status(), "{} reverted", C::SIGNATURE);
+    if !r.status() {
+        // Gas used equal to the limit means the estimate was short, not a rule refusing.
+        let limit = p
+            .get_transaction_by_hash(r.transaction_hash)
+            .await
+            .ok()
+            .flatten()
+            .map(|t| alloy::consensus::Transaction::gas_limit(&t));
+        panic!("{} reverted (gas used {} of limit {limit:?})", C::SIGNATURE, r.gas_used);
+    }
     r
 }
 
