@@ -65,6 +65,14 @@ pub struct Writer {
     shown: String,
 }
 
+/// The gas limit sent for an estimate. The estimate holds for the state it was
+/// made on; the block the transaction lands in may differ (a later timestamp,
+/// a storage slot written for the first time), and running out of gas would
+/// revert the action and still cost the fee.
+pub fn padded_gas(estimate: u64) -> u64 {
+    estimate.saturating_add(estimate / 4).saturating_add(20_000)
+}
+
 impl Writer {
     pub fn new(chain: &ChainConfig, signer: PrivateKeySigner) -> Result<Writer> {
         let slash_router = chain
@@ -117,9 +125,10 @@ impl Writer {
             .with_from(self.from)
             .with_to(to)
             .with_input(Bytes::from(call.abi_encode()));
+        let gas = self.provider.estimate_gas(tx.clone()).await.map_err(|e| self.err(C::SIGNATURE, e))?;
         let pending = self
             .provider
-            .send_transaction(tx)
+            .send_transaction(tx.with_gas_limit(padded_gas(gas)))
             .await
             .map_err(|e| self.err(C::SIGNATURE, e))?;
         let receipt = pending.get_receipt().await.map_err(|e| self.err(C::SIGNATURE, e))?;

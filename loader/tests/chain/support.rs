@@ -224,8 +224,11 @@ pub async fn send<C: SolCall>(p: &DynProvider, from: Address, to: Address, call:
         .with_from(from)
         .with_to(to)
         .with_input(Bytes::from(call.abi_encode()));
+    // Padded as the loader's writer pads it: an estimate made on one block can
+    // fall short on the next (time-dependent storage writes).
+    let gas = p.estimate_gas(tx.clone()).await.unwrap_or_else(|e| panic!("{}: {e}", C::SIGNATURE));
     let r = p
-        .send_transaction(tx)
+        .send_transaction(tx.with_gas_limit(gas + gas / 4 + 20_000))
         .await
         .unwrap_or_else(|e| panic!("{}: {e}", C::SIGNATURE))
         .get_receipt()
