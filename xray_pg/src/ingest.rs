@@ -398,10 +398,11 @@ impl Schema {
     }
 }
 
-/// The symbol the 0.1.0 SQL declares the trigger function with, kept so that
-/// a 0.1.0 schema keeps ingesting (with 0.1.0 behaviour) on this library until
-/// it is updated. 0.2.0 points the same SQL function at [`xray_ingest_trigger`].
-#[pg_trigger]
+/// The symbol the 0.1.0 SQL (archived) declares the trigger function with,
+/// kept so that a 0.1.0 schema keeps ingesting (with 0.1.0 behaviour) on this
+/// library until it is updated. 0.2.0 points the same SQL function at
+/// [`xray_ingest_trigger`].
+#[pg_trigger(sql = false)]
 fn xray_ingest_scan_result<'a>(
     trigger: &'a PgTrigger<'a>,
 ) -> Result<Option<PgHeapTuple<'a, impl WhoAllocated>>, pgrx::datum::TryFromDatumError> {
@@ -418,9 +419,15 @@ fn xray_ingest_trigger<'a>(
     ingest(trigger, Schema::V0_2)
 }
 
-/// BEFORE INSERT trigger on `xray.scan_results` since 0.5.0 (declared
-/// SECURITY DEFINER in sql/xray_pg--0.4.0--0.5.0.sql).
-#[pg_trigger(sql = false)]
+/// SQL `xray_ingest_scan_result()`, the BEFORE INSERT trigger on
+/// `xray.scan_results` (since 0.5.0). It runs with the owner's rights, so a
+/// loader needs only INSERT (payload); `#[pg_trigger]` cannot say SECURITY
+/// DEFINER, hence the declaration written out here.
+#[pg_trigger(sql = r#"
+CREATE FUNCTION xray_ingest_scan_result() RETURNS trigger
+LANGUAGE c SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'xray_ingest_trigger_0_5_wrapper';
+"#)]
 fn xray_ingest_trigger_0_5<'a>(
     trigger: &'a PgTrigger<'a>,
 ) -> Result<Option<PgHeapTuple<'a, impl WhoAllocated>>, pgrx::datum::TryFromDatumError> {
@@ -833,85 +840,59 @@ fn dry_run(payload: &JsonB, schema: Schema) -> Vec<DiffRow> {
         .collect()
 }
 
-/// Dry run of the 0.1.0 SQL: built-in configuration. Writes nothing.
-#[pg_extern(stable, strict)]
-#[allow(clippy::type_complexity)]
-fn xray_diff_scan(
-    payload: JsonB,
-) -> TableIterator<
-    'static,
-    (
-        name!(event_type, String),
-        name!(identity_key, String),
-        name!(risk_bucket, String),
-        name!(asset_id, pgrx::Uuid),
-        name!(observed_host, String),
-        name!(proto, String),
-        name!(port, i32),
-        name!(fingerprint, String),
-        name!(detail, Option<String>),
-        name!(prev_material_hash, Option<String>),
-        name!(material_hash, Option<String>),
-        name!(reopened, bool),
-        name!(evidence, JsonB),
-    ),
-> {
-    TableIterator::new(dry_run(&payload, Schema::V0_1))
+/// Declares a function returning the columns of `xray_diff_scan`, once for
+/// all its versions, so the SQL result types cannot drift apart.
+macro_rules! diff_scan_fn {
+    ($(#[$attr:meta])* fn $name:ident($($args:tt)*) $body:block) => {
+        $(#[$attr])*
+        #[allow(clippy::type_complexity)]
+        fn $name($($args)*) -> TableIterator<
+            'static,
+            (
+                name!(event_type, String),
+                name!(identity_key, String),
+                name!(risk_bucket, String),
+                name!(asset_id, pgrx::Uuid),
+                name!(observed_host, String),
+                name!(proto, String),
+                name!(port, i32),
+                name!(fingerprint, String),
+                name!(detail, Option<String>),
+                name!(prev_material_hash, Option<String>),
+                name!(material_hash, Option<String>),
+                name!(reopened, bool),
+                name!(evidence, JsonB),
+            ),
+        > $body
+    };
 }
 
-/// SQL `xray_diff_scan(payload)` of 0.2.0-0.4.0: the events this payload
-/// would produce against the current state under the configuration tables, as
-/// the caller sees the tables (row-level security applies), with per-scan
-/// staleness. Writes nothing.
-#[pg_extern(stable, strict, sql = false)]
-#[allow(clippy::type_complexity)]
-fn xray_diff_scan_configured(
-    payload: JsonB,
-) -> TableIterator<
-    'static,
-    (
-        name!(event_type, String),
-        name!(identity_key, String),
-        name!(risk_bucket, String),
-        name!(asset_id, pgrx::Uuid),
-        name!(observed_host, String),
-        name!(proto, String),
-        name!(port, i32),
-        name!(fingerprint, String),
-        name!(detail, Option<String>),
-        name!(prev_material_hash, Option<String>),
-        name!(material_hash, Option<String>),
-        name!(reopened, bool),
-        name!(evidence, JsonB),
-    ),
-> {
-    TableIterator::new(dry_run(&payload, Schema::V0_2))
+diff_scan_fn! {
+    /// The symbol of `xray_diff_scan(payload)` in the 0.1.0 SQL (archived):
+    /// built-in configuration. Writes nothing.
+    #[pg_extern(stable, strict, sql = false)]
+    fn xray_diff_scan(payload: JsonB) {
+        TableIterator::new(dry_run(&payload, Schema::V0_1))
+    }
 }
 
-/// SQL `xray_diff_scan(payload)` since 0.5.0: as [`xray_diff_scan_configured`],
-/// with per-asset staleness like the 0.5.0 trigger: the events of the assets
-/// the scan is the newest for. Writes nothing.
-#[pg_extern(stable, strict, sql = false)]
-#[allow(clippy::type_complexity)]
-fn xray_diff_scan_0_5(
-    payload: JsonB,
-) -> TableIterator<
-    'static,
-    (
-        name!(event_type, String),
-        name!(identity_key, String),
-        name!(risk_bucket, String),
-        name!(asset_id, pgrx::Uuid),
-        name!(observed_host, String),
-        name!(proto, String),
-        name!(port, i32),
-        name!(fingerprint, String),
-        name!(detail, Option<String>),
-        name!(prev_material_hash, Option<String>),
-        name!(material_hash, Option<String>),
-        name!(reopened, bool),
-        name!(evidence, JsonB),
-    ),
-> {
-    TableIterator::new(dry_run(&payload, Schema::V0_5))
+diff_scan_fn! {
+    /// The symbol of `xray_diff_scan(payload)` in the 0.2.0-0.4.0 SQL
+    /// (archived): under the configuration tables, as the caller sees the
+    /// tables (row-level security applies), with per-scan staleness.
+    #[pg_extern(stable, strict, sql = false)]
+    fn xray_diff_scan_configured(payload: JsonB) {
+        TableIterator::new(dry_run(&payload, Schema::V0_2))
+    }
+}
+
+diff_scan_fn! {
+    /// SQL `xray_diff_scan(payload)`: the events this payload would produce
+    /// now under the configuration tables, as the caller sees them, with
+    /// per-asset staleness like the trigger: the events of the assets the scan
+    /// is the newest for. Writes nothing.
+    #[pg_extern(stable, strict, name = "xray_diff_scan")]
+    fn xray_diff_scan_0_5(payload: JsonB) {
+        TableIterator::new(dry_run(&payload, Schema::V0_5))
+    }
 }
