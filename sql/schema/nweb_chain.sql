@@ -1,3 +1,7 @@
+-- nweb on chain: indexed attestations (ScanSubmission, Challenge, Resolution),
+-- the challenges they file, stakes and stake events, and the chain indexer's
+-- checkpoints and block window with its reorg rollback.
+
 CREATE FUNCTION nweb.attestation_applied() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -53,153 +57,51 @@ $_$;
 
 COMMENT ON FUNCTION nweb.attestation_applied() IS 'AFTER INSERT on nweb.attestations: a ScanSubmission fills in the submitter of a bundle checked before it (and invalidates it when the attested root disagrees), a Challenge becomes a row of nweb.challenges';
 
-CREATE FUNCTION nweb.chain_rollback(chain_id bigint, first_reverted_block bigint) RETURNS bigint
-    LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $$
-#variable_conflict use_column
-DECLARE
-    n       bigint;
-    v_addrs text[];
-BEGIN
-    IF chain_rollback.first_reverted_block IS NULL OR chain_rollback.first_reverted_block < 0 THEN
-        RAISE EXCEPTION 'first_reverted_block: expected a block number >= 0, got %', coalesce(chain_rollback.first_reverted_block::text, 'NULL')
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    PERFORM pg_advisory_xact_lock(hashtextextended('nweb.chain:' || chain_rollback.chain_id, 0));
-    -- Challenges derived from these attestations go with them (ON DELETE CASCADE).
-    DELETE FROM nweb.attestations AS a
-     WHERE a.chain_id = chain_rollback.chain_id AND a.block_number >= chain_rollback.first_reverted_block;
-    GET DIAGNOSTICS n = ROW_COUNT;
-    -- Reverted stake events, and the stakes of their addresses derived again without them.
-    WITH d AS (
-        DELETE FROM nweb.stake_events AS e
-         WHERE e.chain_id = chain_rollback.chain_id AND e.block_number >= chain_rollback.first_reverted_block
-        RETURNING e.address
-    )
-    SELECT array_agg(DISTINCT d.address) INTO v_addrs FROM d;
-    IF v_addrs IS NOT NULL THEN
-        PERFORM nweb.refresh_stakes(v_addrs);
-    END IF;
-    DELETE FROM nweb.chain_blocks AS b
-     WHERE b.chain_id = chain_rollback.chain_id AND b.block_number >= chain_rollback.first_reverted_block;
-    -- Every contract indexed on this chain lost the same blocks.
-    UPDATE nweb.chain_checkpoints AS c
-       SET last_block = greatest(chain_rollback.first_reverted_block - 1, c.start_block - 1),
-           last_block_hash = (SELECT b.block_hash FROM nweb.chain_blocks AS b
-                               WHERE b.chain_id = c.chain_id
-                                 AND b.block_number = chain_rollback.first_reverted_block - 1
-                                 AND chain_rollback.first_reverted_block - 1 >= c.start_block),
-           updated_at = now()
-     WHERE c.chain_id = chain_rollback.chain_id AND c.last_block >= chain_rollback.first_reverted_block;
-    RETURN n;
-END
-$$;
+CREATE TABLE nweb.chain_checkpoints (
+    chain_id bigint NOT NULL,
+    contract text NOT NULL,
+    start_block bigint NOT NULL,
+    last_block bigint NOT NULL,
+    last_block_hash text,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT chain_checkpoints_chain_id_check CHECK ((chain_id > 0)),
+    CONSTRAINT chain_checkpoints_contract_check CHECK ((contract ~ '^0x[0-9a-f]{40}$'::text)),
+    CONSTRAINT chain_checkpoints_last_block_hash_check CHECK ((last_block_hash ~ '^0x[0-9a-f]{64}$'::text)),
+    CONSTRAINT chain_checkpoints_order CHECK ((last_block >= (start_block - 1))),
+    CONSTRAINT chain_checkpoints_start_block_check CHECK ((start_block >= 0))
+);
 
-COMMENT ON FUNCTION nweb.chain_rollback(chain_id bigint, first_reverted_block bigint) IS 'A reorg reverted first_reverted_block and everything after it on this chain: delete those attestations (their challenges follow) and stake events (the stakes of their addresses are derived again), their block hashes, and move every checkpoint of the chain back before it. Returns the number of attestations deleted. Runs in the caller''s transaction';
+ALTER TABLE ONLY nweb.chain_checkpoints
+    ADD CONSTRAINT chain_checkpoints_pkey PRIMARY KEY (chain_id, contract);
 
-REVOKE ALL ON FUNCTION nweb.chain_rollback(chain_id bigint, first_reverted_block bigint) FROM PUBLIC;
-GRANT ALL ON FUNCTION nweb.chain_rollback(chain_id bigint, first_reverted_block bigint) TO xray_ingest;
+COMMENT ON TABLE nweb.chain_checkpoints IS 'Per (chain_id, contract): every log of the contract up to last_block is in nweb.attestations (Attestor) or nweb.stake_events (StakeRegistry). Written in the same transaction as those rows; lowered by nweb.chain_rollback';
 
-CREATE FUNCTION nweb.refresh_stakes(addresses text[]) RETURNS integer
-    LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $$
-DECLARE
-    v_addrs text[];
-    a       text;
-    bad     record;
-    n       integer;
-BEGIN
-    SELECT coalesce(array_agg(DISTINCT lower(x) ORDER BY lower(x)), '{}') INTO v_addrs
-      FROM unnest(refresh_stakes.addresses) AS x
-     WHERE x IS NOT NULL;
-    -- A stake sums over chains and registries, and each chain has its own writer: one
-    -- refresh per address at a time, taken in one order so two cannot deadlock. Later
-    -- statements take a new snapshot, so they see what the other one committed.
-    FOREACH a IN ARRAY v_addrs LOOP
-        PERFORM pg_advisory_xact_lock(hashtextextended('nweb.stake:' || a, 0));
-    END LOOP;
-    SELECT * INTO bad FROM nweb.stakes_by_registry(v_addrs) AS s
-     WHERE s.stake IS NULL OR s.stake < 0
-     ORDER BY s.chain_id, s.registry, s.address
-     LIMIT 1;
-    IF FOUND THEN
-        IF bad.stake IS NULL THEN
-            RAISE EXCEPTION 'nweb.stake_events: % was slashed % GST by StakeRegistry % on chain % without a Staked or Unstaked of it indexed before; its stake cannot be derived',
-                bad.address, bad.unanchored_slash, bad.registry, bad.chain_id
-                USING ERRCODE = 'object_not_in_prerequisite_state',
-                      HINT = 'Index the StakeRegistry from its deployment: chain.start_block at or before it, and a new checkpoint (DELETE its row of nweb.chain_checkpoints).';
-        END IF;
-        RAISE EXCEPTION 'nweb.stake_events: % has more slashed than staked (% GST) in StakeRegistry % on chain %',
-            bad.address, bad.stake, bad.registry, bad.chain_id
-            USING ERRCODE = 'check_violation';
-    END IF;
-    -- An address whose events are all gone (rolled back) keeps its row with stake 0:
-    -- the row may hold its reputation.
-    WITH s AS (
-        SELECT s.address, sum(s.stake) AS stake
-          FROM nweb.stakes_by_registry(v_addrs) AS s
-         GROUP BY s.address
-    )
-    INSERT INTO nweb.stakes AS st (address, stake)
-    SELECT x.address, coalesce(s.stake, 0)
-      FROM unnest(v_addrs) AS x(address)
-      LEFT JOIN s ON s.address = x.address
-     WHERE s.address IS NOT NULL OR EXISTS (SELECT 1 FROM nweb.stakes AS o WHERE o.address = x.address)
-    ON CONFLICT (address) DO UPDATE
-       SET stake = EXCLUDED.stake, updated_at = now()
-     WHERE st.stake IS DISTINCT FROM EXCLUDED.stake;
-    GET DIAGNOSTICS n = ROW_COUNT;
-    RETURN n;
-END
-$$;
+COMMENT ON COLUMN nweb.chain_checkpoints.last_block IS 'Last block fully indexed; start_block - 1 before the first batch';
 
-COMMENT ON FUNCTION nweb.refresh_stakes(addresses text[]) IS 'Set nweb.stakes.stake of these addresses to the sum over chains and registries of nweb.stakes_by_registry (0 when no event is left), in the caller''s transaction; returns the number of rows changed. ERROR when a slash has no Staked or Unstaked before it. Called by xray-loader tail after each batch and by nweb.chain_rollback';
+COMMENT ON COLUMN nweb.chain_checkpoints.last_block_hash IS 'Hash of last_block when indexed; a different canonical hash means a reorg. NULL before the first batch, or after a rollback to a block whose hash was not kept';
 
-REVOKE ALL ON FUNCTION nweb.refresh_stakes(addresses text[]) FROM PUBLIC;
-GRANT ALL ON FUNCTION nweb.refresh_stakes(addresses text[]) TO xray_ingest;
+GRANT SELECT ON TABLE nweb.chain_checkpoints TO xray_reader;
+GRANT INSERT,DELETE,UPDATE ON TABLE nweb.chain_checkpoints TO xray_ingest;
 
-CREATE FUNCTION nweb.stakes_by_registry(addresses text[] DEFAULT NULL::text[]) RETURNS TABLE(chain_id bigint, registry text, address text, stake numeric, last_block bigint, unanchored_slash numeric)
-    LANGUAGE sql STABLE
-    AS $$
-    SELECT k.chain_id, k.registry, k.address,
-           CASE WHEN un.amount = 0 THEN coalesce(an.total, 0) - sl.amount END,
-           greatest(an.block_number, sl.last_block),
-           nullif(un.amount, 0)
-      FROM (SELECT DISTINCT e.chain_id, e.registry, e.address
-              FROM nweb.stake_events AS e
-             WHERE stakes_by_registry.addresses IS NULL
-                OR e.address IN (SELECT lower(a) FROM unnest(stakes_by_registry.addresses) AS a)) AS k
-      LEFT JOIN LATERAL (
-            SELECT e.total, e.block_number, e.log_index
-              FROM nweb.stake_events AS e
-             WHERE e.address = k.address AND e.chain_id = k.chain_id AND e.registry = k.registry
-               AND e.total IS NOT NULL
-             ORDER BY e.block_number DESC, e.log_index DESC
-             LIMIT 1) AS an ON true
-     CROSS JOIN LATERAL (
-            SELECT coalesce(sum(e.amount), 0) AS amount, max(e.block_number) AS last_block
-              FROM nweb.stake_events AS e
-             WHERE e.address = k.address AND e.chain_id = k.chain_id AND e.registry = k.registry
-               AND e.kind = 'Slashed'
-               AND (an.block_number IS NULL OR (e.block_number, e.log_index) > (an.block_number, an.log_index))) AS sl
-      LEFT JOIN LATERAL (
-            SELECT e.block_number, e.log_index
-              FROM nweb.stake_events AS e
-             WHERE e.address = k.address AND e.chain_id = k.chain_id AND e.registry = k.registry
-               AND e.total IS NOT NULL
-             ORDER BY e.block_number, e.log_index
-             LIMIT 1) AS fst ON true
-     CROSS JOIN LATERAL (
-            SELECT coalesce(sum(e.amount), 0) AS amount
-              FROM nweb.stake_events AS e
-             WHERE e.address = k.address AND e.chain_id = k.chain_id AND e.registry = k.registry
-               AND e.kind = 'Slashed'
-               AND (fst.block_number IS NULL OR (e.block_number, e.log_index) < (fst.block_number, fst.log_index))) AS un;
-$$;
+CREATE TABLE nweb.chain_blocks (
+    chain_id bigint NOT NULL,
+    block_number bigint NOT NULL,
+    block_hash text NOT NULL,
+    parent_hash text,
+    block_time timestamp with time zone,
+    CONSTRAINT chain_blocks_block_hash_check CHECK ((block_hash ~ '^0x[0-9a-f]{64}$'::text)),
+    CONSTRAINT chain_blocks_block_number_check CHECK ((block_number >= 0)),
+    CONSTRAINT chain_blocks_chain_id_check CHECK ((chain_id > 0)),
+    CONSTRAINT chain_blocks_parent_hash_check CHECK ((parent_hash ~ '^0x[0-9a-f]{64}$'::text))
+);
 
-COMMENT ON FUNCTION nweb.stakes_by_registry(addresses text[]) IS 'Stake per (chain, registry, address) from nweb.stake_events (all addresses when NULL): the total of the last Staked or Unstaked, minus the amounts slashed after it. stake is NULL, and unanchored_slash the GST slashed, when a slash of more than 0 has no Staked or Unstaked before it (the registry was not indexed from its deployment)';
+ALTER TABLE ONLY nweb.chain_blocks
+    ADD CONSTRAINT chain_blocks_pkey PRIMARY KEY (chain_id, block_number);
+
+COMMENT ON TABLE nweb.chain_blocks IS 'Hashes of indexed blocks in the unfinalised window (batch ends and blocks with logs), per chain; older rows are pruned. The newest stored block whose hash is still canonical is the fork point of a reorg';
+
+GRANT SELECT ON TABLE nweb.chain_blocks TO xray_reader;
+GRANT INSERT,DELETE,UPDATE ON TABLE nweb.chain_blocks TO xray_ingest;
 
 CREATE TABLE nweb.attestations (
     attestation_id bigint NOT NULL,
@@ -258,52 +160,6 @@ COMMENT ON COLUMN nweb.attestations.cid IS 'payload.cid in canonical form, NULL 
 
 GRANT SELECT ON TABLE nweb.attestations TO xray_reader;
 GRANT INSERT,DELETE ON TABLE nweb.attestations TO xray_ingest;
-
-CREATE TABLE nweb.chain_blocks (
-    chain_id bigint NOT NULL,
-    block_number bigint NOT NULL,
-    block_hash text NOT NULL,
-    parent_hash text,
-    block_time timestamp with time zone,
-    CONSTRAINT chain_blocks_block_hash_check CHECK ((block_hash ~ '^0x[0-9a-f]{64}$'::text)),
-    CONSTRAINT chain_blocks_block_number_check CHECK ((block_number >= 0)),
-    CONSTRAINT chain_blocks_chain_id_check CHECK ((chain_id > 0)),
-    CONSTRAINT chain_blocks_parent_hash_check CHECK ((parent_hash ~ '^0x[0-9a-f]{64}$'::text))
-);
-
-ALTER TABLE ONLY nweb.chain_blocks
-    ADD CONSTRAINT chain_blocks_pkey PRIMARY KEY (chain_id, block_number);
-
-COMMENT ON TABLE nweb.chain_blocks IS 'Hashes of indexed blocks in the unfinalised window (batch ends and blocks with logs), per chain; older rows are pruned. The newest stored block whose hash is still canonical is the fork point of a reorg';
-
-GRANT SELECT ON TABLE nweb.chain_blocks TO xray_reader;
-GRANT INSERT,DELETE,UPDATE ON TABLE nweb.chain_blocks TO xray_ingest;
-
-CREATE TABLE nweb.chain_checkpoints (
-    chain_id bigint NOT NULL,
-    contract text NOT NULL,
-    start_block bigint NOT NULL,
-    last_block bigint NOT NULL,
-    last_block_hash text,
-    updated_at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT chain_checkpoints_chain_id_check CHECK ((chain_id > 0)),
-    CONSTRAINT chain_checkpoints_contract_check CHECK ((contract ~ '^0x[0-9a-f]{40}$'::text)),
-    CONSTRAINT chain_checkpoints_last_block_hash_check CHECK ((last_block_hash ~ '^0x[0-9a-f]{64}$'::text)),
-    CONSTRAINT chain_checkpoints_order CHECK ((last_block >= (start_block - 1))),
-    CONSTRAINT chain_checkpoints_start_block_check CHECK ((start_block >= 0))
-);
-
-ALTER TABLE ONLY nweb.chain_checkpoints
-    ADD CONSTRAINT chain_checkpoints_pkey PRIMARY KEY (chain_id, contract);
-
-COMMENT ON TABLE nweb.chain_checkpoints IS 'Per (chain_id, contract): every log of the contract up to last_block is in nweb.attestations (Attestor) or nweb.stake_events (StakeRegistry). Written in the same transaction as those rows; lowered by nweb.chain_rollback';
-
-COMMENT ON COLUMN nweb.chain_checkpoints.last_block IS 'Last block fully indexed; start_block - 1 before the first batch';
-
-COMMENT ON COLUMN nweb.chain_checkpoints.last_block_hash IS 'Hash of last_block when indexed; a different canonical hash means a reorg. NULL before the first batch, or after a rollback to a block whose hash was not kept';
-
-GRANT SELECT ON TABLE nweb.chain_checkpoints TO xray_reader;
-GRANT INSERT,DELETE,UPDATE ON TABLE nweb.chain_checkpoints TO xray_ingest;
 
 CREATE TABLE nweb.challenges (
     challenge_id text NOT NULL,
@@ -415,4 +271,152 @@ COMMENT ON COLUMN nweb.stakes.stake IS 'GST, exact decimal (not wei)';
 
 GRANT SELECT ON TABLE nweb.stakes TO xray_reader;
 GRANT INSERT,UPDATE ON TABLE nweb.stakes TO xray_ingest;
+
+CREATE FUNCTION nweb.chain_rollback(chain_id bigint, first_reverted_block bigint) RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+#variable_conflict use_column
+DECLARE
+    n       bigint;
+    v_addrs text[];
+BEGIN
+    IF chain_rollback.first_reverted_block IS NULL OR chain_rollback.first_reverted_block < 0 THEN
+        RAISE EXCEPTION 'first_reverted_block: expected a block number >= 0, got %', coalesce(chain_rollback.first_reverted_block::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    PERFORM pg_advisory_xact_lock(hashtextextended('nweb.chain:' || chain_rollback.chain_id, 0));
+    -- Challenges derived from these attestations go with them (ON DELETE CASCADE).
+    DELETE FROM nweb.attestations AS a
+     WHERE a.chain_id = chain_rollback.chain_id AND a.block_number >= chain_rollback.first_reverted_block;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    -- Reverted stake events, and the stakes of their addresses derived again without them.
+    WITH d AS (
+        DELETE FROM nweb.stake_events AS e
+         WHERE e.chain_id = chain_rollback.chain_id AND e.block_number >= chain_rollback.first_reverted_block
+        RETURNING e.address
+    )
+    SELECT array_agg(DISTINCT d.address) INTO v_addrs FROM d;
+    IF v_addrs IS NOT NULL THEN
+        PERFORM nweb.refresh_stakes(v_addrs);
+    END IF;
+    DELETE FROM nweb.chain_blocks AS b
+     WHERE b.chain_id = chain_rollback.chain_id AND b.block_number >= chain_rollback.first_reverted_block;
+    -- Every contract indexed on this chain lost the same blocks.
+    UPDATE nweb.chain_checkpoints AS c
+       SET last_block = greatest(chain_rollback.first_reverted_block - 1, c.start_block - 1),
+           last_block_hash = (SELECT b.block_hash FROM nweb.chain_blocks AS b
+                               WHERE b.chain_id = c.chain_id
+                                 AND b.block_number = chain_rollback.first_reverted_block - 1
+                                 AND chain_rollback.first_reverted_block - 1 >= c.start_block),
+           updated_at = now()
+     WHERE c.chain_id = chain_rollback.chain_id AND c.last_block >= chain_rollback.first_reverted_block;
+    RETURN n;
+END
+$$;
+
+COMMENT ON FUNCTION nweb.chain_rollback(chain_id bigint, first_reverted_block bigint) IS 'A reorg reverted first_reverted_block and everything after it on this chain: delete those attestations (their challenges follow) and stake events (the stakes of their addresses are derived again), their block hashes, and move every checkpoint of the chain back before it. Returns the number of attestations deleted. Runs in the caller''s transaction';
+
+REVOKE ALL ON FUNCTION nweb.chain_rollback(chain_id bigint, first_reverted_block bigint) FROM PUBLIC;
+GRANT ALL ON FUNCTION nweb.chain_rollback(chain_id bigint, first_reverted_block bigint) TO xray_ingest;
+
+CREATE FUNCTION nweb.stakes_by_registry(addresses text[] DEFAULT NULL::text[]) RETURNS TABLE(chain_id bigint, registry text, address text, stake numeric, last_block bigint, unanchored_slash numeric)
+    LANGUAGE sql STABLE
+    AS $$
+    SELECT k.chain_id, k.registry, k.address,
+           CASE WHEN un.amount = 0 THEN coalesce(an.total, 0) - sl.amount END,
+           greatest(an.block_number, sl.last_block),
+           nullif(un.amount, 0)
+      FROM (SELECT DISTINCT e.chain_id, e.registry, e.address
+              FROM nweb.stake_events AS e
+             WHERE stakes_by_registry.addresses IS NULL
+                OR e.address IN (SELECT lower(a) FROM unnest(stakes_by_registry.addresses) AS a)) AS k
+      LEFT JOIN LATERAL (
+            SELECT e.total, e.block_number, e.log_index
+              FROM nweb.stake_events AS e
+             WHERE e.address = k.address AND e.chain_id = k.chain_id AND e.registry = k.registry
+               AND e.total IS NOT NULL
+             ORDER BY e.block_number DESC, e.log_index DESC
+             LIMIT 1) AS an ON true
+     CROSS JOIN LATERAL (
+            SELECT coalesce(sum(e.amount), 0) AS amount, max(e.block_number) AS last_block
+              FROM nweb.stake_events AS e
+             WHERE e.address = k.address AND e.chain_id = k.chain_id AND e.registry = k.registry
+               AND e.kind = 'Slashed'
+               AND (an.block_number IS NULL OR (e.block_number, e.log_index) > (an.block_number, an.log_index))) AS sl
+      LEFT JOIN LATERAL (
+            SELECT e.block_number, e.log_index
+              FROM nweb.stake_events AS e
+             WHERE e.address = k.address AND e.chain_id = k.chain_id AND e.registry = k.registry
+               AND e.total IS NOT NULL
+             ORDER BY e.block_number, e.log_index
+             LIMIT 1) AS fst ON true
+     CROSS JOIN LATERAL (
+            SELECT coalesce(sum(e.amount), 0) AS amount
+              FROM nweb.stake_events AS e
+             WHERE e.address = k.address AND e.chain_id = k.chain_id AND e.registry = k.registry
+               AND e.kind = 'Slashed'
+               AND (fst.block_number IS NULL OR (e.block_number, e.log_index) < (fst.block_number, fst.log_index))) AS un;
+$$;
+
+COMMENT ON FUNCTION nweb.stakes_by_registry(addresses text[]) IS 'Stake per (chain, registry, address) from nweb.stake_events (all addresses when NULL): the total of the last Staked or Unstaked, minus the amounts slashed after it. stake is NULL, and unanchored_slash the GST slashed, when a slash of more than 0 has no Staked or Unstaked before it (the registry was not indexed from its deployment)';
+
+CREATE FUNCTION nweb.refresh_stakes(addresses text[]) RETURNS integer
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_addrs text[];
+    a       text;
+    bad     record;
+    n       integer;
+BEGIN
+    SELECT coalesce(array_agg(DISTINCT lower(x) ORDER BY lower(x)), '{}') INTO v_addrs
+      FROM unnest(refresh_stakes.addresses) AS x
+     WHERE x IS NOT NULL;
+    -- A stake sums over chains and registries, and each chain has its own writer: one
+    -- refresh per address at a time, taken in one order so two cannot deadlock. Later
+    -- statements take a new snapshot, so they see what the other one committed.
+    FOREACH a IN ARRAY v_addrs LOOP
+        PERFORM pg_advisory_xact_lock(hashtextextended('nweb.stake:' || a, 0));
+    END LOOP;
+    SELECT * INTO bad FROM nweb.stakes_by_registry(v_addrs) AS s
+     WHERE s.stake IS NULL OR s.stake < 0
+     ORDER BY s.chain_id, s.registry, s.address
+     LIMIT 1;
+    IF FOUND THEN
+        IF bad.stake IS NULL THEN
+            RAISE EXCEPTION 'nweb.stake_events: % was slashed % GST by StakeRegistry % on chain % without a Staked or Unstaked of it indexed before; its stake cannot be derived',
+                bad.address, bad.unanchored_slash, bad.registry, bad.chain_id
+                USING ERRCODE = 'object_not_in_prerequisite_state',
+                      HINT = 'Index the StakeRegistry from its deployment: chain.start_block at or before it, and a new checkpoint (DELETE its row of nweb.chain_checkpoints).';
+        END IF;
+        RAISE EXCEPTION 'nweb.stake_events: % has more slashed than staked (% GST) in StakeRegistry % on chain %',
+            bad.address, bad.stake, bad.registry, bad.chain_id
+            USING ERRCODE = 'check_violation';
+    END IF;
+    -- An address whose events are all gone (rolled back) keeps its row with stake 0:
+    -- the row may hold its reputation.
+    WITH s AS (
+        SELECT s.address, sum(s.stake) AS stake
+          FROM nweb.stakes_by_registry(v_addrs) AS s
+         GROUP BY s.address
+    )
+    INSERT INTO nweb.stakes AS st (address, stake)
+    SELECT x.address, coalesce(s.stake, 0)
+      FROM unnest(v_addrs) AS x(address)
+      LEFT JOIN s ON s.address = x.address
+     WHERE s.address IS NOT NULL OR EXISTS (SELECT 1 FROM nweb.stakes AS o WHERE o.address = x.address)
+    ON CONFLICT (address) DO UPDATE
+       SET stake = EXCLUDED.stake, updated_at = now()
+     WHERE st.stake IS DISTINCT FROM EXCLUDED.stake;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END
+$$;
+
+COMMENT ON FUNCTION nweb.refresh_stakes(addresses text[]) IS 'Set nweb.stakes.stake of these addresses to the sum over chains and registries of nweb.stakes_by_registry (0 when no event is left), in the caller''s transaction; returns the number of rows changed. ERROR when a slash has no Staked or Unstaked before it. Called by xray-loader tail after each batch and by nweb.chain_rollback';
+
+REVOKE ALL ON FUNCTION nweb.refresh_stakes(addresses text[]) FROM PUBLIC;
+GRANT ALL ON FUNCTION nweb.refresh_stakes(addresses text[]) TO xray_ingest;
 

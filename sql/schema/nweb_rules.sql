@@ -1,12 +1,6 @@
-CREATE FUNCTION nweb.can_submit(address text, kind text, as_of timestamp with time zone DEFAULT now()) RETURNS boolean
-    LANGUAGE sql STABLE
-    AS $$
-    SELECT coalesce((SELECT q.may_submit AND q.remaining_units >= @extschema@.nweb_submission_cost(can_submit.kind)
-                       FROM nweb.quota_at(can_submit.as_of) AS q
-                      WHERE q.address = lower(can_submit.address)), false);
-$$;
-
-COMMENT ON FUNCTION nweb.can_submit(address text, kind text, as_of timestamp with time zone) IS 'Whether the address holds at least 100 GST and has quota left for one submission of this kind';
+-- The nweb rules as SQL: challenge states and slashing, reputation, quota and
+-- whether an address may submit. The arithmetic is in Rust (xray_core::nweb::rules,
+-- declared as nweb_* functions); these functions and views apply it to the tables.
 
 CREATE FUNCTION nweb.challenge_states(as_of timestamp with time zone DEFAULT now()) RETURNS TABLE(challenge_id text, cid text, reason_code text, challenger text, subject text, filed_at timestamp with time zone, grace_ends_at timestamp with time zone, resolved_at timestamp with time zone, state text, subject_stake numeric, slash_amount numeric, challenger_bounty numeric, burned numeric)
     LANGUAGE sql STABLE
@@ -34,26 +28,34 @@ $$;
 
 COMMENT ON FUNCTION nweb.challenge_states(as_of timestamp with time zone) IS 'Every challenge filed by as_of: in_grace, resolved (a Resolution with slash=false from the challenged submitter, the attester of the CID''s first ScanSubmission, within [filed_at, grace_ends_at]) or slashable (grace over, no valid Resolution; 10 % of the subject''s stake, half to the challenger, half burned)';
 
-CREATE FUNCTION nweb.quota_at(as_of timestamp with time zone DEFAULT now()) RETURNS TABLE(address text, stake numeric, reputation double precision, rep_factor numeric, quota_units bigint, used_units bigint, remaining_units bigint, may_submit boolean)
+CREATE FUNCTION nweb.reputation_at(as_of timestamp with time zone DEFAULT now()) RETURNS TABLE(address text, reputation double precision, rep_factor numeric, submissions bigint)
     LANGUAGE sql STABLE
     AS $$
-    SELECT st.address, st.stake, st.reputation, f.rep_factor, q.quota_units,
-           coalesce(u.used, 0)::bigint,
-           greatest(q.quota_units - coalesce(u.used, 0), 0)::bigint,
-           q.quota_units > 0
-      FROM nweb.stakes AS st
-     CROSS JOIN LATERAL (SELECT @extschema@.nweb_rep_factor(st.reputation) AS rep_factor) AS f
-     CROSS JOIN LATERAL (SELECT @extschema@.nweb_quota_units(st.stake, f.rep_factor) AS quota_units) AS q
-      LEFT JOIN LATERAL (
-            SELECT sum(s.cost_units) AS used
-              FROM nweb.v_submissions AS s
-             WHERE s.submitter = st.address
-               AND s.submitted_at > @extschema@.nweb_quota_window_start(quota_at.as_of)
-               AND s.submitted_at <= quota_at.as_of
-               AND s.status IS DISTINCT FROM 'invalid') AS u ON true;
+    WITH failed AS (
+        SELECT DISTINCT c.cid FROM nweb.challenge_states(reputation_at.as_of) AS c WHERE c.state <> 'resolved'
+    ), counted AS (
+        SELECT DISTINCT ON (s.submitter, s.cid)
+               s.submitter, s.cid, s.cost_units, coalesce(s.vantage, '') AS vantage, s.grace_ends_at
+          FROM nweb.v_submissions AS s
+         WHERE s.status = 'verified'
+           AND s.grace_ends_at < reputation_at.as_of
+           AND s.cid NOT IN (SELECT f.cid FROM failed AS f)
+         ORDER BY s.submitter, s.cid, s.submitted_at
+    ), shares AS (
+        SELECT c.vantage, count(*)::double precision / sum(count(*)) OVER () AS share
+          FROM counted AS c GROUP BY c.vantage
+    )
+    SELECT c.submitter,
+           sum(@extschema@.nweb_reputation_points(c.cost_units, sh.share,
+                   extract(epoch FROM reputation_at.as_of - c.grace_ends_at)::double precision)),
+           @extschema@.nweb_rep_factor(sum(@extschema@.nweb_reputation_points(c.cost_units, sh.share,
+                   extract(epoch FROM reputation_at.as_of - c.grace_ends_at)::double precision))),
+           count(*)
+      FROM counted AS c JOIN shares AS sh ON sh.vantage = c.vantage
+     GROUP BY c.submitter;
 $$;
 
-COMMENT ON FUNCTION nweb.quota_at(as_of timestamp with time zone) IS 'Quota per address: floor(sqrt(stake) * (1 + repFactor)) units (0 below 100 GST) per rolling 24 h window ending at as_of, minus the cost of submissions in the window (invalid bundles excepted)';
+COMMENT ON FUNCTION nweb.reputation_at(as_of timestamp with time zone) IS 'Reputation = sum over the address''s verified submissions whose 72 h grace ended before as_of and that have no challenge in grace or slashable, of cost_units * 2/(1 + vantage_share) * 2^(-(as_of - grace end)/30 days). cost_units weighs dataset complexity (masscan 1, nmap top-1000 2, full 5, diff/enrich 1); vantage_share is the fraction of all counted submissions made from the same vantage (rare vantages count up to 2x); the 30-day half-life prefers recent work. repFactor = floor6(rep / (rep + 10))';
 
 CREATE FUNCTION nweb.refresh_reputation(as_of timestamp with time zone DEFAULT now()) RETURNS integer
     LANGUAGE plpgsql SECURITY DEFINER
@@ -85,34 +87,36 @@ COMMENT ON FUNCTION nweb.refresh_reputation(as_of timestamp with time zone) IS '
 REVOKE ALL ON FUNCTION nweb.refresh_reputation(as_of timestamp with time zone) FROM PUBLIC;
 GRANT ALL ON FUNCTION nweb.refresh_reputation(as_of timestamp with time zone) TO xray_ingest;
 
-CREATE FUNCTION nweb.reputation_at(as_of timestamp with time zone DEFAULT now()) RETURNS TABLE(address text, reputation double precision, rep_factor numeric, submissions bigint)
+CREATE FUNCTION nweb.quota_at(as_of timestamp with time zone DEFAULT now()) RETURNS TABLE(address text, stake numeric, reputation double precision, rep_factor numeric, quota_units bigint, used_units bigint, remaining_units bigint, may_submit boolean)
     LANGUAGE sql STABLE
     AS $$
-    WITH failed AS (
-        SELECT DISTINCT c.cid FROM nweb.challenge_states(reputation_at.as_of) AS c WHERE c.state <> 'resolved'
-    ), counted AS (
-        SELECT DISTINCT ON (s.submitter, s.cid)
-               s.submitter, s.cid, s.cost_units, coalesce(s.vantage, '') AS vantage, s.grace_ends_at
-          FROM nweb.v_submissions AS s
-         WHERE s.status = 'verified'
-           AND s.grace_ends_at < reputation_at.as_of
-           AND s.cid NOT IN (SELECT f.cid FROM failed AS f)
-         ORDER BY s.submitter, s.cid, s.submitted_at
-    ), shares AS (
-        SELECT c.vantage, count(*)::double precision / sum(count(*)) OVER () AS share
-          FROM counted AS c GROUP BY c.vantage
-    )
-    SELECT c.submitter,
-           sum(@extschema@.nweb_reputation_points(c.cost_units, sh.share,
-                   extract(epoch FROM reputation_at.as_of - c.grace_ends_at)::double precision)),
-           @extschema@.nweb_rep_factor(sum(@extschema@.nweb_reputation_points(c.cost_units, sh.share,
-                   extract(epoch FROM reputation_at.as_of - c.grace_ends_at)::double precision))),
-           count(*)
-      FROM counted AS c JOIN shares AS sh ON sh.vantage = c.vantage
-     GROUP BY c.submitter;
+    SELECT st.address, st.stake, st.reputation, f.rep_factor, q.quota_units,
+           coalesce(u.used, 0)::bigint,
+           greatest(q.quota_units - coalesce(u.used, 0), 0)::bigint,
+           q.quota_units > 0
+      FROM nweb.stakes AS st
+     CROSS JOIN LATERAL (SELECT @extschema@.nweb_rep_factor(st.reputation) AS rep_factor) AS f
+     CROSS JOIN LATERAL (SELECT @extschema@.nweb_quota_units(st.stake, f.rep_factor) AS quota_units) AS q
+      LEFT JOIN LATERAL (
+            SELECT sum(s.cost_units) AS used
+              FROM nweb.v_submissions AS s
+             WHERE s.submitter = st.address
+               AND s.submitted_at > @extschema@.nweb_quota_window_start(quota_at.as_of)
+               AND s.submitted_at <= quota_at.as_of
+               AND s.status IS DISTINCT FROM 'invalid') AS u ON true;
 $$;
 
-COMMENT ON FUNCTION nweb.reputation_at(as_of timestamp with time zone) IS 'Reputation = sum over the address''s verified submissions whose 72 h grace ended before as_of and that have no challenge in grace or slashable, of cost_units * 2/(1 + vantage_share) * 2^(-(as_of - grace end)/30 days). cost_units weighs dataset complexity (masscan 1, nmap top-1000 2, full 5, diff/enrich 1); vantage_share is the fraction of all counted submissions made from the same vantage (rare vantages count up to 2x); the 30-day half-life prefers recent work. repFactor = floor6(rep / (rep + 10))';
+COMMENT ON FUNCTION nweb.quota_at(as_of timestamp with time zone) IS 'Quota per address: floor(sqrt(stake) * (1 + repFactor)) units (0 below 100 GST) per rolling 24 h window ending at as_of, minus the cost of submissions in the window (invalid bundles excepted)';
+
+CREATE FUNCTION nweb.can_submit(address text, kind text, as_of timestamp with time zone DEFAULT now()) RETURNS boolean
+    LANGUAGE sql STABLE
+    AS $$
+    SELECT coalesce((SELECT q.may_submit AND q.remaining_units >= @extschema@.nweb_submission_cost(can_submit.kind)
+                       FROM nweb.quota_at(can_submit.as_of) AS q
+                      WHERE q.address = lower(can_submit.address)), false);
+$$;
+
+COMMENT ON FUNCTION nweb.can_submit(address text, kind text, as_of timestamp with time zone) IS 'Whether the address holds at least 100 GST and has quota left for one submission of this kind';
 
 CREATE VIEW nweb.v_challenges AS
  SELECT challenge_states.challenge_id,
@@ -133,32 +137,6 @@ CREATE VIEW nweb.v_challenges AS
 COMMENT ON VIEW nweb.v_challenges IS 'nweb.challenge_states as of now';
 
 GRANT SELECT ON TABLE nweb.v_challenges TO xray_reader;
-
-CREATE VIEW nweb.v_quota AS
- SELECT quota_at.address,
-    quota_at.stake,
-    quota_at.reputation,
-    quota_at.rep_factor,
-    quota_at.quota_units,
-    quota_at.used_units,
-    quota_at.remaining_units,
-    quota_at.may_submit
-   FROM nweb.quota_at(now()) quota_at(address, stake, reputation, rep_factor, quota_units, used_units, remaining_units, may_submit);
-
-COMMENT ON VIEW nweb.v_quota IS 'nweb.quota_at as of now';
-
-GRANT SELECT ON TABLE nweb.v_quota TO xray_reader;
-
-CREATE VIEW nweb.v_reputation AS
- SELECT reputation_at.address,
-    reputation_at.reputation,
-    reputation_at.rep_factor,
-    reputation_at.submissions
-   FROM nweb.reputation_at(now()) reputation_at(address, reputation, rep_factor, submissions);
-
-COMMENT ON VIEW nweb.v_reputation IS 'nweb.reputation_at as of now';
-
-GRANT SELECT ON TABLE nweb.v_reputation TO xray_reader;
 
 CREATE VIEW nweb.v_slashable_challenges AS
  SELECT c.challenge_id,
@@ -202,4 +180,30 @@ CREATE VIEW nweb.v_submissions AS
 COMMENT ON VIEW nweb.v_submissions IS 'ScanSubmissions with their bundle''s verdict and price (the attested datasetType until the bundle is verified)';
 
 GRANT SELECT ON TABLE nweb.v_submissions TO xray_reader;
+
+CREATE VIEW nweb.v_reputation AS
+ SELECT reputation_at.address,
+    reputation_at.reputation,
+    reputation_at.rep_factor,
+    reputation_at.submissions
+   FROM nweb.reputation_at(now()) reputation_at(address, reputation, rep_factor, submissions);
+
+COMMENT ON VIEW nweb.v_reputation IS 'nweb.reputation_at as of now';
+
+GRANT SELECT ON TABLE nweb.v_reputation TO xray_reader;
+
+CREATE VIEW nweb.v_quota AS
+ SELECT quota_at.address,
+    quota_at.stake,
+    quota_at.reputation,
+    quota_at.rep_factor,
+    quota_at.quota_units,
+    quota_at.used_units,
+    quota_at.remaining_units,
+    quota_at.may_submit
+   FROM nweb.quota_at(now()) quota_at(address, stake, reputation, rep_factor, quota_units, used_units, remaining_units, may_submit);
+
+COMMENT ON VIEW nweb.v_quota IS 'nweb.quota_at as of now';
+
+GRANT SELECT ON TABLE nweb.v_quota TO xray_reader;
 

@@ -1,3 +1,6 @@
+-- nweb: verified public scan bundles and their scanprint rows, and the
+-- availability checks of bundles that could not be fetched.
+
 CREATE TABLE nweb.bundles (
     cid text NOT NULL,
     status text NOT NULL,
@@ -63,6 +66,50 @@ COMMENT ON COLUMN nweb.bundles.cost_kind IS 'Pricing class: the manifest''s prof
 
 GRANT SELECT ON TABLE nweb.bundles TO xray_reader;
 
+CREATE TABLE nweb.scanprint (
+    ip inet NOT NULL,
+    bundle_cid text NOT NULL,
+    line_no integer NOT NULL,
+    ts timestamp with time zone NOT NULL,
+    port integer NOT NULL,
+    proto text NOT NULL,
+    state text NOT NULL,
+    service text,
+    product text,
+    version text,
+    banner_sha256 text,
+    cert_fpr text,
+    tls_ja3 text,
+    latency_ms integer,
+    tool text NOT NULL,
+    tool_version text,
+    options text,
+    vantage text NOT NULL,
+    CONSTRAINT scanprint_latency_ms_check CHECK ((latency_ms >= 0)),
+    CONSTRAINT scanprint_line_no_check CHECK ((line_no > 0)),
+    CONSTRAINT scanprint_port_check CHECK (((port >= 0) AND (port <= 65535)))
+);
+
+ALTER TABLE ONLY nweb.scanprint
+    ADD CONSTRAINT scanprint_pkey PRIMARY KEY (ip, bundle_cid, line_no);
+
+ALTER TABLE ONLY nweb.scanprint
+    ADD CONSTRAINT scanprint_bundle_cid_fkey FOREIGN KEY (bundle_cid) REFERENCES nweb.bundles(cid) ON DELETE CASCADE;
+
+CREATE INDEX scanprint_bundle ON nweb.scanprint USING btree (bundle_cid);
+
+CREATE INDEX scanprint_ip_ts ON nweb.scanprint USING btree (ip, ts);
+
+CREATE INDEX scanprint_port_state ON nweb.scanprint USING btree (port, state) INCLUDE (ip, ts);
+
+COMMENT ON TABLE nweb.scanprint IS 'Typed scanprint v0 lines of verified bundles only. Loaded in one statement with the verdict; removed with the bundle or when it turns out invalid. Distributable by ip';
+
+COMMENT ON INDEX nweb.scanprint_ip_ts IS 'What changed on this IP';
+
+COMMENT ON INDEX nweb.scanprint_port_state IS 'Who has port X open';
+
+GRANT SELECT ON TABLE nweb.scanprint TO xray_reader;
+
 CREATE TABLE nweb.availability_checks (
     check_id bigint NOT NULL,
     cid text NOT NULL,
@@ -119,48 +166,4 @@ COMMENT ON COLUMN nweb.availability_checks.probes IS '[{source, liveness, cached
 
 GRANT SELECT ON TABLE nweb.availability_checks TO xray_reader;
 GRANT INSERT ON TABLE nweb.availability_checks TO xray_ingest;
-
-CREATE TABLE nweb.scanprint (
-    ip inet NOT NULL,
-    bundle_cid text NOT NULL,
-    line_no integer NOT NULL,
-    ts timestamp with time zone NOT NULL,
-    port integer NOT NULL,
-    proto text NOT NULL,
-    state text NOT NULL,
-    service text,
-    product text,
-    version text,
-    banner_sha256 text,
-    cert_fpr text,
-    tls_ja3 text,
-    latency_ms integer,
-    tool text NOT NULL,
-    tool_version text,
-    options text,
-    vantage text NOT NULL,
-    CONSTRAINT scanprint_latency_ms_check CHECK ((latency_ms >= 0)),
-    CONSTRAINT scanprint_line_no_check CHECK ((line_no > 0)),
-    CONSTRAINT scanprint_port_check CHECK (((port >= 0) AND (port <= 65535)))
-);
-
-ALTER TABLE ONLY nweb.scanprint
-    ADD CONSTRAINT scanprint_pkey PRIMARY KEY (ip, bundle_cid, line_no);
-
-ALTER TABLE ONLY nweb.scanprint
-    ADD CONSTRAINT scanprint_bundle_cid_fkey FOREIGN KEY (bundle_cid) REFERENCES nweb.bundles(cid) ON DELETE CASCADE;
-
-CREATE INDEX scanprint_bundle ON nweb.scanprint USING btree (bundle_cid);
-
-CREATE INDEX scanprint_ip_ts ON nweb.scanprint USING btree (ip, ts);
-
-CREATE INDEX scanprint_port_state ON nweb.scanprint USING btree (port, state) INCLUDE (ip, ts);
-
-COMMENT ON TABLE nweb.scanprint IS 'Typed scanprint v0 lines of verified bundles only. Loaded in one statement with the verdict; removed with the bundle or when it turns out invalid. Distributable by ip';
-
-COMMENT ON INDEX nweb.scanprint_ip_ts IS 'What changed on this IP';
-
-COMMENT ON INDEX nweb.scanprint_port_state IS 'Who has port X open';
-
-GRANT SELECT ON TABLE nweb.scanprint TO xray_reader;
 

@@ -1,3 +1,6 @@
+-- Views over bundles and scanprint rows: the bundles with their attestation,
+-- the latest state per port, open ports and port changes.
+
 CREATE VIEW nweb.v_bundles AS
  SELECT b.cid,
     b.status,

@@ -1,3 +1,7 @@
+-- Comments of the C functions pgrx declares from the Rust source
+-- (xray_pg/src/functions.rs, ingest.rs, nweb.rs); COMMENT ON cannot be said
+-- in Rust, so they are here, one per function.
+
 COMMENT ON FUNCTION @extschema@.nweb_bridge_payload(tenant_id uuid, bundle jsonb, assets jsonb, rows jsonb) IS 'Pure part of nweb.bridge_payload: an xray 1.2 scan payload from bundle metadata, assets and scanprint rows';
 
 COMMENT ON FUNCTION @extschema@.nweb_bundle_verdict(manifest text, scanprint text, artifacts jsonb, attested_merkle_root text, unreadable text) IS 'Pure verdict on a bundle: {status verified|invalid, reason, reason_detail, manifest{...}, computed_merkle_root, scanprint_lines, cost_kind, cost_units}. artifacts maps every file path of the bundle to the SHA-256 hex of its bytes';

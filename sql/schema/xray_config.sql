@@ -1,3 +1,7 @@
+-- Configuration tables the engine reads on every ingest (xray.engine_config()),
+-- with their shipped rows. xray.config_row_guard keeps the shipped rows
+-- recognisable (is_default) so an admin's edits survive dump and restore.
+
 CREATE FUNCTION xray.config_row_guard() RETURNS trigger
     LANGUAGE plpgsql
     AS $_$
@@ -37,62 +41,6 @@ BEGIN
 END
 $_$;
 
-CREATE FUNCTION xray.engine_config() RETURNS jsonb
-    LANGUAGE sql STABLE
-    AS $$
-SELECT jsonb_build_object(
-    'admin_ports',
-        (SELECT coalesce(jsonb_object_agg(port::text, service_family), '{}') FROM xray.admin_ports WHERE enabled),
-    'panel_template_ids',
-        (SELECT coalesce(jsonb_agg(pattern ORDER BY pattern), '[]') FROM xray.panel_templates
-          WHERE enabled AND match_kind = 'template_id'),
-    'panel_tags',
-        (SELECT coalesce(jsonb_agg(pattern ORDER BY pattern), '[]') FROM xray.panel_templates
-          WHERE enabled AND match_kind = 'tag'),
-    'panel_path_fragments',
-        (SELECT coalesce(jsonb_agg(pattern ORDER BY pattern), '[]') FROM xray.panel_templates
-          WHERE enabled AND match_kind = 'path_fragment'),
-    'profile_ports',
-        (SELECT coalesce(jsonb_object_agg(profile, to_jsonb(ports)), '{}') FROM xray.scan_profiles),
-    'near_expiry_days',
-        (SELECT near_expiry_days FROM xray.settings))
-$$;
-
-COMMENT ON FUNCTION xray.engine_config() IS 'The engine configuration built from the configuration tables, as read by the ingest trigger';
-
-CREATE FUNCTION xray.severity_rank(severity text) RETURNS integer
-    LANGUAGE sql IMMUTABLE PARALLEL SAFE
-    AS $$ SELECT array_position(ARRAY['info', 'low', 'medium', 'high', 'critical'], severity) $$;
-
-COMMENT ON FUNCTION xray.severity_rank(severity text) IS 'info=1, low=2, medium=3, high=4, critical=5; for ORDER BY';
-
-CREATE TABLE xray.admin_ports (
-    port integer NOT NULL,
-    service_family text NOT NULL,
-    enabled boolean DEFAULT true NOT NULL,
-    is_default boolean DEFAULT false NOT NULL,
-    CONSTRAINT admin_ports_port_check CHECK (((port >= 1) AND (port <= 65535))),
-    CONSTRAINT admin_ports_service_family_check CHECK ((service_family ~ '^[a-z0-9_-]+$'::text))
-);
-
-INSERT INTO xray.admin_ports (port, service_family, enabled, is_default) VALUES (22, 'ssh', true, true);
-INSERT INTO xray.admin_ports (port, service_family, enabled, is_default) VALUES (2222, 'ssh', true, true);
-INSERT INTO xray.admin_ports (port, service_family, enabled, is_default) VALUES (3389, 'rdp', true, true);
-INSERT INTO xray.admin_ports (port, service_family, enabled, is_default) VALUES (5900, 'vnc', true, true);
-INSERT INTO xray.admin_ports (port, service_family, enabled, is_default) VALUES (5901, 'vnc', true, true);
-INSERT INTO xray.admin_ports (port, service_family, enabled, is_default) VALUES (5985, 'winrm', true, true);
-INSERT INTO xray.admin_ports (port, service_family, enabled, is_default) VALUES (5986, 'winrm', true, true);
-
-ALTER TABLE ONLY xray.admin_ports
-    ADD CONSTRAINT admin_ports_pkey PRIMARY KEY (port);
-
-CREATE TRIGGER admin_ports_guard BEFORE INSERT OR DELETE OR UPDATE ON xray.admin_ports FOR EACH ROW EXECUTE FUNCTION xray.config_row_guard('port');
-
-COMMENT ON TABLE xray.admin_ports IS 'RB1: an open TCP port listed and enabled here is an exposed remote-admin service; the family goes into the fingerprint (svc:<family>)';
-
-GRANT SELECT ON TABLE xray.admin_ports TO xray_reader;
-GRANT INSERT,DELETE,UPDATE ON TABLE xray.admin_ports TO xray_admin;
-
 CREATE TABLE xray.risk_buckets (
     risk_bucket text NOT NULL,
     name text NOT NULL,
@@ -121,6 +69,33 @@ COMMENT ON TABLE xray.risk_buckets IS 'Risk bucket names and default severities,
 
 GRANT SELECT ON TABLE xray.risk_buckets TO xray_reader;
 GRANT INSERT,DELETE,UPDATE ON TABLE xray.risk_buckets TO xray_admin;
+
+CREATE TABLE xray.admin_ports (
+    port integer NOT NULL,
+    service_family text NOT NULL,
+    enabled boolean DEFAULT true NOT NULL,
+    is_default boolean DEFAULT false NOT NULL,
+    CONSTRAINT admin_ports_port_check CHECK (((port >= 1) AND (port <= 65535))),
+    CONSTRAINT admin_ports_service_family_check CHECK ((service_family ~ '^[a-z0-9_-]+$'::text))
+);
+
+INSERT INTO xray.admin_ports (port, service_family, enabled, is_default) VALUES (22, 'ssh', true, true);
+INSERT INTO xray.admin_ports (port, service_family, enabled, is_default) VALUES (2222, 'ssh', true, true);
+INSERT INTO xray.admin_ports (port, service_family, enabled, is_default) VALUES (3389, 'rdp', true, true);
+INSERT INTO xray.admin_ports (port, service_family, enabled, is_default) VALUES (5900, 'vnc', true, true);
+INSERT INTO xray.admin_ports (port, service_family, enabled, is_default) VALUES (5901, 'vnc', true, true);
+INSERT INTO xray.admin_ports (port, service_family, enabled, is_default) VALUES (5985, 'winrm', true, true);
+INSERT INTO xray.admin_ports (port, service_family, enabled, is_default) VALUES (5986, 'winrm', true, true);
+
+ALTER TABLE ONLY xray.admin_ports
+    ADD CONSTRAINT admin_ports_pkey PRIMARY KEY (port);
+
+CREATE TRIGGER admin_ports_guard BEFORE INSERT OR DELETE OR UPDATE ON xray.admin_ports FOR EACH ROW EXECUTE FUNCTION xray.config_row_guard('port');
+
+COMMENT ON TABLE xray.admin_ports IS 'RB1: an open TCP port listed and enabled here is an exposed remote-admin service; the family goes into the fingerprint (svc:<family>)';
+
+GRANT SELECT ON TABLE xray.admin_ports TO xray_reader;
+GRANT INSERT,DELETE,UPDATE ON TABLE xray.admin_ports TO xray_admin;
 
 CREATE TABLE xray.panel_templates (
     match_kind text NOT NULL,
@@ -189,4 +164,33 @@ COMMENT ON COLUMN xray.settings.near_expiry_days IS 'RB4: a certificate expiring
 
 GRANT SELECT ON TABLE xray.settings TO xray_reader;
 GRANT UPDATE ON TABLE xray.settings TO xray_admin;
+
+CREATE FUNCTION xray.engine_config() RETURNS jsonb
+    LANGUAGE sql STABLE
+    AS $$
+SELECT jsonb_build_object(
+    'admin_ports',
+        (SELECT coalesce(jsonb_object_agg(port::text, service_family), '{}') FROM xray.admin_ports WHERE enabled),
+    'panel_template_ids',
+        (SELECT coalesce(jsonb_agg(pattern ORDER BY pattern), '[]') FROM xray.panel_templates
+          WHERE enabled AND match_kind = 'template_id'),
+    'panel_tags',
+        (SELECT coalesce(jsonb_agg(pattern ORDER BY pattern), '[]') FROM xray.panel_templates
+          WHERE enabled AND match_kind = 'tag'),
+    'panel_path_fragments',
+        (SELECT coalesce(jsonb_agg(pattern ORDER BY pattern), '[]') FROM xray.panel_templates
+          WHERE enabled AND match_kind = 'path_fragment'),
+    'profile_ports',
+        (SELECT coalesce(jsonb_object_agg(profile, to_jsonb(ports)), '{}') FROM xray.scan_profiles),
+    'near_expiry_days',
+        (SELECT near_expiry_days FROM xray.settings))
+$$;
+
+COMMENT ON FUNCTION xray.engine_config() IS 'The engine configuration built from the configuration tables, as read by the ingest trigger';
+
+CREATE FUNCTION xray.severity_rank(severity text) RETURNS integer
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$ SELECT array_position(ARRAY['info', 'low', 'medium', 'high', 'critical'], severity) $$;
+
+COMMENT ON FUNCTION xray.severity_rank(severity text) IS 'info=1, low=2, medium=3, high=4, critical=5; for ORDER BY';
 

@@ -1,3 +1,8 @@
+-- Entry points that write: xray.ingest_scan() (INSERT a payload and report
+-- what it did) and xray.triage(). The trigger that does the work,
+-- xray_ingest_scan_result(), is declared from Rust (xray_pg/src/ingest.rs)
+-- and attached to xray.scan_results in xray_tables.sql.
+
 CREATE FUNCTION xray.ingest_scan(payload jsonb) RETURNS TABLE(scan_id uuid, status text, new_count integer, changed_count integer, fixed_count integer, held_open_count integer, stale_asset_ids uuid[], warning_count integer)
     LANGUAGE plpgsql
     AS $$
@@ -20,12 +25,6 @@ END
 $$;
 
 COMMENT ON FUNCTION xray.ingest_scan(payload jsonb) IS 'Insert one scan-result payload; returns applied / partial / stale / duplicate with event counts, the assets skipped as stale and the number of warnings';
-
-CREATE FUNCTION xray.json_array(value jsonb) RETURNS jsonb
-    LANGUAGE sql IMMUTABLE PARALLEL SAFE
-    AS $$ SELECT CASE WHEN jsonb_typeof(value) = 'array' THEN value ELSE '[]'::jsonb END $$;
-
-COMMENT ON FUNCTION xray.json_array(value jsonb) IS 'The value if it is a JSON array, else []: lets views expand optional payload arrays';
 
 CREATE FUNCTION xray.triage(identity_key text, status text, reason text, actor text DEFAULT NULL::text) RETURNS xray.triage_log
     LANGUAGE plpgsql SECURITY DEFINER
@@ -103,4 +102,10 @@ COMMENT ON FUNCTION xray.triage(identity_key text, status text, reason text, act
 
 REVOKE ALL ON FUNCTION xray.triage(identity_key text, status text, reason text, actor text) FROM PUBLIC;
 GRANT ALL ON FUNCTION xray.triage(identity_key text, status text, reason text, actor text) TO xray_admin;
+
+CREATE FUNCTION xray.json_array(value jsonb) RETURNS jsonb
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$ SELECT CASE WHEN jsonb_typeof(value) = 'array' THEN value ELSE '[]'::jsonb END $$;
+
+COMMENT ON FUNCTION xray.json_array(value jsonb) IS 'The value if it is a JSON array, else []: lets views expand optional payload arrays';
 

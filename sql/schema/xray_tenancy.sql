@@ -1,3 +1,37 @@
+-- Tenancy. A session selects its tenant with xray.set_tenant(); the
+-- row-level security policies of every tenant table (beside each table in
+-- xray_tables.sql) compare tenant_id with xray.current_tenant(), which is NULL
+-- unless xray.tenant_access lets the session's login role use that tenant.
+
+CREATE TABLE xray.tenant_access (
+    role_name name NOT NULL,
+    tenant_id uuid NOT NULL,
+    granted_at timestamp with time zone DEFAULT now() NOT NULL,
+    granted_by name DEFAULT SESSION_USER NOT NULL
+);
+
+ALTER TABLE ONLY xray.tenant_access FORCE ROW LEVEL SECURITY;
+
+ALTER TABLE ONLY xray.tenant_access
+    ADD CONSTRAINT tenant_access_pkey PRIMARY KEY (role_name, tenant_id);
+
+ALTER TABLE xray.tenant_access ENABLE ROW LEVEL SECURITY;
+
+CREATE POLICY admin_all ON xray.tenant_access TO xray_admin USING (true) WITH CHECK (true);
+
+CREATE POLICY own_grants ON xray.tenant_access FOR SELECT USING ((EXISTS ( SELECT 1
+   FROM pg_roles r
+  WHERE ((r.rolname = tenant_access.role_name) AND pg_has_role(SESSION_USER, r.oid, 'MEMBER'::text)))));
+
+COMMENT ON TABLE xray.tenant_access IS 'Which roles may select which tenant (xray.set_tenant); membership in role_name counts';
+
+GRANT SELECT ON TABLE xray.tenant_access TO xray_reader;
+GRANT INSERT,DELETE,UPDATE ON TABLE xray.tenant_access TO xray_admin;
+
+--
+-- PostgreSQL database dump complete
+--
+
 CREATE FUNCTION xray.current_tenant() RETURNS uuid
     LANGUAGE sql STABLE PARALLEL RESTRICTED
     AS $$
@@ -7,14 +41,6 @@ SELECT s.t
 $$;
 
 COMMENT ON FUNCTION xray.current_tenant() IS 'The session''s tenant (setting xray.tenant_id) if the session may use it, else NULL; the row-level security policies compare tenant_id with it';
-
-CREATE FUNCTION xray.session_bypasses_rls() RETURNS boolean
-    LANGUAGE sql STABLE PARALLEL RESTRICTED
-    AS $$
-SELECT coalesce((SELECT rolsuper OR rolbypassrls FROM pg_catalog.pg_roles WHERE rolname = session_user), false)
-$$;
-
-COMMENT ON FUNCTION xray.session_bypasses_rls() IS 'The session''s login role is a superuser or has BYPASSRLS';
 
 CREATE FUNCTION xray.set_tenant(tenant uuid, is_local boolean DEFAULT false) RETURNS uuid
     LANGUAGE plpgsql
@@ -46,32 +72,11 @@ $$;
 
 COMMENT ON FUNCTION xray.tenant_allowed(tenant uuid) IS 'The session''s login role may select this tenant';
 
-CREATE TABLE xray.tenant_access (
-    role_name name NOT NULL,
-    tenant_id uuid NOT NULL,
-    granted_at timestamp with time zone DEFAULT now() NOT NULL,
-    granted_by name DEFAULT SESSION_USER NOT NULL
-);
+CREATE FUNCTION xray.session_bypasses_rls() RETURNS boolean
+    LANGUAGE sql STABLE PARALLEL RESTRICTED
+    AS $$
+SELECT coalesce((SELECT rolsuper OR rolbypassrls FROM pg_catalog.pg_roles WHERE rolname = session_user), false)
+$$;
 
-ALTER TABLE ONLY xray.tenant_access FORCE ROW LEVEL SECURITY;
-
-ALTER TABLE ONLY xray.tenant_access
-    ADD CONSTRAINT tenant_access_pkey PRIMARY KEY (role_name, tenant_id);
-
-ALTER TABLE xray.tenant_access ENABLE ROW LEVEL SECURITY;
-
-CREATE POLICY admin_all ON xray.tenant_access TO xray_admin USING (true) WITH CHECK (true);
-
-CREATE POLICY own_grants ON xray.tenant_access FOR SELECT USING ((EXISTS ( SELECT 1
-   FROM pg_roles r
-  WHERE ((r.rolname = tenant_access.role_name) AND pg_has_role(SESSION_USER, r.oid, 'MEMBER'::text)))));
-
-COMMENT ON TABLE xray.tenant_access IS 'Which roles may select which tenant (xray.set_tenant); membership in role_name counts';
-
-GRANT SELECT ON TABLE xray.tenant_access TO xray_reader;
-GRANT INSERT,DELETE,UPDATE ON TABLE xray.tenant_access TO xray_admin;
-
---
--- PostgreSQL database dump complete
---
+COMMENT ON FUNCTION xray.session_bypasses_rls() IS 'The session''s login role is a superuser or has BYPASSRLS';
 

@@ -1,3 +1,6 @@
+-- Read-only views over the XRAY tables for dashboards and DBAs. They are
+-- security_invoker, so the caller's tenant (row-level security) applies.
+
 CREATE VIEW xray.assets_seen WITH (security_invoker='true') AS
  SELECT a.tenant_id,
     a.asset_id,
