@@ -14,9 +14,9 @@ pub(super) fn xray_ingest_scan_result<'a>(
     ingest(trigger, Schema::V0_1)
 }
 
-/// BEFORE INSERT trigger on `xray.scan_results` of the 0.2.0-0.4.0 SQL
-/// (declared SECURITY DEFINER in sql/xray_pg--0.1.0--0.2.0.sql): per-scan
-/// staleness, no warnings column. Kept for those schemas until they are updated.
+/// The symbol of the trigger function in the 0.2.0-0.4.0 SQL (archived
+/// 0.3.0 and 0.4.0 install scripts): per-scan staleness, no warnings column.
+/// Kept for those schemas until they are updated.
 #[pg_trigger(sql = false)]
 pub(super) fn xray_ingest_trigger<'a>(
     trigger: &'a PgTrigger<'a>,
