@@ -347,3 +347,56 @@ async fn proof_of_fix_finds_an_ipv6_endpoint_in_any_spelling() {
     );
     db.finish().await;
 }
+
+/// xray.payload_endpoints gives every endpoint the id and host the engine
+/// gives it, for spellings where a SQL copy of the rules went wrong: spaces
+/// around the host, a trailing dot, ASCII and non-ASCII capitals (the engine
+/// lowercases ASCII only, SQL's lower() follows the collation), no
+/// endpoint_id in the payload. proof_of_fix joins on it, so a mismatch would
+/// be a silent NULL there.
+#[tokio::test]
+async fn payload_endpoints_are_the_engines_endpoints() {
+    let db = TestDb::new().await;
+    let c = &db.client;
+    let s02 = scenario("02-");
+    let mut steps = [step_payload(&s02, 0), step_payload(&s02, 1)];
+    for p in &mut steps {
+        let ep = &mut p["asset_results"][0]["endpoints"][0];
+        ep.as_object_mut().unwrap().remove("endpoint_id");
+        ep["observed_host"] = json!(" SSH.Bücher.EXAMPLE. ");
+        ep["domain_context"] = json!(" Bücher.Example.COM. ");
+        insert(c, p).await.unwrap();
+    }
+    let from_sql: Vec<(String, String)> = c
+        .query(
+            "SELECT DISTINCT e.endpoint_id, e.observed_host FROM xray.scan_results, xray.payload_endpoints(payload) e ORDER BY 1",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    let from_engine: Vec<(String, String)> = c
+        .query("SELECT endpoint_id, observed_host FROM xray.endpoints ORDER BY 1", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(from_sql, from_engine);
+    assert_eq!(
+        from_sql,
+        [("ip:203.0.113.10|domain:bücher.example.com".to_string(), "ssh.bücher.example".to_string())]
+    );
+    let exposure_host: String = c.query_one("SELECT DISTINCT observed_host FROM xray.exposures", &[]).await.unwrap().get(0);
+    assert_eq!(exposure_host, from_sql[0].1);
+    let row = c
+        .query_one("SELECT endpoint_id, checked_target, open_tcp_ports_seen FROM xray.proof_of_fix", &[])
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, String>(0), from_sql[0].0);
+    assert_eq!(row.get::<_, String>(1), "tcp/22");
+    assert_eq!(row.get::<_, Option<Vec<i32>>>(2), Some(vec![443]), "the fixing scan's endpoint was found");
+    db.finish().await;
+}

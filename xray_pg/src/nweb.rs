@@ -1,13 +1,10 @@
 //! nweb SQL entry points: thin glue over `::nweb`. The tables, the ingest
-//! functions and the rule views live in the nweb part of `sql/xray_pg--0.1.0--0.2.0.sql` and call these.
+//! functions and the rule views are in `sql/schema/nweb_*.sql` and call these.
 //!
 //! Every function here is pure (no SPI), so all are `immutable` and `parallel_safe`;
 //! errors carry the SQLSTATE `NwebError::sqlstate` chooses, and their messages name the
-//! line, field or CID at fault.
-//!
-//! All are `sql = false`: the nweb part of `sql/xray_pg--0.1.0--0.2.0.sql` declares them (`LANGUAGE c`, symbol
-//! `<rust name>_wrapper`), so that file holds the whole nweb surface and can run as
-//! part of CREATE EXTENSION or of an upgrade script alike. Keep the two in step.
+//! line, field or CID at fault. pgrx declares them; their comments are in
+//! `sql/schema/rust_functions.sql`.
 
 use std::collections::BTreeMap;
 
@@ -38,16 +35,16 @@ fn cid_arg(field: &str, text: &str) -> Cid {
     text.trim().parse().unwrap_or_else(|e| raise("22P02", format!("{field}: {text:?} is not a CID ({e})")))
 }
 
-// --- Merkle (docs/design.md D6) --------------------------------------------------------
+// --- Merkle (docs/design.md D6) ------------------------------------------------------------
 
 /// RFC 6962 root of a scanprint file: each non-blank line in RFC 8785 form is a leaf.
-#[pg_extern(immutable, strict, parallel_safe, sql = false)]
+#[pg_extern(immutable, strict, parallel_safe, name = "nweb_merkle_root")]
 fn nweb_merkle_root_jsonl(jsonl: &str) -> String {
     ok(merkle::scanprint_merkle_root(jsonl))
 }
 
 /// RFC 6962 root of raw leaves, for checking against published test vectors.
-#[pg_extern(immutable, strict, parallel_safe, sql = false)]
+#[pg_extern(immutable, strict, parallel_safe, name = "nweb_merkle_root")]
 fn nweb_merkle_root_leaves(leaves: Array<'_, &[u8]>) -> String {
     let mut b = merkle::MerkleBuilder::new();
     for (i, leaf) in leaves.iter().enumerate() {
@@ -58,7 +55,7 @@ fn nweb_merkle_root_leaves(leaves: Array<'_, &[u8]>) -> String {
 }
 
 /// Inclusion proof for the scanprint line with 1-based file line number `line`.
-#[pg_extern(immutable, strict, parallel_safe, sql = false)]
+#[pg_extern(immutable, strict, parallel_safe)]
 fn nweb_merkle_proof(jsonl: &str, line: i32) -> JsonB {
     let line_no = usize::try_from(line).unwrap_or(0);
     let (leaf, proof) = ok(merkle::scanprint_line_proof(jsonl, line_no));
@@ -70,7 +67,7 @@ fn nweb_merkle_proof(jsonl: &str, line: i32) -> JsonB {
 }
 
 /// Does `line` (any formatting) sit under `root` as `proof` says?
-#[pg_extern(immutable, strict, parallel_safe, sql = false)]
+#[pg_extern(immutable, strict, parallel_safe)]
 fn nweb_merkle_verify(root: &str, line: &str, proof: JsonB) -> bool {
     let proof: InclusionProof = serde_json::from_value(proof.0)
         .unwrap_or_else(|e| raise("22023", format!("proof: {e} (expected leaf_index, tree_size, path)")));
@@ -79,7 +76,7 @@ fn nweb_merkle_verify(root: &str, line: &str, proof: JsonB) -> bool {
 
 /// scanprint v0 JSONL from nmap `-oX` output. Records that cannot be read are reported
 /// as WARNINGs and left out; a file that is not nmap XML at all is an ERROR.
-#[pg_extern(immutable, strict, parallel_safe, sql = false)]
+#[pg_extern(immutable, strict, parallel_safe)]
 fn nweb_scanprint_from_nmap(xml: &str, vantage: &str) -> String {
     let ctx = ScanprintContext { vantage: vantage.to_owned(), ..Default::default() };
     let conversion = ok(scanprint::from_nmap_xml(xml, &ctx));
@@ -89,7 +86,7 @@ fn nweb_scanprint_from_nmap(xml: &str, vantage: &str) -> String {
     scanprint::to_jsonl(&conversion.lines)
 }
 
-// --- UnixFS and CAR (docs/design.md D7) -------------------------------------------------
+// --- UnixFS and CAR (docs/design.md D7) -----------------------------------------------------
 
 fn files_arg<'arr>(
     paths: &'arr Array<'_, &str>,
@@ -114,19 +111,19 @@ fn files_arg<'arr>(
 
 /// CID of the directory `ipfs add --cid-version=1 --raw-leaves --wrap-with-directory`
 /// makes of these files (relative paths; subdirectories are implied).
-#[pg_extern(immutable, strict, parallel_safe, sql = false)]
+#[pg_extern(immutable, strict, parallel_safe)]
 fn nweb_unixfs_cid(paths: Array<'_, &str>, contents: Array<'_, &[u8]>) -> String {
     ok(unixfs::directory_cid(&files_arg(&paths, &contents))).to_string()
 }
 
 /// CID of one file added on its own (`ipfs add --cid-version=1 --raw-leaves`).
-#[pg_extern(immutable, strict, parallel_safe, sql = false)]
+#[pg_extern(immutable, strict, parallel_safe)]
 fn nweb_unixfs_file_cid(content: &[u8]) -> String {
     unixfs::file_cid(content).to_string()
 }
 
 /// A CARv1 of the wrapped directory of these files, root first, each block once.
-#[pg_extern(immutable, strict, parallel_safe, sql = false)]
+#[pg_extern(immutable, strict, parallel_safe)]
 fn nweb_car_export(paths: Array<'_, &str>, contents: Array<'_, &[u8]>) -> Vec<u8> {
     let dag = ok(unixfs::import_directory(&files_arg(&paths, &contents), unixfs::ImportParams::KUBO));
     ok(car::write_car(&dag.root, &dag.blocks))
@@ -140,11 +137,11 @@ fn unpack(car_bytes: &[u8], expected_root: Option<&str>) -> car::Unpacked {
 /// The files of a bundle CAR, every block verified against its CID and every block
 /// under the root required. `expected_root` is the CID asked for; without it the CAR
 /// header must name exactly one root.
-#[pg_extern(immutable, parallel_safe, sql = false)]
+#[pg_extern(immutable, parallel_safe)]
 #[allow(clippy::type_complexity)]
 fn nweb_car_files(
     car: Option<&[u8]>,
-    expected_root: Option<&str>,
+    expected_root: default!(Option<&str>, "NULL"),
 ) -> TableIterator<
     'static,
     (name!(path, String), name!(size, i64), name!(sha256, String), name!(content, Vec<u8>)),
@@ -171,11 +168,11 @@ fn as_text(path: &str, bytes: &[u8]) -> Result<String, String> {
 /// A bundle read from a CAR, split into what `nweb.ingest_car` needs: the root CID,
 /// the manifest and scanprint texts, the SHA-256 of every file, and `unreadable` when
 /// the manifest or the scanprint cannot even be read as text (a FORMAT_INVALID).
-#[pg_extern(immutable, parallel_safe, sql = false)]
+#[pg_extern(immutable, parallel_safe)]
 #[allow(clippy::type_complexity)]
 fn nweb_car_bundle(
     car: Option<&[u8]>,
-    expected_root: Option<&str>,
+    expected_root: default!(Option<&str>, "NULL"),
 ) -> TableIterator<
     'static,
     (
@@ -197,7 +194,7 @@ fn nweb_car_bundle(
     let manifest_bytes = find(bundle::MANIFEST_PATH);
     let manifest =
         manifest_bytes.and_then(|b| as_text(bundle::MANIFEST_PATH, b).map_err(|e| unreadable = Some(e)).ok());
-    // The manifest says where the scanprint is; the docs/nweb.md §3 path if it cannot be read.
+    // The manifest says where the scanprint is; the spec's path if it cannot be read.
     let scanprint_path = manifest
         .as_deref()
         .and_then(|m| serde_json::from_str::<Value>(m).ok())
@@ -225,7 +222,7 @@ fn nweb_car_bundle(
 }
 
 /// The canonical text of a CID (CIDv1 in lowercase base32), or NULL if it is not one.
-#[pg_extern(immutable, strict, parallel_safe, sql = false)]
+#[pg_extern(immutable, strict, parallel_safe)]
 fn nweb_cid_canonical(cid: &str) -> Option<String> {
     cid.trim().parse::<Cid>().ok().map(|c| c.to_string())
 }
@@ -234,7 +231,7 @@ fn nweb_cid_canonical(cid: &str) -> Option<String> {
 
 /// The JSON value of `text` when PostgreSQL can store it as jsonb (well-formed, no
 /// duplicate keys, no NUL), else NULL.
-#[pg_extern(immutable, strict, parallel_safe, sql = false)]
+#[pg_extern(immutable, strict, parallel_safe)]
 fn nweb_json_or_null(text: &str) -> Option<JsonB> {
     let v = jcs::parse_strict(text).ok()?;
     (!bundle::contains_nul(&v)).then_some(JsonB(v))
@@ -262,13 +259,13 @@ fn file_map(files: Option<JsonB>) -> BTreeMap<String, String> {
 /// The verdict on a bundle as JSON: `status` (verified / invalid), `reason`,
 /// `reason_detail`, the manifest's typed fields, the computed Merkle root and the
 /// pricing class. Pure: `nweb.ingest_bundle` and `nweb.ingest_car` record it.
-#[pg_extern(immutable, parallel_safe, sql = false)]
+#[pg_extern(immutable, parallel_safe)]
 fn nweb_bundle_verdict(
     manifest: Option<&str>,
     scanprint: Option<&str>,
     artifacts: Option<JsonB>,
-    attested_merkle_root: Option<&str>,
-    unreadable: Option<&str>,
+    attested_merkle_root: default!(Option<&str>, "NULL"),
+    unreadable: default!(Option<&str>, "NULL"),
 ) -> JsonB {
     let files = file_map(artifacts);
     let verdict =
@@ -355,7 +352,7 @@ impl Iterator for LazyLines {
     }
 }
 
-#[pg_extern(immutable, strict, parallel_safe, sql = false)]
+#[pg_extern(immutable, strict, parallel_safe)]
 #[allow(clippy::type_complexity)]
 fn nweb_scanprint_rows(
     jsonl: &str,
@@ -397,7 +394,7 @@ fn numeric(d: &Decimal) -> AnyNumeric {
 }
 
 /// `floor(sqrt(stake) * (1 + rep_factor))`, exact; 0 below the 100 GST minimum stake.
-#[pg_extern(immutable, strict, parallel_safe, sql = false)]
+#[pg_extern(immutable, strict, parallel_safe)]
 fn nweb_quota_units(stake: AnyNumeric, rep_factor: AnyNumeric) -> i64 {
     let units = rules::quota_units(&decimal_arg("stake", &stake), &decimal_arg("rep_factor", &rep_factor));
     i64::try_from(units).unwrap_or(i64::MAX)
@@ -405,7 +402,7 @@ fn nweb_quota_units(stake: AnyNumeric, rep_factor: AnyNumeric) -> i64 {
 
 /// Quota units of one submission of a kind (masscan-quick 1, nmap-top1k 2, nmap-full 5,
 /// diff/enrich 1).
-#[pg_extern(immutable, strict, parallel_safe, sql = false)]
+#[pg_extern(immutable, strict, parallel_safe)]
 fn nweb_submission_cost(kind: &str) -> i32 {
     let kind: SubmissionKind = kind.parse().unwrap_or_else(|e: String| raise("22023", e));
     kind.cost() as i32
@@ -413,13 +410,13 @@ fn nweb_submission_cost(kind: &str) -> i32 {
 
 /// The submission kind of a dataset type and (for nmap) its scan options, or NULL for
 /// an unknown dataset type.
-#[pg_extern(immutable, parallel_safe, sql = false)]
-fn nweb_cost_kind(dataset_type: Option<&str>, options: Option<&str>) -> Option<&'static str> {
+#[pg_extern(immutable, parallel_safe)]
+fn nweb_cost_kind(dataset_type: Option<&str>, options: default!(Option<&str>, "NULL")) -> Option<&'static str> {
     SubmissionKind::classify(dataset_type?, options).map(SubmissionKind::as_str)
 }
 
 /// 10 % of the stake, half to the challenger and the rest burned, exact.
-#[pg_extern(immutable, strict, parallel_safe, sql = false)]
+#[pg_extern(immutable, strict, parallel_safe)]
 fn nweb_slash_split(
     stake: AnyNumeric,
 ) -> TableIterator<
@@ -431,7 +428,7 @@ fn nweb_slash_split(
 }
 
 /// When a challenge filed at `filed_at` leaves its grace period (72 h later).
-#[pg_extern(immutable, strict, parallel_safe, sql = false)]
+#[pg_extern(immutable, strict, parallel_safe)]
 fn nweb_grace_ends_at(filed_at: TimestampWithTimeZone) -> TimestampWithTimeZone {
     let micros: i64 = filed_at.into();
     // Infinite timestamps are the extremes of i64 and stay where they are.
@@ -444,7 +441,7 @@ fn nweb_grace_ends_at(filed_at: TimestampWithTimeZone) -> TimestampWithTimeZone 
 
 /// `in_grace`, `resolved` or `slashable` (see `rules::challenge_state`): the grace
 /// period includes its last instant, and a Resolution after it does not count.
-#[pg_extern(immutable, parallel_safe, sql = false)]
+#[pg_extern(immutable, parallel_safe)]
 fn nweb_challenge_state(
     grace_ends_at: Option<TimestampWithTimeZone>,
     first_resolution_at: Option<TimestampWithTimeZone>,
@@ -456,7 +453,7 @@ fn nweb_challenge_state(
 }
 
 /// Start of the quota window that ends at `as_of` (a rolling 24 h).
-#[pg_extern(immutable, strict, parallel_safe, sql = false)]
+#[pg_extern(immutable, strict, parallel_safe)]
 fn nweb_quota_window_start(as_of: TimestampWithTimeZone) -> TimestampWithTimeZone {
     let micros: i64 = as_of.into();
     TimestampWithTimeZone::try_from(micros.saturating_sub(rules::QUOTA_WINDOW_SECONDS * 1_000_000))
@@ -464,13 +461,13 @@ fn nweb_quota_window_start(as_of: TimestampWithTimeZone) -> TimestampWithTimeZon
 }
 
 /// Reputation points of one submission (see `rules::reputation_points`).
-#[pg_extern(immutable, strict, parallel_safe, sql = false)]
+#[pg_extern(immutable, strict, parallel_safe)]
 fn nweb_reputation_points(cost_units: i32, vantage_share: f64, age_seconds: f64) -> f64 {
     rules::reputation_points(u32::try_from(cost_units).unwrap_or(0), vantage_share, age_seconds)
 }
 
 /// `floor6(reputation / (reputation + 10))`.
-#[pg_extern(immutable, strict, parallel_safe, sql = false)]
+#[pg_extern(immutable, strict, parallel_safe)]
 fn nweb_rep_factor(reputation: f64) -> AnyNumeric {
     numeric(&rules::rep_factor(reputation))
 }
@@ -483,7 +480,7 @@ fn from_json<T: serde::de::DeserializeOwned>(field: &str, v: Value) -> T {
 
 /// The xray scan payload (schema 1.2) for one bundle's rows that touch the tenant's
 /// assets, or NULL when none does. See `::nweb::bridge`.
-#[pg_extern(immutable, strict, parallel_safe, sql = false)]
+#[pg_extern(immutable, strict, parallel_safe)]
 fn nweb_bridge_payload(tenant_id: pgrx::Uuid, bundle: JsonB, assets: JsonB, rows: JsonB) -> Option<JsonB> {
     let tenant = uuid::Uuid::from_bytes(*tenant_id.as_bytes());
     let bundle: BridgeBundle = from_json("bundle", bundle.0);
