@@ -132,6 +132,19 @@ pub fn decode_pb_node(bytes: &[u8]) -> Result<PbNode, String> {
     Ok(node)
 }
 
+/// How many links a dag-pb block holds, read from the field keys alone, so a node
+/// with too many can be refused before a `PbLink` is allocated for any of them.
+pub(super) fn count_links(bytes: &[u8]) -> Result<usize, String> {
+    let mut r = Reader::new(bytes);
+    let mut n = 0;
+    while !r.done() {
+        let (field, wire) = r.key()?;
+        n += usize::from(field == 2);
+        r.skip(wire)?;
+    }
+    Ok(n)
+}
+
 fn decode_pb_link(bytes: &[u8]) -> Result<PbLink, String> {
     let mut r = Reader::new(bytes);
     let (mut cid, mut name, mut tsize) = (None, None, None);
