@@ -83,7 +83,7 @@ pub fn fanout_chain(fanout: usize, levels: usize) -> (Counting, Cid) {
     let mut s = Counting::default();
     let mut child = identity_leaf(b"");
     for _ in 0..levels {
-        child = s.put(pb_node(std::iter::repeat((&child, "")).take(fanout), FILE));
+        child = s.put(pb_node(std::iter::repeat_n((&child, ""), fanout), FILE));
     }
     let root = s.put(pb_node([(&child, "f")], DIR));
     (s, root)
@@ -94,7 +94,7 @@ pub fn huge_block(bytes: usize) -> (Counting, Cid) {
     let leaf = identity_leaf(b"");
     let per_link = pb_node([(&leaf, "")], b"").len() - 2;
     let mut s = Counting::default();
-    let big = s.put(pb_node(std::iter::repeat((&leaf, "")).take(bytes / per_link + 1), FILE));
+    let big = s.put(pb_node(std::iter::repeat_n((&leaf, ""), bytes / per_link + 1), FILE));
     let root = s.put(pb_node([(&big, "f")], DIR));
     (s, root)
 }
