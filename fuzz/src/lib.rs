@@ -11,7 +11,7 @@ use serde_json::Value;
 use xray_engine::contract::ErrorEntry;
 use xray_engine::memory::MemoryStore;
 use nweb::scanprint::{self, ScanprintContext};
-use nweb::unixfs::{self, BlockSource};
+use nweb::unixfs::{self, BlockSource, Limits};
 use nweb::{bundle, car, jcs, merkle, Cid, NwebError};
 use xray_engine::{diff_scan, ContractError, EngineConfig, ScanPayload};
 
@@ -19,6 +19,24 @@ use xray_engine::{diff_scan, ContractError, EngineConfig, ScanPayload};
 /// means a DAG that describes more than it holds, and far below the malloc
 /// limit the script sets, so that limit only ever catches a real bug.
 const MAX_UNPACKED: u64 = 4 << 20;
+
+/// Limits small enough that fuzzed inputs of a few KB reach every one of them, so the
+/// limit paths are exercised, not only the defaults.
+const TIGHT: Limits = Limits {
+    max_block_bytes: 1 << 16,
+    max_links: 256,
+    max_blocks: 64,
+    max_visits: 1 << 12,
+    max_files: 256,
+    max_path_bytes: 256,
+    max_depth: 16,
+    ..Limits::with_max_bytes(1 << 16)
+};
+
+/// The default limits for [`MAX_UNPACKED`], with fewer visits: a fuzzed fan-out
+/// reaches any visit budget, and a million visits per input under ASan would leave
+/// libFuzzer a few runs a second. The default budget is played in nweb's tests.
+const LOOSE: Limits = Limits { max_visits: 1 << 16, ..Limits::with_max_bytes(MAX_UNPACKED) };
 
 /// Every target by name, for the replay test.
 pub const TARGETS: &[(&str, fn(&[u8]))] = &[
@@ -182,6 +200,12 @@ fn assert_nweb_error_named(text_lines: Option<usize>, e: &NwebError) {
         NwebError::Field { field, .. } => assert!(!field.is_empty(), "{e:?}"),
         NwebError::Block { cid, .. } => assert!(cid.parse::<Cid>().is_ok(), "{e:?}"),
         NwebError::Car(m) | NwebError::Json(m) => assert!(!m.is_empty(), "{e:?}"),
+        NwebError::Limit { what, at, .. } => {
+            assert!(!what.is_empty(), "{e:?}");
+            if let Some(cid) = at {
+                assert!(cid.parse::<Cid>().is_ok(), "{e:?}");
+            }
+        }
         _ => {}
     }
 }
@@ -280,6 +304,15 @@ pub fn car(data: &[u8]) {
     // What we accept we can write again, and it reads back the same.
     let again = car::write_car(&unpacked.root, &read.blocks).expect("re-export");
     assert_eq!(car::unpack_car(&again, None, MAX_UNPACKED).as_ref(), Ok(&unpacked));
+    // Within tighter limits: either one of them is named, or the same result.
+    match car::unpack_car_with(data, None, &TIGHT) {
+        Ok(tight) => assert_eq!(tight, unpacked, "tighter limits changed the result"),
+        Err(e) => assert!(e.is_limit(), "only a limit may fail under tighter limits: {e}"),
+    }
+    if let Ok(tight) = car::read_car_with(data, &TIGHT) {
+        assert!(tight.blocks.len() <= TIGHT.max_blocks);
+        assert!(tight.blocks.iter().all(|b| b.data.len() <= TIGHT.max_block_bytes));
+    }
 }
 
 /// Blocks for [`unixfs_dag`]: any CID names the block its last digest byte
@@ -306,16 +339,33 @@ pub fn unixfs_dag(data: &[u8]) {
     let root = dag_root();
     let _ = unixfs::links_of(&root, blocks[0]);
     let source = AnyCid(blocks);
-    match unixfs::unpack_directory(&root, &source, MAX_UNPACKED) {
+    match unixfs::unpack_directory_with(&root, &source, &LOOSE) {
         Ok(files) => {
             let total: usize = files.iter().map(|(p, d)| p.len() + d.len()).sum();
             assert!(total as u64 <= 2 * MAX_UNPACKED, "unpacked {total} bytes");
         }
         Err(e) => assert_nweb_error_named(None, &e),
     }
-    match unixfs::read_file(&root, &source, MAX_UNPACKED) {
+    match unixfs::read_file_with(&root, &source, &LOOSE) {
         Ok(bytes) => assert!(bytes.len() as u64 <= MAX_UNPACKED),
         Err(e) => assert_nweb_error_named(None, &e),
+    }
+    // Within tighter limits every bound holds, and a success is the same success.
+    let loose = unixfs::unpack_directory_with(&root, &source, &LOOSE);
+    match unixfs::unpack_directory_with(&root, &source, &TIGHT) {
+        Ok(files) => {
+            assert!(files.len() <= TIGHT.max_files);
+            assert!(files.iter().all(|(p, _)| p.len() <= TIGHT.max_path_bytes));
+            let data: u64 = files.iter().map(|(_, d)| d.len() as u64).sum();
+            assert!(data <= TIGHT.max_output_bytes);
+            assert_eq!(loose.as_ref(), Ok(&files), "tighter limits changed the result");
+        }
+        Err(e) => {
+            assert_nweb_error_named(None, &e);
+            if !e.is_limit() {
+                assert_eq!(loose.as_ref().err(), Some(&e), "a limit hid a format error or made one up");
+            }
+        }
     }
 }
 

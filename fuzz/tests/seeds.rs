@@ -153,4 +153,17 @@ fn unixfs_dags() {
     let bytes = file.join(BLOCK_SEPARATOR);
     assert_eq!(read_file(&dag_root(), &AnyCid(split_blocks(&bytes)), u64::MAX).unwrap(), b"abchello\n");
     fs::write(seeds("unixfs_dag").join("file.blocks"), bytes).unwrap();
+    // Hostile (issue 16 item 8): two names for one file whose tree fans out 100 ways
+    // on three levels, 2 million leaf visits from five blocks; and a directory that
+    // lists itself, a cycle real hashes cannot make but a forged source can serve.
+    let fan = |next: u8| pb_node(&vec![(PB, next, Some(""), 0); 100], &[0x08, 0x02]);
+    let hostile = [pb_node(&[(PB, 1, Some("f"), 0), (PB, 1, Some("g"), 0)], &dir), fan(2), fan(3), pb_node(&vec![(RAW, 4, Some(""), 0); 100], &[0x08, 0x02]), Vec::new()];
+    let bytes = hostile.join(BLOCK_SEPARATOR);
+    let err = unpack_directory(&dag_root(), &AnyCid(split_blocks(&bytes)), u64::MAX).unwrap_err();
+    assert!(err.is_limit(), "{err}");
+    fs::write(seeds("unixfs_dag").join("hostile-fan-out.blocks"), bytes).unwrap();
+    let cycle = pb_node(&[(PB, 0, Some("again"), 0)], &dir);
+    let err = unpack_directory(&dag_root(), &AnyCid(split_blocks(&cycle)), u64::MAX).unwrap_err();
+    assert!(err.is_limit(), "{err}");
+    fs::write(seeds("unixfs_dag").join("hostile-cycle.blocks"), cycle).unwrap();
 }

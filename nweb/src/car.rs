@@ -14,7 +14,7 @@ use std::collections::{HashMap, HashSet};
 use cid::Cid;
 use sha2::{Digest, Sha256};
 
-use super::unixfs::{self, Block, IDENTITY, SHA2_256};
+use super::unixfs::{self, Block, Limits, IDENTITY, SHA2_256};
 use super::NwebError;
 use crate::put_varint;
 
@@ -142,8 +142,17 @@ pub fn verify_block(cid: &Cid, data: &[u8]) -> Result<(), NwebError> {
     }
 }
 
-/// Reads a CARv1, verifying every block against its CID.
+/// Reads a CARv1, verifying every block against its CID, within [`Limits::DEFAULT`].
 pub fn read_car(bytes: &[u8]) -> Result<Car, NwebError> {
+    read_car_with(bytes, &Limits::DEFAULT)
+}
+
+/// [`read_car`] within explicit [`Limits`]: the file's size, each block's size and the
+/// number of distinct blocks are checked before the bytes they cover are copied.
+pub fn read_car_with(bytes: &[u8], limits: &Limits) -> Result<Car, NwebError> {
+    if bytes.len() as u64 > limits.max_input_bytes {
+        return Err(NwebError::limit("CAR size in bytes", limits.max_input_bytes, None));
+    }
     let mut pos = 0usize;
     let header_len = read_varint(bytes, &mut pos)
         .ok_or_else(|| NwebError::Car("the header length is missing or cut off".into()))?;
@@ -186,7 +195,17 @@ pub fn read_car(bytes: &[u8]) -> Result<Car, NwebError> {
             ))
         })?;
         let data = &section[cid.encoded_len()..];
+        if data.len() > limits.max_block_bytes {
+            return Err(NwebError::limit(
+                "block size in bytes",
+                limits.max_block_bytes as u64,
+                Some(&cid),
+            ));
+        }
         verify_block(&cid, data)?;
+        if !seen.contains(&cid) && seen.len() >= limits.max_blocks {
+            return Err(NwebError::limit("distinct blocks", limits.max_blocks as u64, Some(&cid)));
+        }
         if seen.insert(cid) {
             blocks.push(Block {
                 cid,
@@ -351,7 +370,16 @@ pub fn unpack_car(
     expected_root: Option<&Cid>,
     max_bytes: u64,
 ) -> Result<Unpacked, NwebError> {
-    let car = read_car(bytes)?;
+    unpack_car_with(bytes, expected_root, &Limits::with_max_bytes(max_bytes))
+}
+
+/// [`unpack_car`] within explicit [`Limits`], shared by the CAR reader and the unpacker.
+pub fn unpack_car_with(
+    bytes: &[u8],
+    expected_root: Option<&Cid>,
+    limits: &Limits,
+) -> Result<Unpacked, NwebError> {
+    let car = read_car_with(bytes, limits)?;
     let root = match (expected_root, car.roots.as_slice()) {
         (Some(r), _) => *r,
         (None, [only]) => *only,
@@ -362,7 +390,7 @@ pub fn unpack_car(
             )))
         }
     };
-    let files = unixfs::unpack_directory(&root, &car.block_map(), max_bytes)?;
+    let files = unixfs::unpack_directory_with(&root, &car.block_map(), limits)?;
     Ok(Unpacked { root, files })
 }
 

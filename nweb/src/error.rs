@@ -44,6 +44,20 @@ pub enum NwebError {
     #[error("leaf index {index} is outside a tree of {size} leaves")]
     IndexOutOfRange { index: u64, size: u64 },
 
+    /// Untrusted input went past one of our own bounds ([`crate::unixfs::Limits`]): a
+    /// block, a fan-out, a depth or a total that no honest Kubo DAG reaches. Kept apart
+    /// from [`NwebError::Block`] on purpose: a limit is our decision not to do the work,
+    /// not proof that the content is invalid, so callers that accuse a submitter (a
+    /// FORMAT_INVALID challenge) must not do it on this error.
+    #[error("{}{what} exceeds our limit of {limit}", at_prefix(.at))]
+    Limit {
+        /// What was counted, in words ("block size in bytes", "links in one node").
+        what: &'static str,
+        limit: u64,
+        /// The block where the limit was reached, when there is one.
+        at: Option<String>,
+    },
+
     /// The input is not the format the caller said it was, so nothing could be read.
     #[error("not {expected}: {problem}")]
     WrongFormat {
@@ -52,7 +66,26 @@ pub enum NwebError {
     },
 }
 
+fn at_prefix(at: &Option<String>) -> String {
+    at.as_ref().map(|c| format!("block {c}: ")).unwrap_or_default()
+}
+
 impl NwebError {
+    /// A [`NwebError::Limit`] reached at block `cid`, or in the input as a whole.
+    pub(crate) fn limit(what: &'static str, limit: u64, cid: Option<&cid::Cid>) -> Self {
+        NwebError::Limit {
+            what,
+            limit,
+            at: cid.map(ToString::to_string),
+        }
+    }
+
+    /// Whether this is one of our own limits rather than a fault of the input: the
+    /// content may be valid, we just refused to read that much of it.
+    pub fn is_limit(&self) -> bool {
+        matches!(self, NwebError::Limit { .. })
+    }
+
     /// Shorthand for the most common case, a problem on a numbered line.
     pub(crate) fn line(line: usize, problem: impl Into<String>) -> Self {
         NwebError::Line {
@@ -91,8 +124,11 @@ impl NwebError {
     /// (invalid_text_representation), broken binary framing or content that does not
     /// match its hash is `22P03` (invalid_binary_representation), and everything else
     /// is a well-formed value that is not acceptable, `22023` (invalid_parameter_value).
+    /// Our own limits are `54000` (program_limit_exceeded), which PostgreSQL uses for
+    /// the same idea: the statement may be fine, this server will not do that much.
     pub fn sqlstate(&self) -> &'static str {
         match self {
+            NwebError::Limit { .. } => "54000",
             NwebError::LineJson { .. } | NwebError::Json(_) => "22P02",
             NwebError::Block { .. } | NwebError::Car(_) => "22P03",
             _ => "22023",
@@ -134,6 +170,18 @@ mod tests {
             "block bafkqaaa: bytes do not hash to the CID"
         );
         assert_eq!(b.sqlstate(), "22P03");
+    }
+
+    #[test]
+    fn limit_errors_name_the_limit_and_say_they_are_ours() {
+        let at: cid::Cid = "bafkqaaa".parse().unwrap();
+        let e = NwebError::limit("links in one node", 8192, Some(&at));
+        assert_eq!(e.to_string(), "block bafkqaaa: links in one node exceeds our limit of 8192");
+        assert!(e.is_limit());
+        assert_eq!(e.sqlstate(), "54000");
+        let e = NwebError::limit("CAR size in bytes", 10, None);
+        assert_eq!(e.to_string(), "CAR size in bytes exceeds our limit of 10");
+        assert!(!NwebError::block(at, "missing").is_limit());
     }
 
     #[test]

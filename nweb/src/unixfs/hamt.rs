@@ -16,7 +16,7 @@
 
 use cid::Cid;
 
-use super::{unixfs_of, PbLink, PbNode, Unpacker, MAX_DEPTH};
+use super::{Node, PbLink, Unpacker};
 use crate::NwebError;
 
 /// UnixFS `Data.Type` of a HAMT shard.
@@ -26,17 +26,16 @@ const MURMUR3_X64_64: u64 = 0x22;
 
 impl Unpacker<'_> {
     /// Every entry of the shard at `cid` and of its sub-shards, as one directory node.
-    pub(super) fn hamt_entries(&mut self, cid: &Cid, node: &PbNode, depth: usize) -> Result<PbNode, NwebError> {
+    pub(super) fn hamt_entries(&mut self, cid: &Cid, node: &Node, depth: usize) -> Result<Node, NwebError> {
         let mut links = Vec::new();
         self.shard(cid, node, depth, &mut links)?;
-        Ok(PbNode { links, data: None })
+        Ok(Node { links, unixfs: node.unixfs.clone() })
     }
 
-    fn shard(&mut self, cid: &Cid, node: &PbNode, depth: usize, out: &mut Vec<PbLink>) -> Result<(), NwebError> {
-        if depth > MAX_DEPTH {
-            return Err(NwebError::block(cid, "HAMT shards nested too deep"));
-        }
-        let data = unixfs_of(cid, node)?;
+    fn shard(&mut self, cid: &Cid, node: &Node, depth: usize, out: &mut Vec<PbLink>) -> Result<(), NwebError> {
+        // Sub-shards pay the same depth and visit budgets as directories.
+        self.depth(cid, depth)?;
+        let data = &node.unixfs;
         if data.hash_type != Some(MURMUR3_X64_64) {
             return Err(NwebError::block(
                 cid,
@@ -65,8 +64,9 @@ impl Unpacker<'_> {
             // The prefix is ASCII, so `width` is a char boundary.
             let entry = &name[width..];
             if entry.is_empty() {
+                self.visit(&link.cid)?;
                 let child = self.dag_pb(&link.cid)?;
-                if unixfs_of(&link.cid, &child)?.kind != TYPE_HAMT_SHARD {
+                if child.unixfs.kind != TYPE_HAMT_SHARD {
                     return Err(NwebError::block(
                         &link.cid,
                         format!("HAMT bucket {name:?} names no entry, so it must be a sub-shard"),
