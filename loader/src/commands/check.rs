@@ -46,35 +46,17 @@ pub struct CheckArgs {
 pub async fn run(args: CheckArgs, cli_db: Option<String>) -> Result<ExitCode> {
     let cfg = NwebConfig::load(&args.config)?;
     let url = db::database_url(cli_db, cfg.database_url.as_deref());
-    let opts = CheckOptions {
-        cids: args.cids,
-        challenge: !args.no_challenge,
-        limit: args.limit,
-    };
-    check(&cfg, &url, &opts).await
-}
-
-#[derive(Debug, Clone, Default)]
-pub struct CheckOptions {
-    /// Check these CIDs; default: the attested ones not probed for `slasher.recheck_secs`.
-    pub cids: Vec<String>,
-    /// File challenges when a keystore is configured.
-    pub challenge: bool,
-    pub limit: Option<u32>,
-}
-
-pub async fn check(cfg: &NwebConfig, db_url: &str, opts: &CheckOptions) -> Result<ExitCode> {
     let sources = Sources::new(&cfg.ipfs)?;
     if !sources.has_network() {
         bail!("nothing to probe with: configure ipfs.gateways or ipfs.kubo_api");
     }
     // Explicit CIDs are checked before anything else happens.
     let mut explicit = Vec::new();
-    for c in &opts.cids {
+    for c in &args.cids {
         let cid: Cid = c.trim().parse().map_err(|e| anyhow!("--cid {c:?} is not a CID: {e}"))?;
         explicit.push(cid.to_string());
     }
-    let writer = if opts.challenge {
+    let writer = if !args.no_challenge {
         match writer::open_keystore(&cfg.slasher)? {
             Some(signer) => Some(Writer::new(cfg.chain()?, signer)?),
             None => None,
@@ -82,12 +64,12 @@ pub async fn check(cfg: &NwebConfig, db_url: &str, opts: &CheckOptions) -> Resul
     } else {
         None
     };
-    let db = db::connect(db_url).await?;
+    let db = db::connect(&url).await?;
     let cids = if explicit.is_empty() {
         cids_to_check(
             &db,
             cfg.slasher.recheck.as_secs(),
-            opts.limit.unwrap_or(cfg.slasher.max_cids_per_run),
+            args.limit.unwrap_or(cfg.slasher.max_cids_per_run),
         )
         .await?
     } else {

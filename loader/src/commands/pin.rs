@@ -16,7 +16,6 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use alloy::primitives::Address;
 use anyhow::{anyhow, bail, Result};
 use nweb::{car, unixfs, Cid};
 
@@ -52,29 +51,13 @@ pub async fn run(args: PinArgs, cli_db: Option<String>) -> Result<ExitCode> {
         .as_deref()
         .map(|o| crate::chain::config::parse_address("--owner", o))
         .transpose()?;
-    let opts = PinOptions {
-        owner,
-        add: args.add,
-        export: args.export,
-    };
-    pin(&cfg, Some(&url), &opts).await
-}
-
-#[derive(Debug, Clone, Default)]
-pub struct PinOptions {
-    pub owner: Option<Address>,
-    pub add: Vec<PathBuf>,
-    pub export: Option<PathBuf>,
-}
-
-pub async fn pin(cfg: &NwebConfig, db_url: Option<&str>, opts: &PinOptions) -> Result<ExitCode> {
     let sources = Sources::new(&cfg.ipfs)?;
-    let export = opts.export.clone().or_else(|| cfg.ipfs.car_dir.clone());
+    let export = args.export.clone().or_else(|| cfg.ipfs.car_dir.clone());
     if sources.kubo.is_none() && export.is_none() {
         bail!("nowhere to keep bundles: configure ipfs.kubo_api or ipfs.car_dir, or give --export DIR");
     }
-    let owner = opts.owner.or(cfg.owner);
-    if opts.add.is_empty() && owner.is_none() {
+    let owner = owner.or(cfg.owner);
+    if args.add.is_empty() && owner.is_none() {
         bail!("whose bundles? give --owner ADDRESS or set hoarder.owner (or --add DIR)");
     }
     if let Some(k) = &sources.kubo {
@@ -84,7 +67,7 @@ pub async fn pin(cfg: &NwebConfig, db_url: Option<&str>, opts: &PinOptions) -> R
     let mut stdout = std::io::stdout().lock();
     let mut missing = false;
 
-    for dir in &opts.add {
+    for dir in &args.add {
         let files = read_bundle_dir(dir)?;
         let refs: Vec<(&str, &[u8])> = files.iter().map(|(p, d)| (p.as_str(), d.as_slice())).collect();
         let dag = unixfs::import_directory(&refs, unixfs::ImportParams::KUBO)
@@ -105,8 +88,7 @@ pub async fn pin(cfg: &NwebConfig, db_url: Option<&str>, opts: &PinOptions) -> R
     }
 
     if let Some(owner) = owner {
-        let url = db_url.ok_or_else(|| anyhow!("no database"))?;
-        let client = db::connect(url).await?;
+        let client = db::connect(&url).await?;
         let rows = client
             .query(
                 "SELECT DISTINCT s.cid FROM nweb.v_submissions AS s WHERE s.submitter = $1 AND s.cid IS NOT NULL ORDER BY 1",

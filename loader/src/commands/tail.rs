@@ -45,51 +45,16 @@ pub struct TailArgs {
 pub async fn run(args: TailArgs, cli_db: Option<String>) -> Result<ExitCode> {
     let cfg = NwebConfig::load(&args.config)?;
     let url = db::database_url(cli_db, cfg.database_url.as_deref());
-    let opts = TailOptions {
-        once: args.once,
-        bundles: !args.no_bundles,
-        rewind_to: args.rewind_to,
-    };
-    tail(&cfg, &url, &opts).await
-}
-
-#[derive(Debug, Clone, Default)]
-pub struct TailOptions {
-    /// Catch up to the confirmed head, load pending bundles, and exit.
-    pub once: bool,
-    /// Fetch and verify the bundles of new ScanSubmissions.
-    pub bundles: bool,
-    /// Roll back everything from this block first.
-    pub rewind_to: Option<u64>,
-}
-
-/// The one line `tail --once` prints; the stake part only when the registry is followed.
-fn summary(chain: &config::ChainConfig, p: &indexer::Progress, b: &BundleCounts) -> String {
-    let stakes = if chain.stake_registry.is_some() {
-        format!(
-            " {} stake events added, {} reverted;",
-            p.stake_events_added, p.stake_events_reverted
-        )
-    } else {
-        String::new()
-    };
-    format!(
-        "chain {} block {}: {} attestations added, {} reverted;{stakes} bundles: {} verified, {} invalid, {} unavailable, {} failed",
-        chain.chain_id, p.last_block, p.added, p.reverted, b.verified, b.invalid, b.unavailable, b.failed
-    )
-}
-
-pub async fn tail(cfg: &NwebConfig, db_url: &str, opts: &TailOptions) -> Result<ExitCode> {
     let chain = cfg.chain()?;
-    let mut client = db::connect(db_url).await?;
-    tracing::info!(db = %db::describe(db_url), "database");
+    let mut client = db::connect(&url).await?;
+    tracing::info!(db = %db::describe(&url), "database");
     let mut ix = Indexer::open(chain, &client).await?;
     let sources = Sources::new(&cfg.ipfs)?;
-    let bundles = opts.bundles && !sources.is_empty();
-    if opts.bundles && sources.is_empty() {
+    let bundles = !args.no_bundles && !sources.is_empty();
+    if !args.no_bundles && sources.is_empty() {
         tracing::warn!("no IPFS source configured (ipfs.gateways, ipfs.kubo_api, ipfs.car_dir): bundles stay pending");
     }
-    if let Some(b) = opts.rewind_to {
+    if let Some(b) = args.rewind_to {
         let r = ix.rewind(&mut client, b).await?;
         tracing::warn!(block = b, attestations = r.attestations, stake_events = r.stake_events, "rewound");
     }
@@ -117,7 +82,7 @@ pub async fn tail(cfg: &NwebConfig, db_url: &str, opts: &TailOptions) -> Result<
                         "pass"
                     );
                 }
-                if opts.once {
+                if args.once {
                     // Quiet when nothing happened, so cron sends no mail.
                     if p.changed() + b.total() > 0 {
                         println!("{}", summary(chain, &p, &b));
@@ -125,10 +90,26 @@ pub async fn tail(cfg: &NwebConfig, db_url: &str, opts: &TailOptions) -> Result<
                     return Ok(ExitCode::SUCCESS);
                 }
             }
-            Err(e) if opts.once => return Err(e),
+            Err(e) if args.once => return Err(e),
             // Following: an outage is logged and waited out.
             Err(e) => tracing::error!(error = %format!("{e:#}"), "pass failed; retrying"),
         }
         tokio::time::sleep(chain.poll_interval).await;
     }
+}
+
+/// The one line `tail --once` prints; the stake part only when the registry is followed.
+fn summary(chain: &config::ChainConfig, p: &indexer::Progress, b: &BundleCounts) -> String {
+    let stakes = if chain.stake_registry.is_some() {
+        format!(
+            " {} stake events added, {} reverted;",
+            p.stake_events_added, p.stake_events_reverted
+        )
+    } else {
+        String::new()
+    };
+    format!(
+        "chain {} block {}: {} attestations added, {} reverted;{stakes} bundles: {} verified, {} invalid, {} unavailable, {} failed",
+        chain.chain_id, p.last_block, p.added, p.reverted, b.verified, b.invalid, b.unavailable, b.failed
+    )
 }
