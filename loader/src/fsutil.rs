@@ -5,8 +5,9 @@
 //! true across a power cut: the data is fsynced before the rename makes it visible, and
 //! the directory is fsynced after it so the rename itself is durable.
 
-use std::fs::File;
+use std::fs::{File, Permissions};
 use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -43,6 +44,9 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = parent_of(path);
     let mut tmp = tempfile::Builder::new()
         .prefix(&temp_prefix(path))
+        // tempfile's 0600 would hide a CAR from the gateway serving the directory; the
+        // umask decides, as for any file the loader writes.
+        .permissions(Permissions::from_mode(0o666))
         .tempfile_in(dir)
         .with_context(|| format!("cannot create a temporary file next to {}", path.display()))?;
     tmp.write_all(bytes)
@@ -69,6 +73,8 @@ impl Staging {
         std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
         let dir = tempfile::Builder::new()
             .prefix(&temp_prefix(out))
+            // The bundle directory keeps the umask's mode after the rename, not 0700.
+            .permissions(Permissions::from_mode(0o777))
             .tempdir_in(parent)
             .with_context(|| format!("cannot create a staging directory in {}", parent.display()))?;
         Ok(Staging { dir })
@@ -142,6 +148,24 @@ mod tests {
         write_atomically(&p, b"new content").unwrap();
         assert_eq!(std::fs::read(&p).unwrap(), b"new content");
         assert_eq!(entries(d.path()), ["payload.json"]);
+    }
+
+    #[test]
+    fn files_and_directories_get_the_umasks_mode_not_tempfiles() {
+        let d = tempfile::tempdir().unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let (plain_file, plain_dir) = (d.path().join("plain"), d.path().join("plain-dir"));
+        std::fs::write(&plain_file, b"x").unwrap();
+        std::fs::create_dir(&plain_dir).unwrap();
+        let p = d.path().join("atomic");
+        write_atomically(&p, b"x").unwrap();
+        assert_eq!(mode(&p), mode(&plain_file));
+        let out = d.path().join("bundle");
+        let s = Staging::new(&out).unwrap();
+        s.write_files(&[("raw/x".to_string(), b"x".to_vec())]).unwrap();
+        s.commit(&out).unwrap();
+        assert_eq!(mode(&out), mode(&plain_dir));
+        assert_eq!(mode(&out.join("raw/x")), mode(&plain_file));
     }
 
     #[test]
