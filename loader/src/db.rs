@@ -12,6 +12,12 @@ use xray_engine::EngineConfig;
 
 pub const DEFAULT_DATABASE_URL: &str = "host=/var/run/postgresql dbname=postgres";
 
+/// The database: --database-url / $DATABASE_URL, else the configuration's, else the default.
+pub fn database_url(cli: Option<String>, configured: Option<&str>) -> String {
+    cli.or_else(|| configured.map(str::to_string))
+        .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_string())
+}
+
 /// The connection string with any password replaced by `***`, for logs and
 /// messages. Handles both URL (`postgres://u:pw@h/db?password=pw`) and
 /// key/value (`password=pw`, `password='p w'`) forms.

@@ -4,38 +4,34 @@
 //! Made for cron: stdout carries only the requested output, logs go to
 //! stderr, and any failure exits non-zero with one `xray-loader: <message>`
 //! line on stderr.
+//!
+//! Each subcommand's story is in `commands/<name>.rs`; this file holds only the CLI,
+//! logging, signals and dispatch.
 
 mod chain;
 mod collect;
+mod commands;
 mod config;
 mod db;
 mod dns;
+mod fsutil;
 mod ipfs;
 mod lock;
+mod output;
 mod scan;
 mod scope;
 mod slasher;
 mod symptoms;
 mod toolchain;
 
-use std::io::{IsTerminal, Read, Write};
-use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{anyhow, Context, Result};
-use chrono::{DateTime, Utc};
+use anyhow::{anyhow, Result};
 use clap::{Parser, Subcommand, ValueEnum};
-use serde_json::Value;
-use uuid::Uuid;
-use xray_engine::{EngineConfig, ScanPayload};
 
-use crate::config::{Config, EngineSource, ToolchainChoice};
-use crate::toolchain::nmap::{resolve_nmap, NmapSettings, NmapToolchain};
-use crate::toolchain::pd::{PdPaths, PdSettings, PdToolchain};
-use crate::toolchain::runner::ProcessRunner;
-use crate::toolchain::AnyToolchain;
+use crate::commands::{check, events, example_config, ingest, pin, tail};
+use crate::output::fail;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -63,69 +59,37 @@ enum LogFormat {
     Json,
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum OutputFormat {
-    Table,
-    Json,
-}
-
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Validate scan payload files and insert each through xray.ingest_scan, one transaction per file.
     ///
     /// Prints `<file>\t<scan_id>\t<status>\tnew=N changed=N fixed=N` per file.
-    Ingest {
-        /// Payload files; `-` reads standard input.
-        #[arg(required = true)]
-        files: Vec<String>,
-    },
+    Ingest(ingest::IngestArgs),
     /// List exposure events (NEW / CHANGED / FIXED) ordered by event_id.
     ///
     /// The table prints nothing when there are no events, so cron sends no mail.
-    Events {
-        /// Only events created at or after this time (RFC 3339, e.g. 2026-02-05T00:00:00Z).
-        #[arg(long)]
-        since: Option<String>,
-        /// Only this tenant.
-        #[arg(long)]
-        tenant: Option<String>,
-        #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
-        format: OutputFormat,
-    },
+    Events(events::EventsArgs),
     /// Scan the configured assets and ingest the payload (or write it with --out / --dry-run).
     ///
     /// Prints `<scan_id>\t<status>\tnew=N changed=N fixed=N` after ingesting.
     /// `xray-loader example-config` prints a commented configuration file.
-    Scan {
-        /// TOML configuration with tenant, assets, deny list, limits and tool paths.
-        #[arg(long)]
-        assets: PathBuf,
-        /// Scan only these targets (IP, CIDR or domain); each must lie inside a configured asset.
-        #[arg(long = "target")]
-        targets: Vec<String>,
-        /// Write the payload to this file instead of ingesting it.
-        #[arg(long, conflicts_with = "dry_run")]
-        out: Option<PathBuf>,
-        /// Print the payload on stdout; touches no database.
-        #[arg(long)]
-        dry_run: bool,
-    },
+    Scan(commands::scan::ScanArgs),
     /// Scan in-scope targets with nmap (or masscan) and write an nweb bundle directory and its CAR.
     ///
     /// Prints the bundle's CID and Merkle root, one per line (or JSON with --format json).
-    Collect(collect::CollectArgs),
+    Collect(commands::collect::CollectArgs),
     /// nweb indexer: load Attestor events into nweb.attestations and fetch, verify and load their bundles.
     ///
     /// Follows the chain until stopped; with --once catches up and exits.
-    Tail(chain::TailArgs),
+    Tail(tail::TailArgs),
     /// nweb slasher: probe bundle CIDs across the gateways, record nweb.availability_checks, file Challenges.
     ///
     /// Prints `<cid>\t<available|unavailable|invalid>\t<reason>\tok=N/M` per CID.
-    Check(slasher::CheckArgs),
+    Check(check::CheckArgs),
     /// nweb hoarder: keep the owner's bundles pinned (Kubo) and exported as CARs; add bundle directories.
     ///
     /// Prints `<cid>\t<added|kept|missing>\t<detail>` per bundle.
-    Pin(ipfs::hoarder::PinArgs),
+    Pin(pin::PinArgs),
     /// Print an example nweb configuration (for tail, check and pin).
     ExampleNwebConfig,
     /// Print an example scan configuration.
@@ -149,19 +113,6 @@ fn init_logging(format: LogFormat, level: Option<&str>) -> Result<()> {
         LogFormat::Compact => builder.compact().try_init(),
     };
     result.map_err(|e| anyhow!("cannot initialise logging: {e}"))
-}
-
-/// Messages are printed on one line whatever the error chain looks like.
-fn one_line(s: &str) -> String {
-    s.split(['\n', '\r'])
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-fn fail(msg: impl std::fmt::Display) {
-    eprintln!("xray-loader: {}", one_line(&msg.to_string()));
 }
 
 fn main() -> ExitCode {
@@ -227,255 +178,23 @@ async fn shutdown_signal() -> &'static str {
 }
 
 async fn run(cli: Cli) -> Result<ExitCode> {
-    let db_url = cli.database_url.clone();
+    let db_url = cli.database_url;
     match cli.command {
-        Command::Ingest { files } => ingest(db_url.as_deref().unwrap_or(db::DEFAULT_DATABASE_URL), &files).await,
-        Command::Events { since, tenant, format } => {
-            events(
-                db_url.as_deref().unwrap_or(db::DEFAULT_DATABASE_URL),
-                since.as_deref(),
-                tenant.as_deref(),
-                format,
-            )
-            .await
-        }
-        Command::Scan {
-            assets,
-            targets,
-            out,
-            dry_run,
-        } => scan(db_url, &assets, &targets, out.as_deref(), dry_run).await,
-        Command::Collect(args) => collect::run(args, db_url).await,
-        Command::Tail(args) => chain::run_tail(args, db_url).await,
-        Command::Check(args) => slasher::run_check(args, db_url).await,
-        Command::Pin(args) => ipfs::hoarder::run_pin(args, db_url).await,
-        Command::ExampleNwebConfig => {
-            print!("{}", chain::config::EXAMPLE);
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::ExampleConfig => {
-            print!("{}", config::EXAMPLE);
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Ingest(args) => ingest::run(args, db_url).await,
+        Command::Events(args) => events::run(args, db_url).await,
+        Command::Scan(args) => commands::scan::run(args, db_url).await,
+        Command::Collect(args) => commands::collect::run(args, db_url).await,
+        Command::Tail(args) => tail::run(args, db_url).await,
+        Command::Check(args) => check::run(args, db_url).await,
+        Command::Pin(args) => pin::run(args, db_url).await,
+        Command::ExampleNwebConfig => Ok(example_config::run_nweb()),
+        Command::ExampleConfig => Ok(example_config::run_scan()),
     }
-}
-
-fn read_input(file: &str) -> Result<String> {
-    if file == "-" {
-        let mut s = String::new();
-        std::io::stdin()
-            .read_to_string(&mut s)
-            .context("cannot read standard input")?;
-        Ok(s)
-    } else {
-        std::fs::read_to_string(file).map_err(|e| anyhow!("cannot read: {e}"))
-    }
-}
-
-/// Parses and validates a payload file; the error names the field.
-fn load_payload(file: &str) -> Result<Value> {
-    let text = read_input(file)?;
-    let value: Value = serde_json::from_str(&text).map_err(|e| anyhow!("invalid payload: malformed JSON: {e}"))?;
-    ScanPayload::from_value(&value).map_err(|e| anyhow!("invalid payload: {e}"))?;
-    Ok(value)
-}
-
-async fn ingest(url: &str, files: &[String]) -> Result<ExitCode> {
-    let mut failed = false;
-    let mut valid = Vec::new();
-    for f in files {
-        match load_payload(f) {
-            Ok(v) => valid.push((f, v)),
-            Err(e) => {
-                fail(format!("{f}: {e:#}"));
-                failed = true;
-            }
-        }
-    }
-    if valid.is_empty() {
-        return Ok(ExitCode::FAILURE);
-    }
-    tracing::info!(db = %db::describe(url), files = valid.len(), "ingesting");
-    let mut client = match db::connect(url).await {
-        Ok(c) => c,
-        Err(e) => {
-            for (f, _) in &valid {
-                fail(format!("{f}: {e:#}"));
-            }
-            return Ok(ExitCode::FAILURE);
-        }
-    };
-    let mut stdout = std::io::stdout().lock();
-    for (f, payload) in valid {
-        match db::ingest(&mut client, &payload).await {
-            Ok(outcome) => {
-                writeln!(stdout, "{}", outcome.line(f)).context("cannot write to stdout")?;
-                stdout.flush().ok();
-            }
-            Err(e) => {
-                fail(format!("{f}: {e:#}"));
-                failed = true;
-            }
-        }
-    }
-    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
-}
-
-async fn events(url: &str, since: Option<&str>, tenant: Option<&str>, format: OutputFormat) -> Result<ExitCode> {
-    let since: Option<DateTime<Utc>> = since
-        .map(|s| {
-            DateTime::parse_from_rfc3339(s)
-                .map(|t| t.with_timezone(&Utc))
-                .map_err(|_| anyhow!("--since {s:?} is not an RFC 3339 time like 2026-02-05T00:00:00Z"))
-        })
-        .transpose()?;
-    let tenant: Option<Uuid> = tenant
-        .map(|t| Uuid::parse_str(t).map_err(|_| anyhow!("--tenant {t:?} is not a UUID")))
-        .transpose()?;
-    let client = db::connect(url).await?;
-    let rows = db::events(&client, since, tenant).await?;
-    let mut stdout = std::io::stdout().lock();
-    match format {
-        OutputFormat::Table => write!(stdout, "{}", db::events_table(&rows, tenant.is_none()))?,
-        OutputFormat::Json => {
-            for r in &rows {
-                writeln!(stdout, "{}", r.to_json())?;
-            }
-        }
-    }
-    stdout.flush()?;
-    Ok(ExitCode::SUCCESS)
-}
-
-async fn scan(
-    cli_db: Option<String>,
-    assets: &Path,
-    targets: &[String],
-    out: Option<&Path>,
-    dry_run: bool,
-) -> Result<ExitCode> {
-    let config = Config::load(assets)?;
-    let plan = scope::plan(&config, targets).with_context(|| format!("config {}", assets.display()))?;
-    for s in &plan.skipped {
-        tracing::warn!("{s}; skipped");
-    }
-    let db_url = (!dry_run && out.is_none()).then(|| {
-        cli_db
-            .or_else(|| config.database_url.clone())
-            .unwrap_or_else(|| db::DEFAULT_DATABASE_URL.into())
-    });
-
-    let chain = toolchain(&config)?;
-    tracing::info!(toolchain = toolchain_name(&chain), "toolchain selected");
-
-    let lock = lock::acquire(config.lock_dir.as_deref(), config.tenant_id)?;
-    tracing::debug!(lock = %lock.path.display(), "tenant lock taken");
-    // Read once, before the scan: a bad connection fails in a second, not
-    // after an hour, and the ports and symptoms follow the rules the
-    // database will judge this payload by.
-    let (engine, source) = match &db_url {
-        Some(url) => {
-            let client = db::connect(url).await?;
-            let engine = db::engine_config(&client).await?;
-            tracing::info!(db = %db::describe(url), "database reachable");
-            (engine, EngineSource::Database)
-        }
-        None => (EngineConfig::default(), EngineSource::Default),
-    };
-    let rules = config
-        .rules(engine, source)
-        .with_context(|| format!("config {}", assets.display()))?;
-    let resolver = if plan.assets.iter().any(|a| a.domain.is_some()) {
-        dns::MaybeDns(Some(dns::HickoryDns::new(
-            config.dns_resolver,
-            Duration::from_secs(config.timeouts.dns),
-        )?))
-    } else {
-        dns::MaybeDns(None)
-    };
-
-    let progress = std::io::stderr().is_terminal().then(|| {
-        let pb = indicatif::ProgressBar::new(0);
-        if let Ok(style) =
-            indicatif::ProgressStyle::with_template("{spinner} {pos}/{len} endpoints scanned [{elapsed}]")
-        {
-            pb.set_style(style);
-        }
-        pb.enable_steady_tick(Duration::from_millis(200));
-        pb
-    });
-    let payload = scan::run(&config, &rules, &plan, Arc::new(chain), Arc::new(resolver), progress).await?;
-    // The lock is held until the payload is out, so two runs never interleave ingests.
-    let _lock = lock;
-
-    if dry_run {
-        let mut stdout = std::io::stdout().lock();
-        serde_json::to_writer_pretty(&mut stdout, &payload)?;
-        writeln!(stdout)?;
-        stdout.flush()?;
-        return Ok(ExitCode::SUCCESS);
-    }
-    if let Some(path) = out {
-        write_atomically(path, &payload)?;
-        tracing::info!(path = %path.display(), "payload written");
-        return Ok(ExitCode::SUCCESS);
-    }
-    let url = db_url.unwrap_or_else(|| db::DEFAULT_DATABASE_URL.into());
-    let mut client = db::connect(&url).await?;
-    let outcome = db::ingest(&mut client, &payload).await.context("ingest")?;
-    let line = outcome.line("");
-    println!("{}", line.trim_start_matches('\t'));
-    Ok(ExitCode::SUCCESS)
-}
-
-fn nmap_toolchain(config: &Config) -> Result<AnyToolchain<ProcessRunner>> {
-    let nmap = resolve_nmap(&config.tools)?;
-    Ok(AnyToolchain::Nmap(NmapToolchain::new(
-        ProcessRunner,
-        nmap,
-        NmapSettings::from_config(config),
-    )?))
-}
-
-/// The configured toolchain; `auto` takes ProjectDiscovery when all four of
-/// its tools are found, else nmap.
-fn toolchain(config: &Config) -> Result<AnyToolchain<ProcessRunner>> {
-    let pd = |paths| -> Result<AnyToolchain<ProcessRunner>> {
-        Ok(AnyToolchain::Pd(PdToolchain::new(ProcessRunner, paths, PdSettings::from_config(config))?))
-    };
-    match config.toolchain {
-        ToolchainChoice::Nmap => nmap_toolchain(config),
-        ToolchainChoice::Projectdiscovery => pd(PdPaths::resolve(&config.tools)?),
-        ToolchainChoice::Auto => match PdPaths::resolve(&config.tools) {
-            Ok(paths) => pd(paths),
-            Err(pd_err) => {
-                nmap_toolchain(config).map_err(|nmap_err| anyhow!("no toolchain available: {pd_err}; {nmap_err:#}"))
-            }
-        },
-    }
-}
-
-fn toolchain_name(c: &AnyToolchain<ProcessRunner>) -> &'static str {
-    use crate::toolchain::Toolchain;
-    c.name()
-}
-
-/// A cron job reading the file never sees half a payload.
-fn write_atomically(path: &Path, payload: &Value) -> Result<()> {
-    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
-    let text = serde_json::to_string_pretty(payload)?;
-    std::fs::write(&tmp, text + "\n").with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot move {} to {}", tmp.display(), path.display()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn one_line_joins_lines() {
-        assert_eq!(one_line("a\n  b\r\n\nc"), "a b c");
-    }
 
     #[test]
     fn cli_parses() {
@@ -491,7 +210,7 @@ mod tests {
             "--dry-run",
         ])
         .unwrap();
-        assert!(matches!(c.command, Command::Scan { dry_run: true, .. }));
+        assert!(matches!(c.command, Command::Scan(commands::scan::ScanArgs { dry_run: true, .. })));
         assert!(Cli::try_parse_from(["xray-loader", "scan", "--assets", "a.toml", "--dry-run", "--out", "x"]).is_err());
     }
 }

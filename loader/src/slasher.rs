@@ -1,4 +1,4 @@
-//! `xray-loader check`: the slasher (docs/nweb.md §6.2).
+//! The slasher's machinery behind `xray-loader check` (`commands/check.rs`; docs/nweb.md §6.2).
 //!
 //! For every CID to check: each gateway gets the liveness probe (`bafkqaaa`), the cache
 //! check (`only-if-cached`) and a full CAR fetch verified block by block; Kubo is tried
@@ -11,60 +11,18 @@
 //! no open challenge gets an on-chain AvailabilityCheck(available = false) when it is
 //! unavailable, then a Challenge with its reason code.
 
-use std::io::Write;
-use std::path::PathBuf;
-use std::process::ExitCode;
-
 use alloy::primitives::B256;
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, Result};
 use chrono::Utc;
 use serde_json::Value;
 use tokio_postgres::Client;
 use nweb::Cid;
 
 use crate::chain::abi::{addr, hex0x, IAttestor};
-use crate::chain::config::NwebConfig;
 use crate::chain::store;
 use crate::chain::writer::{self, Writer};
-use crate::db::{self, pg_error};
+use crate::db::pg_error;
 use crate::ipfs::Sources;
-
-/// `xray-loader check`.
-#[derive(Debug, clap::Args)]
-pub struct CheckArgs {
-    /// nweb configuration (TOML with [ipfs], and [chain] and [slasher] to file challenges).
-    #[arg(long)]
-    pub config: PathBuf,
-    /// Check this CID (repeatable); default: attested CIDs not checked for slasher.recheck_secs.
-    #[arg(long = "cid", value_name = "CID")]
-    pub cids: Vec<String>,
-    /// Record only; file no challenge even with a keystore.
-    #[arg(long)]
-    pub no_challenge: bool,
-    /// At most this many CIDs (default slasher.max_cids_per_run).
-    #[arg(long)]
-    pub limit: Option<u32>,
-}
-
-pub async fn run_check(args: CheckArgs, cli_db: Option<String>) -> Result<ExitCode> {
-    let cfg = NwebConfig::load(&args.config)?;
-    let url = crate::chain::database_url(cli_db, &cfg);
-    let opts = CheckOptions {
-        cids: args.cids,
-        challenge: !args.no_challenge,
-        limit: args.limit,
-    };
-    check(&cfg, &url, &opts).await
-}
-
-#[derive(Debug, Clone, Default)]
-pub struct CheckOptions {
-    /// Check these CIDs; default: the attested ones not probed for `slasher.recheck_secs`.
-    pub cids: Vec<String>,
-    /// File challenges when a keystore is configured.
-    pub challenge: bool,
-    pub limit: Option<u32>,
-}
 
 /// What one check found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,7 +45,7 @@ impl Finding {
     }
 }
 
-async fn cids_to_check(db: &Client, recheck_secs: u64, limit: u32) -> Result<Vec<String>> {
+pub(crate) async fn cids_to_check(db: &Client, recheck_secs: u64, limit: u32) -> Result<Vec<String>> {
     let rows = db
         .query(
             "SELECT s.cid
@@ -167,78 +125,14 @@ async fn record(
     Ok(())
 }
 
-pub async fn check(cfg: &NwebConfig, db_url: &str, opts: &CheckOptions) -> Result<ExitCode> {
-    let sources = Sources::new(&cfg.ipfs)?;
-    if !sources.has_network() {
-        bail!("nothing to probe with: configure ipfs.gateways or ipfs.kubo_api");
-    }
-    // Explicit CIDs are checked before anything else happens.
-    let mut explicit = Vec::new();
-    for c in &opts.cids {
-        let cid: Cid = c.trim().parse().map_err(|e| anyhow!("--cid {c:?} is not a CID: {e}"))?;
-        explicit.push(cid.to_string());
-    }
-    let writer = if opts.challenge {
-        match writer::open_keystore(&cfg.slasher)? {
-            Some(signer) => Some(Writer::new(cfg.chain()?, signer)?),
-            None => None,
-        }
-    } else {
-        None
-    };
-    let db = db::connect(db_url).await?;
-    let cids = if explicit.is_empty() {
-        cids_to_check(
-            &db,
-            cfg.slasher.recheck.as_secs(),
-            opts.limit.unwrap_or(cfg.slasher.max_cids_per_run),
-        )
-        .await?
-    } else {
-        explicit
-    };
-    let mut failed = false;
-    let mut stdout = std::io::stdout().lock();
-    for cid_text in cids {
-        match check_one(&db, &sources, writer.as_ref(), cfg.slasher.challenge_after, &cid_text).await {
-            Ok((f, chal)) => {
-                let mut line = format!(
-                    "{}\t{}\t{}\tok={}/{}",
-                    f.cid,
-                    f.state(),
-                    f.reason.as_deref().unwrap_or("-"),
-                    f.ok,
-                    f.attempts
-                );
-                match chal {
-                    ChallengeOutcome::Filed(tx) => line.push_str(&format!("\tchallenged {tx}")),
-                    ChallengeOutcome::Skipped(why) => line.push_str(&format!("\tnot challenged: {why}")),
-                    ChallengeOutcome::Failed(e) => {
-                        crate::fail(format!("{}: challenge failed: {e:#}", f.cid));
-                        failed = true;
-                    }
-                    ChallengeOutcome::None => {}
-                }
-                writeln!(stdout, "{line}").context("cannot write to stdout")?;
-                stdout.flush().ok();
-            }
-            Err(e) => {
-                crate::fail(format!("{cid_text}: {e:#}"));
-                failed = true;
-            }
-        }
-    }
-    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
-}
-
-enum ChallengeOutcome {
+pub(crate) enum ChallengeOutcome {
     None,
     Filed(B256),
     Skipped(String),
     Failed(anyhow::Error),
 }
 
-async fn check_one(
+pub(crate) async fn check_one(
     db: &Client,
     sources: &Sources,
     writer: Option<&Writer>,

@@ -127,7 +127,7 @@ impl Rpc {
                 Err(e) => e,
             };
             let class = classify(&err);
-            let msg = self.scrub(one_line(&with_sources(&err)));
+            let msg = self.scrub(clipped_line(&with_sources(&err)));
             match class {
                 Class::Transient(hint) if attempt < self.max_retries => {
                     let wait = hint.unwrap_or_else(|| backoff(attempt));
@@ -207,9 +207,9 @@ pub fn with_sources(e: &dyn std::error::Error) -> String {
     s
 }
 
-fn one_line(s: &str) -> String {
-    let t: Vec<&str> = s.split(['\n', '\r']).map(str::trim).filter(|l| !l.is_empty()).collect();
-    let mut out = t.join(" ");
+/// One line of at most 400 bytes: an RPC error can quote a whole response body.
+fn clipped_line(s: &str) -> String {
+    let mut out = crate::output::one_line(s);
     if out.len() > 400 {
         let mut cut = 400;
         while !out.is_char_boundary(cut) {

@@ -421,7 +421,7 @@ impl Sources {
         }
     }
 
-    /// Keeps a verified CAR in the CAR directory (written whole, then renamed).
+    /// Keeps a verified CAR in the CAR directory (written whole and fsynced, then renamed).
     pub fn keep(&self, v: &VerifiedCar) -> Result<Option<PathBuf>> {
         let Some(dir) = &self.car_dir else {
             return Ok(None);
@@ -437,9 +437,7 @@ pub fn write_car_file(dir: &Path, v: &VerifiedCar) -> Result<PathBuf> {
     if path.exists() {
         return Ok(path);
     }
-    let tmp = dir.join(format!(".{}.car.tmp.{}", v.root, std::process::id()));
-    std::fs::write(&tmp, &v.bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, &path).with_context(|| format!("cannot move {} to {}", tmp.display(), path.display()))?;
+    crate::fsutil::write_atomically(&path, &v.bytes)?;
     Ok(path)
 }
 
