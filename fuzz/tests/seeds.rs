@@ -153,7 +153,7 @@ fn unixfs_dags() {
     let bytes = file.join(BLOCK_SEPARATOR);
     assert_eq!(read_file(&dag_root(), &AnyCid(split_blocks(&bytes)), u64::MAX).unwrap(), b"abchello\n");
     fs::write(seeds("unixfs_dag").join("file.blocks"), bytes).unwrap();
-    // Hostile (issue 16 item 8): two names for one file whose tree fans out 100 ways
+    // Hostile (a DAG built to hang a decoder): two names for one file whose tree fans out 100 ways
     // on three levels, 2 million leaf visits from five blocks; and a directory that
     // lists itself, a cycle real hashes cannot make but a forged source can serve.
     let fan = |next: u8| pb_node(&vec![(PB, next, Some(""), 0); 100], &[0x08, 0x02]);

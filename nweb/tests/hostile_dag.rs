@@ -1,4 +1,4 @@
-//! Issue 16 item 8: a hostile DAG must not hang an indexer. Each test plays one attack
+//! A hostile DAG must not hang an indexer (`unixfs::Limits`). Each test plays one attack
 //! against the decoders with honest hashes (a gateway can serve any of these) and
 //! asserts a bounded outcome: a `NwebError::Limit` naming the bound, or the right
 //! answer with bounded work. Before `Limits`, each one ran for minutes or more
