@@ -507,7 +507,8 @@ impl AttestedClaims {
 
     /// The first claim the bundle contradicts, as a detail naming the attested field and
     /// the manifest's: the attestation is what a challenge is about, so it leads.
-    fn mismatch(&self, manifest_text: &str, m: &Manifest) -> Option<String> {
+    /// `manifest_text` is the whole `manifest.json`, `m` what [`parse_manifest`] made of it.
+    pub fn mismatch(&self, manifest_text: &str, m: &Manifest) -> Option<String> {
         if let Some(claimed) = &self.manifest_sha256 {
             let got = sha256_hex(manifest_text.as_bytes());
             let c = claimed.strip_prefix("0x").unwrap_or(claimed);
