@@ -5,11 +5,23 @@
 //! as well. The local CAR directory is not: a copy here proves nothing about the network.
 //! A CID is available when at least one source served the whole DAG intact; its content
 //! is then judged by nweb.ingest_car (manifest, Merkle root against the attested one,
-//! artifact hashes). One row goes into nweb.availability_checks per CID.
+//! artifact hashes) and against every claim of its attestation. One row goes into
+//! nweb.availability_checks per CID.
 //!
-//! With a keystore, a CID that failed `slasher.challenge_after` checks in a row and has
-//! no open challenge gets an on-chain AvailabilityCheck(available = false) when it is
-//! unavailable, then a Challenge with its reason code.
+//! A challenge needs evidence that holds for anyone (docs/design.md D33):
+//! - a verified mismatch (hash, Merkle root, a claim, a format fault that is not one of
+//!   our limits) is challenged at once;
+//! - CID_UNAVAILABLE only when `slasher.unavailable_gateways` distinct live gateways fail
+//!   it now, and it has not been delivered since a check at least
+//!   `slasher.unavailable_for` ago that a live gateway failed too;
+//! - our own limits (size cap, decoder limits, our timeouts) are recorded as such
+//!   (`reason` NULL, `reason_detail` opening with `LOCAL_LIMIT: `) and never challenged.
+//!
+//! With a keystore, such a CID with no open challenge gets an on-chain
+//! AvailabilityCheck(available = false) when it is unavailable, then a Challenge.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
 
 use alloy::primitives::B256;
 use anyhow::{anyhow, Result};
@@ -19,10 +31,17 @@ use tokio_postgres::Client;
 use nweb::Cid;
 
 use crate::chain::abi::{addr, hex0x, IAttestor};
-use crate::chain::store;
 use crate::chain::writer::{self, Writer};
+use crate::chain::{attested_claims, claims_contradicted, record_bundle};
 use crate::db::pg_error;
-use crate::ipfs::Sources;
+use crate::ipfs::{Sources, LIMIT_PREFIX};
+
+/// When unavailability is evidence enough for a challenge.
+#[derive(Debug, Clone, Copy)]
+pub struct EvidenceRule {
+    pub gateways: u32,
+    pub over: Duration,
+}
 
 /// What one check found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,11 +52,14 @@ pub struct Finding {
     pub detail: Option<String>,
     pub ok: usize,
     pub attempts: usize,
+    /// Not checked: we stopped at our own limit.
+    pub limit: bool,
 }
 
 impl Finding {
     pub fn state(&self) -> &'static str {
         match (self.available, &self.reason) {
+            _ if self.limit => "limit",
             (true, None) => "available",
             (true, Some(_)) => "invalid",
             (false, _) => "unavailable",
@@ -63,16 +85,69 @@ pub(crate) async fn cids_to_check(db: &Client, recheck_secs: u64, limit: u32) ->
     Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 
-/// Failed checks in a row before this one (newest first, up to `n`).
-async fn failures_in_a_row(db: &Client, cid: &str, n: u32) -> Result<u32> {
+/// Gateways in a recorded `probes` array whose answer was evidence of unavailability.
+fn evidence_in(probes: &Value) -> Vec<String> {
+    probes
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|a| {
+            a["liveness"] == Value::Bool(true) && a["car"] != Value::Bool(true) && a["limit"] != Value::Bool(true)
+        })
+        .filter_map(|a| a["source"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// Whether the CID is unavailable on evidence: `now_at` gateways fail it in this check,
+/// and since the oldest earlier check a live gateway failed (with no delivery after it)
+/// at least `rule.over` has passed. `Err` says what is still missing.
+async fn unavailable_on_evidence(
+    db: &Client,
+    cid: &str,
+    now_at: &[String],
+    checked_at: chrono::DateTime<Utc>,
+    rule: EvidenceRule,
+) -> Result<std::result::Result<(), String>> {
+    let distinct: BTreeSet<&String> = now_at.iter().collect();
+    if (distinct.len() as u32) < rule.gateways {
+        return Ok(Err(format!(
+            "unavailable at {} of the {} live gateways needed",
+            distinct.len(),
+            rule.gateways
+        )));
+    }
+    // Newest first; a delivery or a verdict on the content ends the run, our limits do not count.
     let rows = db
         .query(
-            "SELECT reason IS NOT NULL FROM nweb.availability_checks WHERE cid = $1 ORDER BY check_id DESC LIMIT $2",
-            &[&cid, &(n as i64)],
+            "SELECT checked_at, available, reason, reason_detail, probes FROM nweb.availability_checks
+              WHERE cid = $1 ORDER BY check_id DESC LIMIT 1000",
+            &[&cid],
         )
         .await
         .map_err(|e| anyhow!("reading earlier checks: {}", pg_error(&e)))?;
-    Ok(rows.iter().take_while(|r| r.get::<_, bool>(0)).count() as u32)
+    let mut since = checked_at;
+    for r in &rows {
+        let reason: Option<String> = r.get(2);
+        let detail: Option<String> = r.get(3);
+        if reason.is_none() && detail.as_deref().is_some_and(|d| d.starts_with(LIMIT_PREFIX)) {
+            continue;
+        }
+        if reason.as_deref() != Some("CID_UNAVAILABLE") {
+            break;
+        }
+        if !evidence_in(&r.get::<_, Value>(4)).is_empty() {
+            since = r.get(0);
+        }
+    }
+    let over = (checked_at - since).to_std().unwrap_or_default();
+    if over < rule.over {
+        return Ok(Err(format!(
+            "unavailable for {} s of the {} s needed",
+            over.as_secs(),
+            rule.over.as_secs()
+        )));
+    }
+    Ok(Ok(()))
 }
 
 async fn job_id(db: &Client, cid: &str) -> Result<B256> {
@@ -136,13 +211,14 @@ pub(crate) async fn check_one(
     db: &Client,
     sources: &Sources,
     writer: Option<&Writer>,
-    challenge_after: u32,
+    rule: EvidenceRule,
     cid_text: &str,
 ) -> Result<(Finding, ChallengeOutcome)> {
     let cid: Cid = cid_text.parse().map_err(|e| anyhow!("not a CID: {e}"))?;
     let fetched = sources.probe(&cid).await;
     let checked_at = Utc::now();
-    let verdict = store::record_fetch(db, cid_text, &fetched).await?;
+    let claims = attested_claims(db, cid_text).await?;
+    let verdict = record_bundle(db, cid_text, &fetched, &claims).await?;
     let mut f = Finding {
         cid: cid_text.to_string(),
         available: fetched.car.is_some(),
@@ -150,10 +226,20 @@ pub(crate) async fn check_one(
         detail: None,
         ok: fetched.ok_count(),
         attempts: fetched.attempts.len(),
+        limit: false,
     };
-    if fetched.car.is_none() {
+    if let Some(limit) = fetched.limit_detail() {
+        // The table wants a reason for `available = false`; a limit has none, so the row
+        // says "not shown unavailable" and its detail says why nothing was checked.
+        f.available = true;
+        f.limit = true;
+        f.detail = Some(limit);
+    } else if fetched.car.is_none() {
         f.reason = Some("CID_UNAVAILABLE".into());
         f.detail = Some(fetched.failure_detail());
+    } else if let Some(lie) = fetched.car.as_ref().and_then(|c| claims_contradicted(c, &claims)) {
+        f.reason = Some("CID_HASH_MISMATCH".into());
+        f.detail = Some(lie);
     } else if verdict.status != "verified" && verdict.reason.as_deref() != Some("CID_UNAVAILABLE") {
         f.reason = verdict.reason.clone();
         f.detail = verdict.reason_detail.clone();
@@ -163,10 +249,18 @@ pub(crate) async fn check_one(
 
     let mut outcome = ChallengeOutcome::None;
     let (mut att_tx, mut chal_tx) = (None, None);
+    if let (Some(_), true) = (writer, f.limit) {
+        outcome = ChallengeOutcome::Skipped("our own limit, not the submitter's fault".into());
+    }
     if let (Some(w), Some(reason)) = (writer, f.reason.clone()) {
-        let before = failures_in_a_row(db, cid_text, challenge_after).await?;
-        outcome = if before + 1 < challenge_after {
-            ChallengeOutcome::Skipped(format!("{} of {challenge_after} failed checks in a row", before + 1))
+        let evidence = if reason == "CID_UNAVAILABLE" {
+            unavailable_on_evidence(db, cid_text, &fetched.unavailable_at(), checked_at, rule).await?
+        } else {
+            // A verified mismatch holds for anyone who fetches the CID.
+            Ok(())
+        };
+        outcome = if let Err(missing) = evidence {
+            ChallengeOutcome::Skipped(missing)
         } else {
             match file(db, w, &f, &reason, &digest, checked_at).await {
                 Ok(Filed::Done { attestation, challenge }) => {

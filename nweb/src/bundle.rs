@@ -470,6 +470,85 @@ pub struct BundleInput<'a> {
     pub attested_merkle_root: Option<&'a str>,
 }
 
+/// What a ScanSubmission attestation says about its bundle besides the Merkle root
+/// (which stays in [`BundleInput::attested_merkle_root`]). `None` is "not claimed": an
+/// empty string on chain commits to nothing, so there is nothing to compare.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AttestedClaims {
+    /// SHA-256 of the bytes of `manifest.json`, 64 hex digits (`0x` and case allowed).
+    pub manifest_sha256: Option<String>,
+    pub dataset_type: Option<String>,
+    pub tool: Option<String>,
+    pub vantage: Option<String>,
+    pub started_at: Option<u64>,
+    pub finished_at: Option<u64>,
+}
+
+impl AttestedClaims {
+    /// The claims of a ScanSubmission as the loader stores it (`nweb.attestations.payload`:
+    /// `manifestSha256`, `datasetType`, `tool`, `vantage`, `startedAt`, `finishedAt`).
+    pub fn from_submission_json(payload: &Value) -> AttestedClaims {
+        let text = |k: &str| {
+            payload
+                .get(k)
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+        };
+        AttestedClaims {
+            manifest_sha256: text("manifestSha256"),
+            dataset_type: text("datasetType"),
+            tool: text("tool"),
+            vantage: text("vantage"),
+            started_at: payload.get("startedAt").and_then(Value::as_u64),
+            finished_at: payload.get("finishedAt").and_then(Value::as_u64),
+        }
+    }
+
+    /// The first claim the bundle contradicts, as a detail naming the attested field and
+    /// the manifest's: the attestation is what a challenge is about, so it leads.
+    /// `manifest_text` is the whole `manifest.json`, `m` what [`parse_manifest`] made of it.
+    pub fn mismatch(&self, manifest_text: &str, m: &Manifest) -> Option<String> {
+        if let Some(claimed) = &self.manifest_sha256 {
+            let got = sha256_hex(manifest_text.as_bytes());
+            let c = claimed.strip_prefix("0x").unwrap_or(claimed);
+            if !c.eq_ignore_ascii_case(&got) {
+                return Some(format!(
+                    "attestation.manifestSha256 {claimed:?} differs from the SHA-256 of {MANIFEST_PATH}, {got}"
+                ));
+            }
+        }
+        let texts = [
+            ("datasetType", &self.dataset_type, &m.dataset_type),
+            ("tool", &self.tool, &m.tool),
+            ("vantage", &self.vantage, &m.vantage),
+        ];
+        for (field, claimed, got) in texts {
+            if let Some(c) = claimed {
+                if c != got {
+                    return Some(format!(
+                        "attestation.{field} {c:?} differs from manifest.{field} {got:?}"
+                    ));
+                }
+            }
+        }
+        let times = [
+            ("startedAt", self.started_at, m.started_at),
+            ("finishedAt", self.finished_at, m.finished_at),
+        ];
+        for (field, claimed, got) in times {
+            if let Some(c) = claimed {
+                if c != got {
+                    return Some(format!(
+                        "attestation.{field} {c} differs from manifest.{field} {got}"
+                    ));
+                }
+            }
+        }
+        None
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
@@ -507,8 +586,16 @@ impl Verdict {
     }
 }
 
-/// Checks a bundle, format first (nothing else can be trusted before it), then hashes.
+/// Checks a bundle, format first (nothing else can be trusted before it), then hashes;
+/// the attested Merkle root only. [`verify_attested`] checks every claim.
 pub fn verify(input: &BundleInput<'_>) -> Verdict {
+    verify_attested(input, &AttestedClaims::default())
+}
+
+/// [`verify`], and every claim of the attestation against the bundle. A claim the bundle
+/// contradicts is a CID_HASH_MISMATCH (the content is not what was committed to) whose
+/// detail names the attested field.
+pub fn verify_attested(input: &BundleInput<'_>, claims: &AttestedClaims) -> Verdict {
     let Some(manifest_text) = input.manifest else {
         return Verdict::invalid(
             Reason::FormatInvalid,
@@ -584,11 +671,16 @@ pub fn verify(input: &BundleInput<'_>) -> Verdict {
             )
         })
     });
+    let claim_mismatch = claims.mismatch(manifest_text, &manifest);
     verdict.manifest = Some(manifest);
     if let Some(detail) = missing {
         return fail(verdict, Reason::FormatInvalid, detail);
     }
-    if let Some(detail) = root_mismatch.or(attested_mismatch).or(hash_mismatch) {
+    if let Some(detail) = root_mismatch
+        .or(attested_mismatch)
+        .or(claim_mismatch)
+        .or(hash_mismatch)
+    {
         return fail(verdict, Reason::CidHashMismatch, detail);
     }
     verdict.status = Status::Verified;
@@ -893,6 +985,100 @@ pub(crate) mod tests {
             run(&manifest_value(&good_root()), Some(&reformatted), &files()).status,
             Status::Verified
         );
+    }
+
+    fn claims_of(text: &str) -> AttestedClaims {
+        AttestedClaims {
+            manifest_sha256: Some(sha256_hex(text.as_bytes())),
+            dataset_type: Some("nmap".into()),
+            tool: Some("nmap".into()),
+            vantage: Some("AS1234/us-west-2".into()),
+            started_at: Some(1693526400),
+            finished_at: Some(1693529999),
+        }
+    }
+
+    #[test]
+    fn every_attested_claim_is_checked_and_a_mismatch_names_the_field() {
+        let sp = scanprint();
+        let text = manifest_value(&good_root()).to_string();
+        let input = BundleInput {
+            manifest: Some(&text),
+            scanprint: Some(&sp),
+            file_sha256: &files(),
+            attested_merkle_root: Some(&good_root()),
+        };
+        let honest = claims_of(&text);
+        assert_eq!(verify_attested(&input, &honest).status, Status::Verified);
+        // Upper case and 0x are the same digest.
+        let mut c = honest.clone();
+        c.manifest_sha256 = Some(format!("0x{}", sha256_hex(text.as_bytes()).to_uppercase()));
+        assert_eq!(verify_attested(&input, &c).status, Status::Verified);
+        // Nothing claimed, nothing to contradict.
+        assert_eq!(verify_attested(&input, &AttestedClaims::default()).status, Status::Verified);
+
+        type Lie = Box<dyn Fn(&mut AttestedClaims)>;
+        let lies: Vec<(Lie, &str)> = vec![
+            (
+                Box::new(|c| c.manifest_sha256 = Some("ab".repeat(32))),
+                "attestation.manifestSha256 \"abab",
+            ),
+            (
+                Box::new(|c| c.manifest_sha256 = Some("not hex".into())),
+                "attestation.manifestSha256 \"not hex\" differs from the SHA-256 of manifest.json",
+            ),
+            (
+                Box::new(|c| c.dataset_type = Some("masscan".into())),
+                "attestation.datasetType \"masscan\" differs from manifest.datasetType \"nmap\"",
+            ),
+            (
+                Box::new(|c| c.tool = Some("zmap".into())),
+                "attestation.tool \"zmap\" differs from manifest.tool \"nmap\"",
+            ),
+            (
+                Box::new(|c| c.vantage = Some("AS1/rare-place".into())),
+                "attestation.vantage \"AS1/rare-place\" differs from manifest.vantage \"AS1234/us-west-2\"",
+            ),
+            (
+                Box::new(|c| c.started_at = Some(1693526399)),
+                "attestation.startedAt 1693526399 differs from manifest.startedAt 1693526400",
+            ),
+            (
+                Box::new(|c| c.finished_at = Some(1693530000)),
+                "attestation.finishedAt 1693530000 differs from manifest.finishedAt 1693529999",
+            ),
+        ];
+        for (lie, want) in lies {
+            let mut c = honest.clone();
+            lie(&mut c);
+            let v = verify_attested(&input, &c);
+            assert_eq!(v.status, Status::Invalid, "{want}");
+            assert_eq!(v.reason, Some(Reason::CidHashMismatch), "{want}");
+            let d = v.reason_detail.unwrap();
+            assert!(d.starts_with(want), "{d:?} should start with {want:?}");
+            assert!(v.manifest.is_some(), "what was read is kept");
+        }
+        // The manifest's bytes, not its meaning: the same JSON pretty-printed is another file.
+        let pretty = serde_json::to_string_pretty(&manifest_value(&good_root())).unwrap();
+        let v = verify_attested(
+            &BundleInput { manifest: Some(&pretty), ..input.clone() },
+            &honest,
+        );
+        assert_eq!(v.reason, Some(Reason::CidHashMismatch));
+    }
+
+    #[test]
+    fn claims_come_from_the_stored_submission() {
+        let payload = json!({
+            "manifestSha256": "", "datasetType": "nmap", "tool": "nmap", "vantage": "AS64500/test",
+            "startedAt": 1_770_000_000u64, "finishedAt": 1_770_000_060u64, "merkleRoot": "0x00"
+        });
+        let c = AttestedClaims::from_submission_json(&payload);
+        assert_eq!(c.manifest_sha256, None, "an empty string claims nothing");
+        assert_eq!(c.dataset_type.as_deref(), Some("nmap"));
+        assert_eq!(c.vantage.as_deref(), Some("AS64500/test"));
+        assert_eq!((c.started_at, c.finished_at), (Some(1_770_000_000), Some(1_770_000_060)));
+        assert_eq!(AttestedClaims::from_submission_json(&json!({})), AttestedClaims::default());
     }
 
     #[test]

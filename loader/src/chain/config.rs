@@ -43,7 +43,8 @@ pin_on_index = false                      # tail: pin verified bundles in Kubo
 [slasher]
 # keystore = "/etc/xray-loader/slasher.json"      # encrypted JSON keystore; without it check only records
 # password_file = "/etc/xray-loader/slasher.pass" # else $XRAY_KEYSTORE_PASSWORD
-challenge_after = 2                       # consecutive failed checks before a Challenge is filed
+unavailable_gateways = 2                  # CID_UNAVAILABLE only when this many live ipfs.gateways failed it
+unavailable_for_secs = 86400              # ... on checks spread over at least this long, never delivered since
 recheck_secs = 3600                       # check: skip CIDs probed more recently than this
 max_cids_per_run = 100
 
@@ -142,7 +143,10 @@ impl Default for RawIpfs {
 struct RawSlasher {
     keystore: Option<PathBuf>,
     password_file: Option<PathBuf>,
-    challenge_after: u32,
+    /// Replaced by the evidence rule; kept only to say so.
+    challenge_after: Option<toml::Value>,
+    unavailable_gateways: u32,
+    unavailable_for_secs: u64,
     recheck_secs: u64,
     max_cids_per_run: u32,
 }
@@ -152,7 +156,9 @@ impl Default for RawSlasher {
         RawSlasher {
             keystore: None,
             password_file: None,
-            challenge_after: 2,
+            challenge_after: None,
+            unavailable_gateways: 2,
+            unavailable_for_secs: 86_400,
             recheck_secs: 3600,
             max_cids_per_run: 100,
         }
@@ -200,7 +206,10 @@ pub struct IpfsConfig {
 pub struct SlasherConfig {
     pub keystore: Option<PathBuf>,
     pub password_file: Option<PathBuf>,
-    pub challenge_after: u32,
+    /// Distinct live gateways that must have failed the CID (docs/design.md D33).
+    pub unavailable_gateways: u32,
+    /// How long apart the first and the latest of those checks must be.
+    pub unavailable_for: Duration,
     pub recheck: Duration,
     pub max_cids_per_run: u32,
 }
@@ -333,8 +342,11 @@ impl NwebConfig {
             bail!("ipfs.pin_on_index: needs ipfs.kubo_api");
         }
         let s = raw.slasher;
-        if s.challenge_after == 0 {
-            bail!("slasher.challenge_after: must be at least 1");
+        if s.challenge_after.is_some() {
+            bail!("slasher.challenge_after: no longer used; a CID_UNAVAILABLE challenge needs slasher.unavailable_gateways gateways over slasher.unavailable_for_secs (docs/design.md D33)");
+        }
+        if s.unavailable_gateways == 0 {
+            bail!("slasher.unavailable_gateways: must be at least 1");
         }
         if s.password_file.is_some() && s.keystore.is_none() {
             bail!("slasher.password_file: set without slasher.keystore");
@@ -346,7 +358,8 @@ impl NwebConfig {
             slasher: SlasherConfig {
                 keystore: s.keystore,
                 password_file: s.password_file,
-                challenge_after: s.challenge_after,
+                unavailable_gateways: s.unavailable_gateways,
+                unavailable_for: Duration::from_secs(s.unavailable_for_secs),
                 recheck: Duration::from_secs(s.recheck_secs),
                 max_cids_per_run: s.max_cids_per_run,
             },
@@ -377,7 +390,8 @@ mod tests {
         assert_eq!(chain.chain_id, 8453);
         assert_eq!(chain.confirmations, 24);
         assert_eq!(c.ipfs.gateways.len(), 2);
-        assert_eq!(c.slasher.challenge_after, 2);
+        assert_eq!(c.slasher.unavailable_gateways, 2);
+        assert_eq!(c.slasher.unavailable_for, Duration::from_secs(86_400));
         assert!(c.owner.is_none());
     }
 
@@ -433,5 +447,15 @@ mod tests {
         assert_eq!(r("http://127.0.0.1:8545/"), "http://127.0.0.1:8545");
         assert_eq!(r("https://u:pw@gw.example"), "https://gw.example/…");
         assert_eq!(r("https://rpc.example/?apikey=K"), "https://rpc.example/…");
+    }
+
+    #[test]
+    fn the_evidence_rule_is_validated_with_one_line() {
+        let e = NwebConfig::parse("[slasher]\nchallenge_after = 1\n").unwrap_err().to_string();
+        assert!(e.starts_with("slasher.challenge_after: no longer used"), "{e}");
+        let e = NwebConfig::parse("[slasher]\nunavailable_gateways = 0\n").unwrap_err().to_string();
+        assert_eq!(e, "slasher.unavailable_gateways: must be at least 1");
+        let c = NwebConfig::parse("[slasher]\nunavailable_gateways = 3\nunavailable_for_secs = 0\n").unwrap();
+        assert_eq!((c.slasher.unavailable_gateways, c.slasher.unavailable_for), (3, Duration::ZERO));
     }
 }

@@ -8,9 +8,12 @@
 //!    `slasher.recheck_secs` (at most `--limit` / `slasher.max_cids_per_run`).
 //! 4. Each CID is checked (`slasher::check_one`: liveness probe, cache check and a verified
 //!    CAR fetch per gateway, the content judged by nweb.ingest_car, one row in
-//!    nweb.availability_checks, a Challenge after `slasher.challenge_after` failures).
-//! 5. Stdout gets `<cid>\t<available|unavailable|invalid>\t<reason>\tok=N/M` per CID, with the
-//!    challenge's transaction or why none was filed. Exit 1 when a CID or a challenge failed.
+//!    nweb.availability_checks, a Challenge only on evidence: a verified mismatch at once,
+//!    CID_UNAVAILABLE after `slasher.unavailable_gateways` gateways over
+//!    `slasher.unavailable_for_secs`, our own limits never; docs/design.md D33).
+//! 5. Stdout gets `<cid>\t<available|unavailable|invalid|limit>\t<reason>\tok=N/M` per CID
+//!    (reason `LOCAL_LIMIT` for our limit), with the challenge's transaction or why none
+//!    was filed. Exit 1 when a CID or a challenge failed.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -24,7 +27,7 @@ use crate::chain::writer::{self, Writer};
 use crate::db;
 use crate::ipfs::Sources;
 use crate::output::fail;
-use crate::slasher::{check_one, cids_to_check, ChallengeOutcome};
+use crate::slasher::{check_one, cids_to_check, ChallengeOutcome, EvidenceRule};
 
 /// `xray-loader check`.
 #[derive(Debug, clap::Args)]
@@ -75,16 +78,27 @@ pub async fn run(args: CheckArgs, cli_db: Option<String>) -> Result<ExitCode> {
     } else {
         explicit
     };
+    let rule = EvidenceRule {
+        gateways: cfg.slasher.unavailable_gateways,
+        over: cfg.slasher.unavailable_for,
+    };
+    if writer.is_some() && (cfg.ipfs.gateways.len() as u32) < rule.gateways {
+        tracing::warn!(
+            gateways = cfg.ipfs.gateways.len(),
+            needed = rule.gateways,
+            "fewer ipfs.gateways than slasher.unavailable_gateways: no CID_UNAVAILABLE challenge can be filed"
+        );
+    }
     let mut failed = false;
     let mut stdout = std::io::stdout().lock();
     for cid_text in cids {
-        match check_one(&db, &sources, writer.as_ref(), cfg.slasher.challenge_after, &cid_text).await {
+        match check_one(&db, &sources, writer.as_ref(), rule, &cid_text).await {
             Ok((f, chal)) => {
                 let mut line = format!(
                     "{}\t{}\t{}\tok={}/{}",
                     f.cid,
                     f.state(),
-                    f.reason.as_deref().unwrap_or("-"),
+                    f.reason.as_deref().unwrap_or(if f.limit { "LOCAL_LIMIT" } else { "-" }),
                     f.ok,
                     f.attempts
                 );

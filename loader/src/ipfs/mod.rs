@@ -45,12 +45,47 @@ pub struct VerifiedCar {
     /// Why the DAG, complete and intact, is not a readable bundle directory (a fact about
     /// the content: FORMAT_INVALID). `None` for a directory.
     pub content_error: Option<String>,
+    /// The files of the directory (`None` with a content error), for checking the
+    /// attestation's claims against them.
+    pub files: Option<Vec<(String, Vec<u8>)>>,
 }
 
-/// Checks a CAR as received. `Err` means the source failed (corrupted, truncated,
-/// incomplete or not a CAR); it never says anything about the bundle.
-pub fn verify_car(bytes: &[u8], root: &Cid, max_bytes: u64) -> Result<VerifiedCar, String> {
-    let parsed = car::read_car(bytes).map_err(|e| e.to_string())?;
+/// Why a source's CAR was not accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CarError {
+    /// The source failed: corrupted, truncated, incomplete or not a CAR. Says nothing
+    /// about the bundle.
+    Source(String),
+    /// We stopped: the CAR passed one of our own bounds (`NwebError::Limit`). Says
+    /// nothing about the bundle or the source either (docs/design.md D33).
+    Limit(String),
+}
+
+impl std::fmt::Display for CarError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CarError::Source(e) => f.write_str(e),
+            CarError::Limit(e) => write!(f, "{LIMIT_PREFIX}{e}"),
+        }
+    }
+}
+
+/// Opens every detail of a "not checked, over our limit" outcome, in probes and in
+/// nweb.availability_checks.reason_detail.
+pub const LIMIT_PREFIX: &str = "LOCAL_LIMIT: ";
+
+fn car_err(e: nweb::NwebError) -> CarError {
+    if e.is_limit() {
+        CarError::Limit(e.to_string())
+    } else {
+        CarError::Source(e.to_string())
+    }
+}
+
+/// Checks a CAR as received. `Err` means the source failed or we stopped at one of our
+/// limits; it never says anything about the bundle.
+pub fn verify_car(bytes: &[u8], root: &Cid, max_bytes: u64) -> Result<VerifiedCar, CarError> {
+    let parsed = car::read_car(bytes).map_err(car_err)?;
     let map: HashMap<Cid, Vec<u8>> = parsed.block_map();
     // Every block reachable from the root, and only those.
     let mut seen = HashSet::new();
@@ -61,12 +96,13 @@ pub fn verify_car(bytes: &[u8], root: &Cid, max_bytes: u64) -> Result<VerifiedCa
             continue;
         }
         let Some(data) = map.get(&c) else {
-            return Err(format!(
+            return Err(CarError::Source(format!(
                 "block {c}: missing: not among the blocks received (truncated or incomplete CAR)"
-            ));
+            )));
         };
         match unixfs::links_of(&c, data) {
             Ok(children) => stack.extend(children),
+            Err(e) if e.is_limit() => return Err(CarError::Limit(e.to_string())),
             // The block is what its CID names, yet not valid dag-pb: the content is bad.
             Err(e) => {
                 content_error.get_or_insert(e.to_string());
@@ -82,16 +118,17 @@ pub fn verify_car(bytes: &[u8], root: &Cid, max_bytes: u64) -> Result<VerifiedCa
     let digest: [u8; 32] = h.finalize().into();
     let blocks: Vec<unixfs::Block> = parsed.blocks.into_iter().filter(|b| seen.contains(&b.cid)).collect();
     let canonical = if content_error.is_none() {
-        match car::write_car(root, &blocks) {
-            Ok(b) => b,
-            Err(e) => return Err(e.to_string()),
-        }
+        car::write_car(root, &blocks).map_err(car_err)?
     } else {
         bytes.to_vec()
     };
+    let mut files = None;
     if content_error.is_none() {
-        if let Err(e) = unixfs::unpack_directory(root, &map, max_bytes) {
-            content_error = Some(e.to_string());
+        // A limit is our decision not to read that much, never a FORMAT_INVALID.
+        match unixfs::unpack_directory(root, &map, max_bytes) {
+            Ok(f) => files = Some(f),
+            Err(e) if e.is_limit() => return Err(CarError::Limit(e.to_string())),
+            Err(e) => content_error = Some(e.to_string()),
         }
     }
     Ok(VerifiedCar {
@@ -100,6 +137,7 @@ pub fn verify_car(bytes: &[u8], root: &Cid, max_bytes: u64) -> Result<VerifiedCa
         digest,
         blocks: seen.len(),
         content_error,
+        files,
     })
 }
 
@@ -121,6 +159,23 @@ pub struct Attempt {
     pub ms: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// We stopped at our own bound (size cap, decoder limit, our timeout): says nothing
+    /// about the bundle.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub limit: bool,
+}
+
+impl Attempt {
+    fn fail(&mut self, e: CarError) {
+        self.limit = matches!(e, CarError::Limit(_));
+        self.error = Some(e.to_string());
+    }
+
+    /// A gateway that answered its liveness probe and then did not deliver the CID whole,
+    /// within our limits: its word that the CID is unavailable there.
+    pub fn unavailable_evidence(&self) -> bool {
+        self.liveness == Some(true) && !self.car && !self.limit
+    }
 }
 
 /// Everything tried for one CID.
@@ -133,6 +188,32 @@ pub struct Fetched {
 impl Fetched {
     pub fn ok_count(&self) -> usize {
         self.attempts.iter().filter(|a| a.car).count()
+    }
+
+    /// When nothing delivered and some source stopped at our own limit, what it was.
+    pub fn limit_detail(&self) -> Option<String> {
+        if self.car.is_some() {
+            return None;
+        }
+        let parts: Vec<String> = self
+            .attempts
+            .iter()
+            .filter(|a| a.limit)
+            .map(|a| {
+                let e = a.error.as_deref().unwrap_or("over our limit");
+                format!("{}: {}", a.source, e.strip_prefix(LIMIT_PREFIX).unwrap_or(e))
+            })
+            .collect();
+        (!parts.is_empty()).then(|| format!("{LIMIT_PREFIX}not checked, over our limit: {}", parts.join("; ")))
+    }
+
+    /// Gateways whose answer is evidence that the CID is unavailable there.
+    pub fn unavailable_at(&self) -> Vec<String> {
+        self.attempts
+            .iter()
+            .filter(|a| a.unavailable_evidence())
+            .map(|a| a.source.clone())
+            .collect()
     }
 
     /// One line for nweb.bundles.reason_detail when nothing delivered.
@@ -212,23 +293,23 @@ fn gateway_url(base: &url::Url, path: &str, query: &str) -> url::Url {
 }
 
 /// Reads a body with a size cap and an idle timeout (no new bytes for `idle`).
-async fn read_capped(mut resp: reqwest::Response, cap: u64, idle: Duration) -> Result<Vec<u8>, String> {
+async fn read_capped(mut resp: reqwest::Response, cap: u64, idle: Duration) -> Result<Vec<u8>, CarError> {
     let mut buf = Vec::new();
     loop {
         match tokio::time::timeout(idle, resp.chunk()).await {
             Err(_) => {
-                return Err(format!(
-                    "no new bytes for {} s after {} bytes",
+                return Err(CarError::Limit(format!(
+                    "no new bytes for our {} s after {} bytes",
                     idle.as_secs(),
                     buf.len()
-                ))
+                )))
             }
-            Ok(Err(e)) => return Err(format!("after {} bytes: {}", buf.len(), http_err(e))),
+            Ok(Err(e)) => return Err(CarError::Source(format!("after {} bytes: {}", buf.len(), http_err(e)))),
             Ok(Ok(None)) => return Ok(buf),
             Ok(Ok(Some(chunk))) => {
                 buf.extend_from_slice(&chunk);
                 if buf.len() as u64 > cap {
-                    return Err(format!("more than {cap} bytes; refused"));
+                    return Err(CarError::Limit(format!("more than our cap of {cap} bytes; refused")));
                 }
             }
         }
@@ -306,6 +387,7 @@ impl Sources {
                 bytes: 0,
                 ms: 0,
                 error: None,
+                limit: false,
             };
             if all {
                 if let Source::Gateway(base) = s {
@@ -324,7 +406,13 @@ impl Sources {
                 Source::Kubo(k) => k
                     .dag_export(cid, self.car_cap())
                     .await
-                    .map_err(|e| (None, format!("{e:#}"))),
+                    .map_err(|e| {
+                        let e = format!("{e:#}");
+                        match e.find(LIMIT_PREFIX) {
+                            Some(i) => (None, CarError::Limit(format!("{}{}", &e[..i], &e[i + LIMIT_PREFIX.len()..]))),
+                            None => (None, CarError::Source(e)),
+                        }
+                    }),
                 Source::Gateway(base) => self.gateway_car(base, cid).await,
             };
             match got {
@@ -337,12 +425,12 @@ impl Sources {
                                 out.car = Some(v);
                             }
                         }
-                        Err(e) => a.error = Some(e),
+                        Err(e) => a.fail(e),
                     }
                 }
                 Err((status, e)) => {
                     a.status = status;
-                    a.error = Some(e);
+                    a.fail(e);
                 }
             }
             if let Source::Gateway(_) = s {
@@ -365,28 +453,32 @@ impl Sources {
         out
     }
 
-    async fn local(&self, dir: &Path, cid: &Cid) -> Result<Vec<u8>, (Option<u16>, String)> {
+    async fn local(&self, dir: &Path, cid: &Cid) -> Result<Vec<u8>, (Option<u16>, CarError)> {
         let path = dir.join(format!("{cid}.car"));
         match std::fs::metadata(&path) {
-            Err(_) => return Err((None, "not in the CAR directory".into())),
-            Ok(m) if m.len() > self.car_cap() => return Err((None, format!("{} bytes; refused", m.len()))),
+            Err(_) => return Err((None, CarError::Source("not in the CAR directory".into()))),
+            Ok(m) if m.len() > self.car_cap() => {
+                return Err((None, CarError::Limit(format!("{} bytes, more than our cap of {}", m.len(), self.car_cap()))))
+            }
             Ok(_) => {}
         }
-        std::fs::read(&path).map_err(|e| (None, format!("cannot read {}: {e}", path.display())))
+        std::fs::read(&path).map_err(|e| (None, CarError::Source(format!("cannot read {}: {e}", path.display()))))
     }
 
-    async fn gateway_car(&self, base: &url::Url, cid: &Cid) -> Result<Vec<u8>, (Option<u16>, String)> {
+    async fn gateway_car(&self, base: &url::Url, cid: &Cid) -> Result<Vec<u8>, (Option<u16>, CarError)> {
         let url = gateway_url(base, &format!("ipfs/{cid}"), "format=car&dag-scope=all");
+        // Our timeout is our patience, not the gateway's answer: a limit. A gateway that
+        // gives up itself answers with a status (504), which is its word.
         let resp = tokio::time::timeout(
             self.timeout,
             self.http.get(url).header(reqwest::header::ACCEPT, CAR_ACCEPT).send(),
         )
         .await
-        .map_err(|_| (None, format!("no answer within {} s", self.timeout.as_secs())))?
-        .map_err(|e| (None, http_err(e)))?;
+        .map_err(|_| (None, CarError::Limit(format!("no answer within our {} s", self.timeout.as_secs()))))?
+        .map_err(|e| (None, CarError::Source(http_err(e))))?;
         let status = resp.status().as_u16();
         if status != 200 {
-            return Err((Some(status), format!("HTTP {status}")));
+            return Err((Some(status), CarError::Source(format!("HTTP {status}"))));
         }
         read_capped(resp, self.car_cap(), self.timeout)
             .await
@@ -515,13 +607,13 @@ mod tests {
         let at = bytes.windows(lb.len()).rposition(|w| w == lb).unwrap() + lb.len() + 100;
         let mut bad = bytes.clone();
         bad[at] ^= 0xff;
-        let e = verify_car(&bad, &root, u64::MAX).unwrap_err();
+        let e = verify_car(&bad, &root, u64::MAX).unwrap_err().to_string();
         assert!(
             e.contains(&leaf.cid.to_string()) && e.contains("do not hash to its CID"),
             "{e}"
         );
         // Cut between two sections: every block read verifies, one is missing.
-        let e = verify_car(&bytes[..bytes.len() - 20], &root, u64::MAX).unwrap_err();
+        let e = verify_car(&bytes[..bytes.len() - 20], &root, u64::MAX).unwrap_err().to_string();
         assert!(e.contains("truncated"), "{e}");
         // Cut exactly between two sections: every block read verifies, but the last one
         // is missing. That is a failed transfer, not a malformed bundle.
@@ -535,11 +627,11 @@ mod tests {
         let last = last.expect("some block is last");
         let cut = bytes.len() - last.data.len() - last.cid.to_bytes().len() - 1;
         assert!(car::read_car(&bytes[..cut]).is_ok(), "the cut is on a section boundary");
-        let e = verify_car(&bytes[..cut], &root, u64::MAX).unwrap_err();
+        let e = verify_car(&bytes[..cut], &root, u64::MAX).unwrap_err().to_string();
         assert!(e.contains(&last.cid.to_string()) && e.contains("missing"), "{e}");
         // Another root than the one asked for.
         let other = import_file(b"x", ImportParams::KUBO).root;
-        let e = verify_car(&bytes, &other, u64::MAX).unwrap_err();
+        let e = verify_car(&bytes, &other, u64::MAX).unwrap_err().to_string();
         assert!(e.contains("missing"), "{e}");
     }
 
@@ -549,6 +641,49 @@ mod tests {
         let bytes = car::write_car(&dag.root, &dag.blocks).unwrap();
         let v = verify_car(&bytes, &dag.root, u64::MAX).unwrap();
         assert!(v.content_error.is_some());
+    }
+
+    #[test]
+    fn our_limits_are_limits_not_content_errors() {
+        // Over the bundle size cap: every block is intact, we chose not to read that much.
+        let (root, bytes, _) = bundle();
+        match verify_car(&bytes, &root, 100_000) {
+            Err(CarError::Limit(e)) => assert!(e.contains("exceeds our limit"), "{e}"),
+            other => panic!("expected our limit, got {other:?}"),
+        }
+        // A hostile DAG: a directory whose one node links the same file 10000 times
+        // (under the CAR's block cap, over the links-per-node limit).
+        let leaf = import_file(b"x", ImportParams::KUBO);
+        let mut node = Vec::new();
+        for i in 0..10_000u32 {
+            let name = format!("f{i}");
+            let c = leaf.root.to_bytes();
+            let mut link = Vec::new();
+            link.push(0x0a);
+            link.push(c.len() as u8);
+            link.extend(&c);
+            link.push(0x12);
+            link.push(name.len() as u8);
+            link.extend(name.as_bytes());
+            node.push(0x12);
+            let mut n = link.len();
+            while n >= 0x80 {
+                node.push((n as u8) | 0x80);
+                n >>= 7;
+            }
+            node.push(n as u8);
+            node.extend(link);
+        }
+        node.extend([0x0a, 0x02, 0x08, 0x01]); // Data: UnixFS Type = Directory
+        let root = unixfs::sha256_cid(unixfs::DAG_PB, &node);
+        let mut blocks = vec![unixfs::Block { cid: root, data: node }];
+        blocks.extend(leaf.blocks.iter().cloned());
+        let car = car::write_car(&root, &blocks).unwrap();
+        match verify_car(&car, &root, u64::MAX) {
+            Err(CarError::Limit(e)) => assert!(e.contains("exceeds our limit"), "{e}"),
+            other => panic!("expected our limit, got {other:?}"),
+        }
+        assert!(CarError::Limit("x".into()).to_string().starts_with(LIMIT_PREFIX));
     }
 
     #[test]

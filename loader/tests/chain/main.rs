@@ -7,6 +7,7 @@
 //! runs the loader binary against a fresh database (DATABASE_URL, as the other tests).
 
 mod eas;
+mod evidence;
 mod http;
 mod kubo;
 mod reorgs;
@@ -1400,7 +1401,7 @@ async fn the_slasher_probes_records_and_challenges() {
         car_dir.display()
     );
     let slasher_section = format!(
-        "[slasher]\nkeystore = \"{}\"\npassword_file = \"{}\"\nchallenge_after = 1\nrecheck_secs = 0\n",
+        "[slasher]\nkeystore = \"{}\"\npassword_file = \"{}\"\nunavailable_gateways = 2\nunavailable_for_secs = 0\nrecheck_secs = 0\n",
         dir.join("slasher.json").display(),
         dir.join("pass").display()
     );
