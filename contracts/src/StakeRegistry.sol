@@ -26,7 +26,7 @@ interface ILastSubmission {
 /// - Unstaking is refused while a challenge against the address is open, and for the
 ///   grace period (72 h) after its last submission. An unstaked amount then unbonds for
 ///   UNBONDING (7 days) before `withdraw` pays it out, and stays slashable meanwhile
-///   (docs/design.md D33): otherwise a submitter could unstake 72 h after the last
+///   (docs/design.md D34): otherwise a submitter could unstake 72 h after the last
 ///   submission and unpin everything in the same block, before any challenger can see it.
 ///   `Unstaked` keeps meaning "left the active stake" (its total is the stake that buys
 ///   quota), so the indexer's derivation of nweb.stakes is unchanged.
