@@ -141,12 +141,14 @@ contract SlashRouter is ISlashRouter {
     }
 
     /// The replacement must be the subject's own submission (so its stake answers for
-    /// it and it can be challenged), priced as the challenged one, and not itself under
-    /// challenge.
+    /// it and it can be challenged), priced as the challenged one, and not under
+    /// another challenge.
     function _checkNewCid(bytes32 challengeId, Case storage c, string calldata newCid) private view {
         CanonicalCid.check(newCid);
         bytes32 key = keccak256(bytes(newCid));
-        if (key == c.cidKey || _openOfCid[key] != bytes32(0)) revert NewCidIsChallenged(newCid);
+        // The challenged CID itself ("available again") is the subject's already.
+        if (key == c.cidKey) return;
+        if (_openOfCid[key] != bytes32(0)) revert NewCidIsChallenged(newCid);
         (bytes32 uid, address submitter) = submissions.firstSubmission(newCid);
         if (submitter != c.subject) revert NewCidNotSubmitted(newCid, c.subject);
         if (submissions.kindOf(uid) != submissions.kindOf(submissionOf[challengeId])) revert NewCidKindMismatch(newCid);

@@ -107,7 +107,11 @@ async fn a_false_resolution_is_challenged_in_turn() {
     assert!(e.contains(&selector("NewCidNotSubmitted(string,address)")), "{e}");
     let e = reverts(&p, submitter, c.slash, resolve(id, &theirs)).await;
     assert!(e.contains(&selector("NewCidNotSubmitted(string,address)")), "{e}");
-    let e = reverts(&p, submitter, c.slash, resolve(id, &a)).await;
+    // Nor one of the subject's own CIDs that is itself under challenge.
+    let busy = test_cid("busy");
+    submit(&p, &c, 1, &busy, "0x", 4).await;
+    file(&p, &c, 2, &busy).await;
+    let e = reverts(&p, submitter, c.slash, resolve(id, &busy)).await;
     assert!(e.contains(&selector("NewCidIsChallenged(string)")), "{e}");
     let _ = other;
 
