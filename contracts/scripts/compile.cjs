@@ -4,7 +4,11 @@
 // {contractName, sourceName, abi, bytecode, deployedBytecode} into the output directory
 // (default contracts/build). Warnings go to stderr; errors exit 1.
 //
-//   node contracts/scripts/compile.cjs [OUT_DIR]
+// contracts/test/ (TestGST, the token anyone can mint) is compiled only with --with-test,
+// which the dev-chain tests pass: what a deployment takes from contracts/build is the
+// production set alone, so the open mint cannot be deployed by picking the wrong file.
+//
+//   node contracts/scripts/compile.cjs [--with-test] [OUT_DIR]
 'use strict';
 const fs = require('fs');
 const path = require('path');
@@ -12,7 +16,10 @@ const solc = require('solc');
 
 const root = path.resolve(__dirname, '..');
 const srcDir = path.join(root, 'src');
-const outDir = path.resolve(process.argv[2] || path.join(root, 'build'));
+const args = process.argv.slice(2);
+const withTest = args.includes('--with-test');
+const positional = args.filter((a) => a !== '--with-test');
+const outDir = path.resolve(positional[0] || path.join(root, 'build'));
 
 function walk(dir) {
   return fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
@@ -22,7 +29,8 @@ function walk(dir) {
 }
 
 const sources = {};
-for (const file of walk(srcDir).sort()) {
+const dirs = withTest ? [srcDir, path.join(root, 'test')] : [srcDir];
+for (const file of dirs.flatMap(walk).sort()) {
   sources[path.relative(root, file).split(path.sep).join('/')] = { content: fs.readFileSync(file, 'utf8') };
 }
 

@@ -92,13 +92,22 @@ interface IRoutedAttestor {
 interface ISlashRouter {
     event ChallengeOpened(bytes32 indexed challengeId, address indexed subject, address indexed challenger, uint64 graceEndsAt);
     event ChallengeClosed(bytes32 indexed challengeId, bool slashed, uint256 amount);
+    /// The challenge bond leaving the router: forfeited to the subject by a Resolution
+    /// (`returned` false) or returned to the challenger with the bounty by a slash.
+    event BondPaid(bytes32 indexed challengeId, address indexed to, uint256 amount, bool returned);
+
+    /// GST taken from the challenger (transferFrom: approve the router first).
+    function challengeBond() external view returns (uint256);
 
     /// Files a Challenge against the first ScanSubmission of `cid`. Reverts when the CID
-    /// was never submitted, already has an open challenge, or the reason is unknown.
+    /// is not canonical, was never submitted, already has an open challenge, the reason
+    /// is unknown, the bond cannot be taken, or this challenger's challenges of the CID
+    /// were resolved too often.
     function challenge(bytes32 jobId, string calldata cid, bytes32 reasonCode, string calldata evidenceCid)
         external
         returns (bytes32 challengeId);
     /// The challenged submitter's answer within grace: a Resolution with slash = false.
+    /// A non-empty `newCid` must be a ScanSubmission of the subject of the same kind.
     function resolve(bytes32 challengeId, string calldata notes, string calldata newCid) external;
     /// After grace without a Resolution: slash 10 % of the subject's stake.
     function slash(bytes32 challengeId) external returns (uint256 amount);

@@ -24,8 +24,12 @@ interface ILastSubmission {
 /// - Slash: 10 % of the stake; 50 % of it to the challenger, the rest burned (sent to
 ///   0x...dEaD, since a token may refuse transfers to the zero address).
 /// - Unstaking is refused while a challenge against the address is open, and for the
-///   grace period (72 h) after its last submission, so a submitter cannot leave before
-///   challengers have had their chance.
+///   grace period (72 h) after its last submission. An unstaked amount then unbonds for
+///   UNBONDING (7 days) before `withdraw` pays it out, and stays slashable meanwhile
+///   (docs/design.md D34): otherwise a submitter could unstake 72 h after the last
+///   submission and unpin everything in the same block, before any challenger can see it.
+///   `Unstaked` keeps meaning "left the active stake" (its total is the stake that buys
+///   quota), so the indexer's derivation of nweb.stakes is unchanged.
 /// - repFactor (reputation is computed off-chain by indexers, nweb.reputation_at) may be
 ///   set only by the reputation oracle fixed at deployment; with oracle 0 it stays 0.
 contract StakeRegistry is IStakeRegistry {
@@ -33,6 +37,7 @@ contract StakeRegistry is IStakeRegistry {
     uint256 public constant SLASH_PERCENT = 10;
     uint256 public constant BOUNTY_PERCENT = 50;
     uint256 public constant GRACE = 72 hours;
+    uint256 public constant UNBONDING = 7 days;
     uint256 public constant REP_FACTOR_ONE = 1_000_000; // repFactor in millionths, < 1
     address public constant BURN = 0x000000000000000000000000000000000000dEaD;
 
@@ -44,6 +49,21 @@ contract StakeRegistry is IStakeRegistry {
 
     mapping(address => uint256) public stakeOf;
     mapping(address => uint256) public repFactorMicros;
+
+    struct Unbond {
+        uint256 amount;
+        uint64 releaseAt;
+    }
+
+    /// Unstaked GST that has not been withdrawn: slashable until it is.
+    mapping(address => Unbond) public unbonding;
+
+    /// Additive to IStakeRegistry's events, which the indexer reads unchanged.
+    event Unbonding(address indexed who, uint256 amount, uint256 totalUnbonding, uint64 releaseAt);
+    event Withdrawn(address indexed who, uint256 amount);
+    /// The part of a slash taken from unbonding GST (Slashed carries the part taken
+    /// from the active stake, so that nweb.stakes stays the stake that buys quota).
+    event UnbondingSlashed(address indexed who, address indexed challenger, uint256 amount, uint256 bounty, uint256 burned);
 
     error NotAuthorized();
     error AlreadySet();
@@ -77,8 +97,25 @@ contract StakeRegistry is IStakeRegistry {
             revert Locked("last submission still in grace");
         }
         stakeOf[msg.sender] -= amount;
-        require(gst.transfer(msg.sender, amount), "transfer failed");
+        Unbond storage u = unbonding[msg.sender];
+        u.amount += amount;
+        // Each unstake restarts the clock for everything unbonding: one release time.
+        u.releaseAt = uint64(block.timestamp + UNBONDING);
         emit Unstaked(msg.sender, amount, stakeOf[msg.sender]);
+        emit Unbonding(msg.sender, amount, u.amount, u.releaseAt);
+    }
+
+    /// Pays out the unbonded GST once UNBONDING has passed and no challenge is open (a
+    /// challenge filed during unbonding must still find the GST when its grace ends).
+    function withdraw() external returns (uint256 amount) {
+        Unbond memory u = unbonding[msg.sender];
+        if (u.amount == 0) revert Locked("nothing unbonding");
+        if (block.timestamp < u.releaseAt) revert Locked("still unbonding");
+        if (IOpenChallenges(slashRouter).openChallenges(msg.sender) != 0) revert Locked("open challenge");
+        amount = u.amount;
+        delete unbonding[msg.sender];
+        require(gst.transfer(msg.sender, amount), "transfer failed");
+        emit Withdrawn(msg.sender, amount);
     }
 
     function setRepFactor(address who, uint256 micros) external {
@@ -97,16 +134,30 @@ contract StakeRegistry is IStakeRegistry {
         return _isqrt(s * a * a) / 1e15;
     }
 
-    /// 10 % of the stake, half to the challenger, the rest burned. Only the SlashRouter.
+    /// 10 % of the stake, active and unbonding, half to the challenger, the rest burned;
+    /// the unbonding GST is taken first, since it is what is about to leave. Only the
+    /// SlashRouter.
     function slash(address who, address challenger) external returns (uint256 amount) {
         if (msg.sender != slashRouter) revert NotAuthorized();
-        amount = (stakeOf[who] * SLASH_PERCENT) / 100;
-        uint256 bounty = (amount * BOUNTY_PERCENT) / 100;
-        uint256 burned = amount - bounty;
-        stakeOf[who] -= amount;
+        Unbond storage u = unbonding[who];
+        amount = ((stakeOf[who] + u.amount) * SLASH_PERCENT) / 100;
+        uint256 fromUnbonding = amount < u.amount ? amount : u.amount;
+        uint256 fromActive = amount - fromUnbonding;
+        if (fromUnbonding > 0) {
+            u.amount -= fromUnbonding;
+            (uint256 b, uint256 x) = _pay(challenger, fromUnbonding);
+            emit UnbondingSlashed(who, challenger, fromUnbonding, b, x);
+        }
+        stakeOf[who] -= fromActive;
+        (uint256 bounty, uint256 burned) = _pay(challenger, fromActive);
+        emit Slashed(who, challenger, fromActive, bounty, burned);
+    }
+
+    function _pay(address challenger, uint256 amount) private returns (uint256 bounty, uint256 burned) {
+        bounty = (amount * BOUNTY_PERCENT) / 100;
+        burned = amount - bounty;
         if (bounty > 0) require(gst.transfer(challenger, bounty), "transfer failed");
         if (burned > 0) require(gst.transfer(BURN, burned), "transfer failed");
-        emit Slashed(who, challenger, amount, bounty, burned);
     }
 
     /// Integer square root (floor), Newton's method from a power-of-two start.

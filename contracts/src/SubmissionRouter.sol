@@ -3,6 +3,7 @@ pragma solidity ^0.8.24;
 
 import {IAttestor, IRoutedAttestor, ISubmissionRouter} from "./IAttestor.sol";
 import {StakeRegistry} from "./StakeRegistry.sol";
+import {CanonicalCid} from "./CanonicalCid.sol";
 
 /// Gates ScanSubmissions by stake and quota and records their attestation UIDs.
 ///
@@ -14,6 +15,11 @@ import {StakeRegistry} from "./StakeRegistry.sol";
 /// - Cost: masscan-quick 1, nmap-top1k 2, nmap-full 5, diff/enrich 1.
 /// - The first submission of a CID is the one a Challenge is filed against (the same
 ///   rule as nweb.first_submission).
+/// - The CID must be canonical (CanonicalCid), and the cost kind must be one the attested
+///   dataset type and tool allow (`kindAllowed`): a masscan bundle cannot be priced, and
+///   weighted for reputation, as an nmap-full scan. Between nmap-top1k and nmap-full the
+///   chain cannot tell (the port list is in the bundle); the indexer checks that against
+///   the manifest.
 contract SubmissionRouter is ISubmissionRouter {
     uint64 public constant QUOTA_WINDOW = 24 hours;
 
@@ -37,10 +43,13 @@ contract SubmissionRouter is ISubmissionRouter {
     mapping(bytes32 => address) public submitterOf;
     mapping(address => uint64) public lastSubmittedAt;
     bytes32[] public uids;
+    mapping(bytes32 => Kind) public kindOf;
 
     error StakeTooLow(uint256 stake);
     error QuotaExceeded(uint256 used, uint256 cost, uint256 quota);
     error EmptyCid();
+    error UnknownDatasetType(string datasetType);
+    error KindMismatch(string datasetType, string tool, Kind kind);
 
     constructor(IRoutedAttestor attestor_, StakeRegistry stakes_) {
         attestor = attestor_;
@@ -53,8 +62,21 @@ contract SubmissionRouter is ISubmissionRouter {
         return 1;
     }
 
+    /// Whether `kind` may price a submission of this dataset type and tool; reverts
+    /// with UnknownDatasetType for a type nweb does not know.
+    function kindAllowed(string memory datasetType, string memory tool, Kind kind) public pure returns (bool) {
+        bytes32 t = keccak256(bytes(datasetType));
+        bytes32 tl = keccak256(bytes(tool));
+        if (t == keccak256("masscan")) return tl == t && kind == Kind.MasscanQuick;
+        if (t == keccak256("nmap")) return tl == t && (kind == Kind.NmapTop1k || kind == Kind.NmapFull);
+        if (t == keccak256("diff") || t == keccak256("enrich")) return kind == Kind.DiffEnrich;
+        revert UnknownDatasetType(datasetType);
+    }
+
     function submit(IAttestor.ScanSubmission calldata s, Kind kind) external returns (bytes32 uid) {
         if (bytes(s.cid).length == 0) revert EmptyCid();
+        CanonicalCid.check(s.cid);
+        if (!kindAllowed(s.datasetType, s.tool, kind)) revert KindMismatch(s.datasetType, s.tool, kind);
         uint256 st = stakes.stakeOf(msg.sender);
         if (st < stakes.MIN_STAKE()) revert StakeTooLow(st);
         _expire(msg.sender);
@@ -68,6 +90,7 @@ contract SubmissionRouter is ISubmissionRouter {
         _used[msg.sender] = used + cost;
         lastSubmittedAt[msg.sender] = uint64(block.timestamp);
         submitterOf[uid] = msg.sender;
+        kindOf[uid] = kind;
         uids.push(uid);
         bytes32 key = keccak256(bytes(s.cid));
         if (_first[key].uid == bytes32(0)) _first[key] = First(uid, msg.sender);

@@ -8,7 +8,7 @@
 //! artifact hashes) and against every claim of its attestation. One row goes into
 //! nweb.availability_checks per CID.
 //!
-//! A challenge needs evidence that holds for anyone (docs/design.md D33):
+//! A challenge needs evidence that holds for anyone (docs/design.md D40):
 //! - a verified mismatch (hash, Merkle root, a claim, a format fault that is not one of
 //!   our limits) is challenged at once;
 //! - CID_UNAVAILABLE only when `slasher.unavailable_gateways` distinct live gateways fail

@@ -206,7 +206,7 @@ pub struct IpfsConfig {
 pub struct SlasherConfig {
     pub keystore: Option<PathBuf>,
     pub password_file: Option<PathBuf>,
-    /// Distinct live gateways that must have failed the CID (docs/design.md D33).
+    /// Distinct live gateways that must have failed the CID (docs/design.md D40).
     pub unavailable_gateways: u32,
     /// How long apart the first and the latest of those checks must be.
     pub unavailable_for: Duration,
@@ -343,7 +343,7 @@ impl NwebConfig {
         }
         let s = raw.slasher;
         if s.challenge_after.is_some() {
-            bail!("slasher.challenge_after: no longer used; a CID_UNAVAILABLE challenge needs slasher.unavailable_gateways gateways over slasher.unavailable_for_secs (docs/design.md D33)");
+            bail!("slasher.challenge_after: no longer used; a CID_UNAVAILABLE challenge needs slasher.unavailable_gateways gateways over slasher.unavailable_for_secs (docs/design.md D40)");
         }
         if s.unavailable_gateways == 0 {
             bail!("slasher.unavailable_gateways: must be at least 1");

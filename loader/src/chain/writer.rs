@@ -165,12 +165,35 @@ impl Writer {
             .await
     }
 
+    /// Files a Challenge, paying its bond: the SlashRouter takes `challengeBond` GST
+    /// with transferFrom, so the allowance is raised to the bond first when short
+    /// (exactly the bond, never an open-ended approval). The CID is sent in its
+    /// canonical spelling, the only one the contracts accept.
     pub async fn challenge(&self, job_id: B256, cid: &str, reason: &str, evidence_cid: &str) -> Result<B256> {
+        let cid = canonical_cid(cid)?;
+        let bond = self.view(self.slash_router, ISlashRouter::challengeBondCall {}).await?;
+        if !bond.is_zero() {
+            let token: Address = self.view(self.slash_router, SlashRouterView::gstCall {}).await?;
+            let allowed = self
+                .view(token, Erc20::allowanceCall { owner: self.from, spender: self.slash_router })
+                .await?;
+            if allowed < bond {
+                let balance = self.view(token, Erc20::balanceOfCall { who: self.from }).await?;
+                if balance < bond {
+                    bail!(
+                        "the challenge bond is {bond} wei of GST but {} holds {balance}",
+                        abi::addr(&self.from)
+                    );
+                }
+                self.send(token, Erc20::approveCall { spender: self.slash_router, amount: bond })
+                    .await?;
+            }
+        }
         self.send(
             self.slash_router,
             ISlashRouter::challengeCall {
                 jobId: job_id,
-                cid: cid.to_string(),
+                cid,
                 reasonCode: abi::reason_code(reason),
                 evidenceCid: evidence_cid.to_string(),
             },
@@ -183,6 +206,47 @@ alloy::sol! {
     /// The public getter of SlashRouter (contracts/src/SlashRouter.sol) the slasher reads.
     interface SlashRouterView {
         function submissions() external view returns (address);
+        function gst() external view returns (address);
+    }
+    /// The GST token's ERC-20 calls the bond needs.
+    interface Erc20 {
+        function allowance(address owner, address spender) external view returns (uint256);
+        function balanceOf(address who) external view returns (uint256);
+        function approve(address spender, uint256 amount) external returns (bool);
+    }
+}
+
+/// The one spelling of a CID the contracts accept (contracts/src/CanonicalCid.sol): a
+/// CIDv1 in base32 lower case, as the `cid` crate prints it. A CIDv0 is refused rather
+/// than converted, since its v1 form is a different string the submitter never attested.
+pub fn canonical_cid(text: &str) -> Result<String> {
+    let cid: nweb::Cid = text
+        .trim()
+        .parse()
+        .map_err(|e| anyhow!("{text:?} is not a CID: {e}"))?;
+    // The cid crate prints a CIDv0 in base58btc ("Qm..."), a CIDv1 in base32 ("b...").
+    let shown = cid.to_string();
+    if !shown.starts_with('b') {
+        bail!("{text:?} is a CIDv0; the contracts take only CIDv1 in base32");
+    }
+    Ok(shown)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::canonical_cid;
+
+    #[test]
+    fn cids_are_sent_in_their_canonical_spelling() {
+        let c = "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku";
+        assert_eq!(canonical_cid(c).unwrap(), c);
+        assert_eq!(canonical_cid(&c.to_uppercase()).unwrap(), c);
+        assert_eq!(canonical_cid(&format!(" {c}\n")).unwrap(), c);
+        assert!(canonical_cid("QmdfTbBqBPQ7VNxZEYEj14VmRuZBkqFbiwReogJgS1zR1n")
+            .unwrap_err()
+            .to_string()
+            .contains("CIDv0"));
+        assert!(canonical_cid("/ipfs/x").is_err());
     }
 }
 

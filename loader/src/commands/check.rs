@@ -10,7 +10,7 @@
 //!    CAR fetch per gateway, the content judged by nweb.ingest_car, one row in
 //!    nweb.availability_checks, a Challenge only on evidence: a verified mismatch at once,
 //!    CID_UNAVAILABLE after `slasher.unavailable_gateways` gateways over
-//!    `slasher.unavailable_for_secs`, our own limits never; docs/design.md D33).
+//!    `slasher.unavailable_for_secs`, our own limits never; docs/design.md D40).
 //! 5. Stdout gets `<cid>\t<available|unavailable|invalid|limit>\t<reason>\tok=N/M` per CID
 //!    (reason `LOCAL_LIMIT` for our limit), with the challenge's transaction or why none
 //!    was filed. Exit 1 when a CID or a challenge failed.

@@ -57,7 +57,7 @@ pub enum CarError {
     /// about the bundle.
     Source(String),
     /// We stopped: the CAR passed one of our own bounds (`NwebError::Limit`). Says
-    /// nothing about the bundle or the source either (docs/design.md D33).
+    /// nothing about the bundle or the source either (docs/design.md D40).
     Limit(String),
 }
 

@@ -1,4 +1,4 @@
-//! The slasher accuses only on evidence (docs/design.md D33):
+//! The slasher accuses only on evidence (docs/design.md D40):
 //! our own limits (a bundle over our size cap, a hostile DAG past a decoder limit, our
 //! timeouts) and one gateway's word are never a challenge; unavailability from two live
 //! gateways over the period is; an attestation whose claims the bundle contradicts is

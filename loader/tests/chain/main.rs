@@ -13,6 +13,7 @@ mod kubo;
 mod reorgs;
 mod stakes;
 mod support;
+mod attacks;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -300,7 +301,7 @@ async fn contracts_enforce_the_mvp_rules() {
         submitter,
         c.submissions,
         ISubmissionRouter::submitCall {
-            submission: submission(submitter, "bafy-a", "0x", 1),
+            submission: submission(submitter, &test_cid("a"), "0x", 1),
             kind: ISubmissionRouter::Kind::NmapTop1k,
         },
     )
@@ -312,7 +313,7 @@ async fn contracts_enforce_the_mvp_rules() {
         submitter,
         c.submissions,
         ISubmissionRouter::submitCall {
-            submission: submission(submitter, "bafy-a", "0x", 1),
+            submission: submission(submitter, &test_cid("a"), "0x", 1),
             kind: ISubmissionRouter::Kind::NmapTop1k,
         },
     )
@@ -324,7 +325,7 @@ async fn contracts_enforce_the_mvp_rules() {
         c.attestor,
         IRoutedAttestor::attestScanSubmissionCall {
             attester: submitter,
-            s: submission(submitter, "bafy-a", "0x", 1),
+            s: submission(submitter, &test_cid("a"), "0x", 1),
         },
     )
     .await;
@@ -341,7 +342,7 @@ async fn contracts_enforce_the_mvp_rules() {
     );
     let mut first_receipt = None;
     for i in 0..5u8 {
-        let r = submit(&p, &c, 1, &format!("bafy-q{i}"), "0x", i).await;
+        let r = submit(&p, &c, 1, &test_cid(&format!("q{i}")), "0x", i).await;
         first_receipt.get_or_insert(r);
     }
     assert_eq!(
@@ -358,8 +359,8 @@ async fn contracts_enforce_the_mvp_rules() {
         submitter,
         c.submissions,
         ISubmissionRouter::submitCall {
-            submission: submission(submitter, "bafy-q5", "0x", 9),
-            kind: ISubmissionRouter::Kind::MasscanQuick,
+            submission: submission(submitter, &test_cid("q5"), "0x", 9),
+            kind: ISubmissionRouter::Kind::NmapTop1k,
         },
     )
     .await;
@@ -480,17 +481,18 @@ async fn contracts_enforce_the_mvp_rules() {
         b[..s.len()].copy_from_slice(s.as_bytes());
         B256::from(b)
     };
+    let q0 = test_cid("q0");
     let chal = |cid: &str, why: &str| ISlashRouter::challengeCall {
         jobId: B256::repeat_byte(7),
         cid: cid.into(),
         reasonCode: reason(why),
         evidenceCid: "".into(),
     };
-    let e = reverts(&p, challenger, c.slash, chal("bafy-q0", "NOT_A_REASON")).await;
+    let e = reverts(&p, challenger, c.slash, chal(&q0, "NOT_A_REASON")).await;
     assert!(e.contains(&selector("UnknownReason(bytes32)")), "{e}");
-    let e = reverts(&p, challenger, c.slash, chal("bafy-never", "CID_UNAVAILABLE")).await;
+    let e = reverts(&p, challenger, c.slash, chal(&test_cid("never"), "CID_UNAVAILABLE")).await;
     assert!(e.contains(&selector("NotSubmitted(string)")), "{e}");
-    let r = send(&p, challenger, c.slash, chal("bafy-q0", "CID_UNAVAILABLE")).await;
+    let r = send(&p, challenger, c.slash, chal(&q0, "CID_UNAVAILABLE")).await;
     let filed = r
         .inner
         .logs()
@@ -508,7 +510,7 @@ async fn contracts_enforce_the_mvp_rules() {
         .timestamp;
     assert_eq!(filed.challenge.graceEndsAt, t + 72 * 3600);
     let id1 = filed.uid;
-    let e = reverts(&p, challenger, c.slash, chal("bafy-q0", "FORMAT_INVALID")).await;
+    let e = reverts(&p, challenger, c.slash, chal(&q0, "FORMAT_INVALID")).await;
     assert!(e.contains(&selector("AlreadyChallenged(bytes32)")), "{e}");
     assert_eq!(
         view(&p, c.slash, SlashCases::openChallengesCall { who: submitter }).await,
@@ -558,7 +560,7 @@ async fn contracts_enforce_the_mvp_rules() {
     );
 
     // A second challenge runs out of grace: slashed 10 %, half to the challenger, half burned.
-    let r = send(&p, challenger, c.slash, chal("bafy-q0", "CID_HASH_MISMATCH")).await;
+    let r = send(&p, challenger, c.slash, chal(&q0, "CID_HASH_MISMATCH")).await;
     let id2 = IAttestor::ChallengeFiled::decode_log_data(
         &r.inner
             .logs()
@@ -596,7 +598,8 @@ async fn contracts_enforce_the_mvp_rules() {
     );
     assert_eq!(
         view(&p, c.gst, TestGST::balanceOfCall { who: challenger }).await - bal_before,
-        slashed / U256::from(2)
+        slashed / U256::from(2) + gst(BOND_GST),
+        "the bounty and the bond back"
     );
     assert_eq!(
         view(&p, c.gst, TestGST::balanceOfCall { who: dead }).await,
@@ -613,8 +616,18 @@ async fn contracts_enforce_the_mvp_rules() {
     assert_eq!(res.resolution.slashAmount, slashed);
     let e = reverts(&p, owner, c.slash, ISlashRouter::slashCall { challengeId: id2 }).await;
     assert!(e.contains(&selector("Closed(bytes32)")), "slashed once: {e}");
-    // Past the grace of the last submission and with nothing open, unstaking works.
+    // Past the grace of the last submission and with nothing open, unstaking works; the
+    // GST comes out after the unbonding period.
     send(&p, submitter, c.stakes, IStakeRegistry::unstakeCall { amount: gst(1) }).await;
+    let e = reverts(&p, submitter, c.stakes, Unbonding::withdrawCall {}).await;
+    assert!(e.contains(&selector("Locked(string)")), "{e}");
+    increase_time(&p, 7 * 24 * 3600).await;
+    let before = view(&p, c.gst, TestGST::balanceOfCall { who: submitter }).await;
+    send(&p, submitter, c.stakes, Unbonding::withdrawCall {}).await;
+    assert_eq!(
+        view(&p, c.gst, TestGST::balanceOfCall { who: submitter }).await - before,
+        gst(1)
+    );
 }
 
 /// `"50.5"` GST in wei, and back.

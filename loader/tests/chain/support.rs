@@ -34,6 +34,13 @@ alloy::sol! {
         function setRepFactor(address who, uint256 micros) external;
         function repFactorMicros(address who) external view returns (uint256);
     }
+    interface Unbonding {
+        function withdraw() external returns (uint256);
+        function unbonding(address who) external view returns (uint256 amount, uint64 releaseAt);
+    }
+    interface SlashExtras {
+        function resolvedAgainst(bytes32 key) external view returns (uint256);
+    }
     interface SlashCases {
         function cases(bytes32 id) external view returns (address subject, address challenger, bytes32 cidKey, uint64 graceEndsAt, bool closed, bool slashed);
         function openChallenges(address who) external view returns (uint256);
@@ -42,12 +49,22 @@ alloy::sol! {
 
 /// The well-known dev accounts of anvil and Hardhat (public test keys of the "test test …
 /// junk" mnemonic, funded on the dev chain only).
-pub const KEYS: [&str; 4] = [
+pub const KEYS: [&str; 5] = [
     "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80",
     "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d",
     "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a",
     "0x7c852118294e51e653712a81e05800f419141751be58f605c371e15141b007a6",
+    "0x47e179ec197488593b187f80a00eb0da91f1b9d0b13f8733639f19c30a34926a",
 ];
+
+/// The challenge bond the tests deploy the SlashRouter with (the value docs/nweb-chain.md
+/// recommends).
+pub const BOND_GST: u64 = 10;
+
+/// A canonical CIDv1 (raw, sha2-256 of `label`) for tests that need a CID but no bundle.
+pub fn test_cid(label: &str) -> String {
+    unixfs::sha256_cid(unixfs::RAW, label.as_bytes()).to_string()
+}
 
 pub fn signer(i: usize) -> PrivateKeySigner {
     KEYS[i].parse().unwrap()
@@ -88,6 +105,7 @@ pub fn artifacts() -> &'static Path {
         let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("contracts-{}", std::process::id()));
         let status = std::process::Command::new("node")
             .arg(contracts_dir().join("scripts/compile.cjs"))
+            .arg("--with-test")
             .arg(&out)
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
@@ -291,8 +309,9 @@ pub struct Contracts {
     pub deployed_at: u64,
 }
 
-/// Deploys the five contracts, wires the routers, and gives `stakers` 10 000 GST of
-/// which `stake` is staked.
+/// Deploys the five contracts, wires the routers, gives every dev account 10 000 GST
+/// (the first four also approve the SlashRouter for challenge bonds; the fifth is left
+/// for the loader's own approval), and has `stakers` stake `stake`.
 pub async fn deploy_all(p: &DynProvider, oracle: Address, stakers: &[usize], stake: u64) -> Contracts {
     let me = signer(0).address();
     let first = head(p).await + 1;
@@ -300,7 +319,12 @@ pub async fn deploy_all(p: &DynProvider, oracle: Address, stakers: &[usize], sta
     let attestor = deploy(p, "Attestor", vec![]).await;
     let stakes = deploy(p, "StakeRegistry", (gst_token, oracle).abi_encode_params()).await;
     let submissions = deploy(p, "SubmissionRouter", (attestor, stakes).abi_encode_params()).await;
-    let slash = deploy(p, "SlashRouter", (attestor, stakes, submissions).abi_encode_params()).await;
+    let slash = deploy(
+        p,
+        "SlashRouter",
+        (attestor, stakes, submissions, gst(BOND_GST)).abi_encode_params(),
+    )
+    .await;
     send(
         p,
         me,
@@ -321,8 +345,8 @@ pub async fn deploy_all(p: &DynProvider, oracle: Address, stakers: &[usize], sta
         },
     )
     .await;
-    for i in stakers {
-        let who = signer(*i).address();
+    for i in 0..KEYS.len() {
+        let who = signer(i).address();
         send(
             p,
             me,
@@ -333,6 +357,21 @@ pub async fn deploy_all(p: &DynProvider, oracle: Address, stakers: &[usize], sta
             },
         )
         .await;
+        if i < 4 {
+            send(
+                p,
+                who,
+                gst_token,
+                TestGST::approveCall {
+                    spender: slash,
+                    amount: U256::MAX,
+                },
+            )
+            .await;
+        }
+    }
+    for i in stakers {
+        let who = signer(*i).address();
         send(
             p,
             who,
@@ -445,7 +484,7 @@ impl Bundle {
             "tool": "nmap",
             "toolVersion": "7.95",
             "vantage": "AS64500/test",
-            // The times `submission` attests: the loader checks every claim (D33).
+            // The times `submission` attests: the loader checks every claim (D40).
             "startedAt": 1_770_000_000,
             "finishedAt": 1_770_000_060,
         });
