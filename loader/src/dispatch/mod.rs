@@ -141,7 +141,7 @@ mod tests {
         assert_eq!(c.specs.len(), 1);
         assert_eq!(c.getwork()["specs"][0]["cid"], json!(c.specs[0].cid));
         assert_eq!(c.deny.bytes, DenyList::default().canonical_bytes());
-        std::fs::write(dir.path().join("b.json"), r#"{"schema":"nweb.targetspec.v1","targets":["192.0.2.0/24"],"ports":[0]}"#).unwrap();
+        std::fs::write(dir.path().join("b.json"), r#"{"schema":"nweb.targetspec.v1","targets":["192.0.2.0/24"],"ports":[0],"profile":"nmap-top1k","rate":{"packetsPerSecond":10}}"#).unwrap();
         let e = Catalogue::load(dir.path(), None).unwrap_err().to_string();
         assert!(e.ends_with("b.json: ports[0]: 0 is not a TCP port (1 to 65535)"), "{e}");
     }
