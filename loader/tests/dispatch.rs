@@ -49,7 +49,8 @@ struct Http {
     thread: Option<JoinHandle<()>>,
 }
 
-type Responder = Arc<dyn Fn(&str) -> (u16, &'static str, Vec<u8>) + Send + Sync>;
+type Handler = dyn Fn(&str) -> (u16, &'static str, Vec<u8>) + Send + Sync;
+type Responder = Arc<Handler>;
 
 impl Http {
     fn start(respond: Responder) -> Http {
@@ -81,7 +82,7 @@ impl Http {
     }
 }
 
-fn serve(mut conn: TcpStream, respond: &(dyn Fn(&str) -> (u16, &'static str, Vec<u8>) + Send + Sync)) {
+fn serve(mut conn: TcpStream, respond: &Handler) {
     let _ = conn.set_nonblocking(false);
     let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
     let mut reader = BufReader::new(conn.try_clone().unwrap());
