@@ -13,6 +13,7 @@ mod collect;
 mod commands;
 mod config;
 mod db;
+mod dispatch;
 mod dns;
 mod fsutil;
 mod ipfs;
@@ -78,6 +79,10 @@ enum Command {
     ///
     /// Prints the bundle's CID and Merkle root, one per line (or JSON with --format json).
     Collect(commands::collect::CollectArgs),
+    /// nweb dispatcher: publish target specs and the deny list (/getwork) for `collect --from`.
+    ///
+    /// Prints its base URL once listening; serves until stopped.
+    Dispatch(commands::dispatch::DispatchArgs),
     /// nweb indexer: load Attestor events into nweb.attestations and fetch, verify and load their bundles.
     ///
     /// Follows the chain until stopped; with --once catches up and exits.
@@ -125,7 +130,7 @@ fn main() -> ExitCode {
                 return ExitCode::SUCCESS;
             }
             if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
-                fail("a subcommand is required: ingest, events, scan, collect, tail, check, pin or example-config (see --help)");
+                fail("a subcommand is required: ingest, events, scan, collect, dispatch, tail, check, pin or example-config (see --help)");
                 return ExitCode::from(2);
             }
             let text = e.render().to_string();
@@ -184,6 +189,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Events(args) => events::run(args, db_url).await,
         Command::Scan(args) => commands::scan::run(args, db_url).await,
         Command::Collect(args) => commands::collect::run(args, db_url).await,
+        Command::Dispatch(args) => commands::dispatch::run(args).await,
         Command::Tail(args) => tail::run(args, db_url).await,
         Command::Check(args) => check::run(args, db_url).await,
         Command::Pin(args) => pin::run(args, db_url).await,

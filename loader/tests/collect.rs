@@ -361,6 +361,7 @@ fn collect_scans_loopback_with_nmap_and_writes_a_verifiable_bundle() {
     let r = run(
         &[
             "collect",
+            "--no-screenshots",
             "--assets",
             cfg.to_str().unwrap(),
             "--target",
@@ -417,6 +418,7 @@ fn collect_scans_loopback_with_nmap_and_writes_a_verifiable_bundle() {
     let r = run(
         &[
             "collect",
+            "--no-screenshots",
             "--assets",
             cfg.to_str().unwrap(),
             "--out",
@@ -466,6 +468,7 @@ EOF
     let r = run(
         &[
             "collect",
+            "--no-screenshots",
             "--assets",
             cfg.to_str().unwrap(),
             "--tool",
@@ -528,6 +531,7 @@ fn out_of_scope_and_denied_targets_are_refused_before_any_scan() {
         let r = run(
             &[
                 "collect",
+                "--no-screenshots",
                 "--assets",
                 cfg.to_str().unwrap(),
                 "--target",
@@ -552,6 +556,7 @@ fn out_of_scope_and_denied_targets_are_refused_before_any_scan() {
     let r = run(
         &[
             "collect",
+            "--no-screenshots",
             "--assets",
             cfg.to_str().unwrap(),
             "--out",
@@ -591,6 +596,7 @@ async fn collect_ingest_loads_a_verified_bundle() {
     let car_path = dir.path("elsewhere.car");
     let args: Vec<String> = [
         "collect",
+        "--no-screenshots",
         "--assets",
         cfg.to_str().unwrap(),
         "--target",

@@ -8,6 +8,7 @@
 //! - [`bundle`] checks a bundle's manifest, Merkle root and artifact hashes.
 //! - [`rules`] holds the MVP economics: quota, costs, grace, slashing, reputation.
 //! - [`bridge`] turns verified scanprint rows into an xray scan payload.
+//! - [`target_spec`] holds the target specs and deny lists a dispatcher publishes.
 
 pub mod bridge;
 pub mod bundle;
@@ -18,6 +19,7 @@ mod jcs_check;
 pub mod merkle;
 pub mod rules;
 pub mod scanprint;
+pub mod target_spec;
 pub mod unixfs;
 
 /// The CID type bundles are addressed by, so users of this crate need no `cid` dependency.

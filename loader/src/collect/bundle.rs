@@ -11,7 +11,8 @@ use super::settings::Settings;
 use crate::db;
 
 /// The bundle of one scan, built and verified by the nweb crate.
-pub(crate) fn build_bundle(s: &Settings, scan: ScanOutput) -> Result<Bundle> {
+/// `shots`: the screenshots, (bundle path, PNG), listed in `artifacts` like the raw output.
+pub(crate) fn build_bundle(s: &Settings, scan: ScanOutput, shots: &[(String, Vec<u8>)]) -> Result<Bundle> {
     let meta = BundleMeta {
         tool: s.tool.name(),
         raw_path: s.tool.raw_path(),
@@ -21,6 +22,9 @@ pub(crate) fn build_bundle(s: &Settings, scan: ScanOutput) -> Result<Bundle> {
         tool_version: &scan.tool_version,
         started_at: scan.started_at,
         finished_at: scan.finished_at,
+        target_spec_cid: s.target_spec_cid.as_deref(),
+        profile: s.profile,
+        extra: shots,
     };
     Ok(write::build_bundle(&meta, scan.raw, &scan.conversion.lines)?)
 }

@@ -74,12 +74,16 @@ pub fn port_spec(ports: &[u16]) -> String {
 
 /// nmap's command line. `-n`: no DNS from nmap, it gets checked addresses only.
 /// `-Pn`: every in-scope address is probed, also one that drops pings.
-pub fn nmap_args(ports: &[u16], ips: &[IpAddr]) -> Vec<String> {
+/// `max_rate`: a target spec's packets per second.
+pub fn nmap_args(ports: &[u16], ips: &[IpAddr], max_rate: Option<u32>) -> Vec<String> {
     let mut args: Vec<String> = ["-sV", "-Pn", "-n", "--script", "ssl-cert", "-p"]
         .iter()
         .map(|s| s.to_string())
         .collect();
     args.push(port_spec(ports));
+    if let Some(r) = max_rate {
+        args.extend(["--max-rate".to_string(), r.to_string()]);
+    }
     if ips.iter().any(IpAddr::is_ipv6) {
         args.push("-6".into());
     }
@@ -163,9 +167,11 @@ pub(crate) async fn run_scan<R: CommandRunner>(
 ) -> Result<ScanOutput> {
     let version = tool_version(runner, s).await?;
     let masscan_file = scratch.join("masscan.json");
+    // A spec's rate can only lower the collector's own.
+    let masscan_rate = s.max_rate.map_or(config.limits.rate, |r| r.min(config.limits.rate));
     let args = match s.tool {
-        Tool::Nmap => nmap_args(&s.ports, ips),
-        Tool::Masscan => masscan_args(&s.ports, config.limits.rate, ips, &masscan_file),
+        Tool::Nmap => nmap_args(&s.ports, ips, s.max_rate),
+        Tool::Masscan => masscan_args(&s.ports, masscan_rate, ips, &masscan_file),
     };
     let inv = Invocation {
         tool: s.tool.name(),
@@ -212,7 +218,7 @@ pub(crate) async fn run_scan<R: CommandRunner>(
         Tool::Masscan => {
             let text = std::fs::read_to_string(&masscan_file)
                 .with_context(|| format!("masscan wrote no output file {}", masscan_file.display()))?;
-            ctx.options = Some(format!("-p {} --rate {}", port_spec(&s.ports), config.limits.rate));
+            ctx.options = Some(format!("-p {} --rate {masscan_rate}", port_spec(&s.ports)));
             let conv = scanprint::from_masscan(&text, &ctx);
             (text.into_bytes(), conv, version.unwrap_or_else(|| "unknown".into()))
         }
@@ -247,11 +253,11 @@ mod tests {
     fn nmap_gets_addresses_only_and_xml_on_stdout() {
         let ips: Vec<IpAddr> = vec!["192.0.2.1".parse().unwrap()];
         assert_eq!(
-            nmap_args(&[22, 443], &ips).join(" "),
+            nmap_args(&[22, 443], &ips, None).join(" "),
             "-sV -Pn -n --script ssl-cert -p 22,443 -oX - 192.0.2.1"
         );
         let v6: Vec<IpAddr> = vec!["2001:db8::1".parse().unwrap()];
-        assert!(nmap_args(&[22], &v6).contains(&"-6".to_string()));
+        assert!(nmap_args(&[22], &v6, None).contains(&"-6".to_string()));
         assert_eq!(
             masscan_args(&[80], 100, &ips, Path::new("/tmp/m.json")).join(" "),
             "-p 80 --rate 100 -oJ /tmp/m.json 192.0.2.1"

@@ -10,6 +10,8 @@ use anyhow::{anyhow, bail, Context, Result};
 use xray_engine::EngineConfig;
 
 use super::scanner::Tool;
+use super::screenshot::{find_chromium, ShotSettings};
+use super::work::Work;
 use crate::commands::collect::CollectArgs;
 use crate::config::{Config, EngineSource};
 use crate::dns::{self, Dns};
@@ -28,6 +30,12 @@ pub(crate) struct Settings {
     pub(crate) timeout: Duration,
     pub(crate) out: PathBuf,
     pub(crate) car: PathBuf,
+    /// The spec's packets per second (`--max-rate` for nmap, a cap on masscan's rate).
+    pub(crate) max_rate: Option<u32>,
+    /// `None` with `--no-screenshots` or without a Chromium.
+    pub(crate) screenshots: Option<ShotSettings>,
+    pub(crate) target_spec_cid: Option<String>,
+    pub(crate) profile: Option<&'static str>,
 }
 
 fn check_label(what: &str, s: &str) -> Result<String> {
@@ -51,13 +59,30 @@ pub fn default_car_path(out: &Path) -> Result<PathBuf> {
     Ok(out.with_file_name(car))
 }
 
-pub(crate) fn resolve_settings(args: &CollectArgs, config: &Config) -> Result<Settings> {
+pub(crate) fn resolve_settings(args: &CollectArgs, config: &Config, work: Option<&Work>) -> Result<Settings> {
+    // A spec chooses the tool by its profile and brings its own ports.
+    let tool = match work.map(|w| w.spec.profile.tool) {
+        Some(nweb::target_spec::ProfileTool::Nmap) => Tool::Nmap,
+        Some(nweb::target_spec::ProfileTool::Masscan) => Tool::Masscan,
+        None => args.tool,
+    };
     // nweb bundles are public data judged by no tenant's engine, so the
     // shipped configuration gives the profile's ports, not a database's.
     let rules = config
         .rules(EngineConfig::default(), EngineSource::Default)
         .with_context(|| format!("config {}", config.path.display()))?;
-    let ports = if args.ports.is_empty() {
+    let ports = if let Some(w) = work {
+        if w.spec.ports.len() > config.max_ports_per_host {
+            bail!(
+                "target spec {}: {} ports is more than max_ports_per_host = {} of {}",
+                w.cid,
+                w.spec.ports.len(),
+                config.max_ports_per_host,
+                config.path.display()
+            );
+        }
+        w.spec.ports.clone()
+    } else if args.ports.is_empty() {
         rules.ports
     } else {
         let mut p = args.ports.clone();
@@ -84,7 +109,7 @@ pub(crate) fn resolve_settings(args: &CollectArgs, config: &Config) -> Result<Se
     };
     let namespace = check_label(
         "namespace",
-        args.namespace.as_deref().unwrap_or(args.tool.default_namespace()),
+        args.namespace.as_deref().unwrap_or(tool.default_namespace()),
     )?;
     let notes = args.notes.as_deref().map(|n| check_label("notes", n)).transpose()?;
     let timeout = match args.timeout {
@@ -92,18 +117,18 @@ pub(crate) fn resolve_settings(args: &CollectArgs, config: &Config) -> Result<Se
         Some(s) => Duration::from_secs(s),
         None => config.timeouts.of("nmap"),
     };
-    let configured = match args.tool {
+    let configured = match tool {
         Tool::Nmap => config.tools.nmap.clone(),
         Tool::Masscan => None,
     };
     let program = match args.tool_path.clone().or(configured) {
         Some(p) if runner::is_executable(&p) => p,
-        Some(p) => bail!("{} {} is not an executable file", args.tool.name(), p.display()),
-        None => runner::find_on_path(args.tool.name()).ok_or_else(|| {
+        Some(p) => bail!("{} {} is not an executable file", tool.name(), p.display()),
+        None => runner::find_on_path(tool.name()).ok_or_else(|| {
             anyhow!(
                 "{} is not installed (not on PATH); install the Debian package {} or pass --tool-path",
-                args.tool.name(),
-                args.tool.name()
+                tool.name(),
+                tool.name()
             )
         })?,
     };
@@ -130,8 +155,27 @@ pub(crate) fn resolve_settings(args: &CollectArgs, config: &Config) -> Result<Se
     if car.exists() {
         bail!("CAR file {} exists; remove it or pass another --car", car.display());
     }
+    let screenshots = if args.no_screenshots {
+        None
+    } else {
+        if args.screenshot_timeout == 0 {
+            bail!("--screenshot-timeout must be at least 1 second");
+        }
+        match find_chromium(args.chromium.as_deref()) {
+            Some(p) if runner::is_executable(&p) => Some(ShotSettings {
+                chromium: p,
+                timeout: Duration::from_secs(args.screenshot_timeout),
+                max_bytes: args.screenshot_max_bytes,
+            }),
+            Some(p) => bail!("--chromium {} is not an executable file", p.display()),
+            None => {
+                tracing::warn!("no chromium found (install the Debian package chromium or pass --chromium); no screenshots");
+                None
+            }
+        }
+    };
     Ok(Settings {
-        tool: args.tool,
+        tool,
         program,
         ports,
         vantage,
@@ -140,6 +184,10 @@ pub(crate) fn resolve_settings(args: &CollectArgs, config: &Config) -> Result<Se
         timeout,
         out,
         car,
+        max_rate: work.map(|w| w.spec.packets_per_second),
+        screenshots,
+        target_spec_cid: work.map(|w| w.cid.clone()),
+        profile: work.map(|w| w.spec.profile.name),
     })
 }
 

@@ -5,6 +5,7 @@
 
 pub mod check;
 pub mod collect;
+pub mod dispatch;
 pub mod events;
 pub mod example_config;
 pub mod ingest;

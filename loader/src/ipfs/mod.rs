@@ -293,7 +293,7 @@ fn gateway_url(base: &url::Url, path: &str, query: &str) -> url::Url {
 }
 
 /// Reads a body with a size cap and an idle timeout (no new bytes for `idle`).
-async fn read_capped(mut resp: reqwest::Response, cap: u64, idle: Duration) -> Result<Vec<u8>, CarError> {
+pub(crate) async fn read_capped(mut resp: reqwest::Response, cap: u64, idle: Duration) -> Result<Vec<u8>, CarError> {
     let mut buf = Vec::new();
     loop {
         match tokio::time::timeout(idle, resp.chunk()).await {

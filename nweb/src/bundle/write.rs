@@ -25,6 +25,13 @@ pub struct BundleMeta<'a> {
     pub tool_version: &'a str,
     pub started_at: u64,
     pub finished_at: u64,
+    /// The CID of the target spec the scan was asked for (`targetSpecCid`).
+    pub target_spec_cid: Option<&'a str>,
+    /// The submission kind the spec named (`profile`), which prices the bundle.
+    pub profile: Option<&'a str>,
+    /// More files (screenshots under `assets/`), each listed in `artifacts` with its hash
+    /// so that verification covers them.
+    pub extra: &'a [(String, Vec<u8>)],
 }
 
 /// A finished bundle, in memory.
@@ -66,6 +73,22 @@ pub fn build_bundle(meta: &BundleMeta<'_>, raw: Vec<u8>, lines: &[ScanprintLine]
     if let Some(n) = meta.notes {
         manifest["notes"] = json!(n);
     }
+    if let Some(c) = meta.target_spec_cid {
+        manifest["targetSpecCid"] = json!(c);
+    }
+    if let Some(p) = meta.profile {
+        manifest["profile"] = json!(p);
+    }
+    let reserved = [MANIFEST_PATH, SCANPRINT_PATH, meta.raw_path];
+    if let Some((p, _)) = meta.extra.iter().find(|(p, _)| reserved.contains(&p.as_str())) {
+        return Err(NwebError::Field {
+            field: "artifacts".into(),
+            problem: format!("{p} is one of the bundle's own files"),
+        });
+    }
+    if let Some(list) = manifest["artifacts"].as_array_mut() {
+        list.extend(meta.extra.iter().map(|(p, b)| json!({"path": p, "sha256": sha256_hex(b)})));
+    }
     let manifest_text = jcs::canonicalize(&manifest).map_err(|e| field("manifest", e))? + "\n";
 
     let file_sha: BTreeMap<String, String> = [
@@ -74,6 +97,7 @@ pub fn build_bundle(meta: &BundleMeta<'_>, raw: Vec<u8>, lines: &[ScanprintLine]
         (meta.raw_path.to_string(), sha256_hex(&raw)),
     ]
     .into_iter()
+    .chain(meta.extra.iter().map(|(p, b)| (p.clone(), sha256_hex(b))))
     .collect();
     let verdict = verify(&BundleInput {
         manifest: Some(&manifest_text),
@@ -97,6 +121,7 @@ pub fn build_bundle(meta: &BundleMeta<'_>, raw: Vec<u8>, lines: &[ScanprintLine]
         (meta.raw_path.to_string(), raw),
         (SCANPRINT_PATH.to_string(), jsonl.into_bytes()),
     ];
+    files.extend(meta.extra.iter().cloned());
     files.sort();
     let refs: Vec<(&str, &[u8])> = files.iter().map(|(p, b)| (p.as_str(), b.as_slice())).collect();
     let dag = unixfs::import_directory(&refs, ImportParams::KUBO).map_err(|e| field("UnixFS import", e))?;
@@ -147,6 +172,9 @@ mod tests {
             tool_version: "7.93",
             started_at: 10,
             finished_at: 12,
+            target_spec_cid: None,
+            profile: None,
+            extra: &[],
         }
     }
 
@@ -182,11 +210,44 @@ mod tests {
             tool_version: "1.3.2",
             started_at: 1,
             finished_at: 1,
+            target_spec_cid: None,
+            profile: None,
+            extra: &[],
         };
         let b = build_bundle(&meta, Vec::new(), &[]).unwrap();
         assert_eq!(b.lines, 0);
         assert_eq!(b.manifest["datasetType"], json!("masscan"));
         assert_eq!(b.manifest["notes"], json!("n"));
         assert!(b.files.iter().any(|(p, _)| p == MASSCAN_JSON_PATH));
+    }
+
+    #[test]
+    fn screenshots_and_the_target_spec_are_in_the_manifest_and_verified() {
+        let raw = b"<nmaprun/>".to_vec();
+        let png = (
+            "assets/screenshots/192.0.2.10/1700000000/http-80.png".to_string(),
+            b"\x89PNG fake".to_vec(),
+        );
+        let extra = [png.clone()];
+        let meta = BundleMeta {
+            target_spec_cid: Some("bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy"),
+            profile: Some("nmap-full"),
+            extra: &extra,
+            ..nmap_meta()
+        };
+        let b = build_bundle(&meta, raw, &[line(80, "open")]).unwrap();
+        assert_eq!(b.manifest["targetSpecCid"], json!(meta.target_spec_cid.unwrap()));
+        assert_eq!(b.manifest["profile"], json!("nmap-full"));
+        assert_eq!(
+            b.manifest["artifacts"][1],
+            json!({"path": png.0, "sha256": sha256_hex(&png.1)})
+        );
+        assert!(b.files.contains(&png));
+        let back = car::unpack_car(&b.car, Some(&b.dag.root), 1 << 20).unwrap();
+        assert_eq!(back.files, b.files);
+        // A screenshot cannot stand in for the bundle's own files.
+        let clash = [(SCANPRINT_PATH.to_string(), Vec::new())];
+        let e = build_bundle(&BundleMeta { extra: &clash, ..nmap_meta() }, Vec::new(), &[]).unwrap_err();
+        assert!(e.to_string().contains("is one of the bundle's own files"), "{e}");
     }
 }
