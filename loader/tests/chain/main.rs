@@ -8,6 +8,7 @@
 
 mod eas;
 mod http;
+mod indexer_attacks;
 mod kubo;
 mod reorgs;
 mod stakes;
