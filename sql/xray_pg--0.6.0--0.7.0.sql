@@ -163,10 +163,11 @@ CREATE FUNCTION nweb.submission_mismatch(cid text, dataset_type text) RETURNS te
              WHERE a.kind = 'ScanSubmission' AND a.cid = submission_mismatch.cid
              ORDER BY a.block_time, a.attestation_id
              LIMIT 1) AS a
-     WHERE (a.payload ->> 'datasetType') IS DISTINCT FROM submission_mismatch.dataset_type;
+     WHERE a.payload ? 'datasetType'
+       AND (a.payload ->> 'datasetType') IS DISTINCT FROM submission_mismatch.dataset_type;
 $$;
 
-COMMENT ON FUNCTION nweb.submission_mismatch(cid text, dataset_type text) IS 'Why the first ScanSubmission of this CID does not describe a bundle of this manifest datasetType (the on-chain price follows the attested datasetType, the reputation the bundle), or NULL when it does or there is none yet';
+COMMENT ON FUNCTION nweb.submission_mismatch(cid text, dataset_type text) IS 'Why the first ScanSubmission of this CID does not describe a bundle of this manifest datasetType (the on-chain price follows the attested datasetType, the reputation the bundle), or NULL when it does, when there is none yet, or when its payload has no datasetType at all (a row not written by the indexer, which always sets it)';
 
 CREATE OR REPLACE FUNCTION nweb.store_bundle(p_cid text, p_manifest text, p_scanprint text, p_files jsonb, p_manifest_sha256 text, p_bundle_bytes bigint, p_unreadable text) RETURNS nweb.bundles
     LANGUAGE plpgsql SECURITY DEFINER
@@ -377,7 +378,7 @@ CREATE OR REPLACE FUNCTION nweb.challenge_states(as_of timestamp with time zone 
     LANGUAGE sql STABLE
     AS $$
     SELECT c.challenge_id, c.cid, c.reason_code, c.challenger, sub.submitter, c.filed_at, c.grace_ends_at,
-           r.resolved_at, CASE WHEN x.slashed_at IS NOT NULL AND s.state = 'slashable' THEN 'slashed' ELSE s.state END, st.stake,
+           r.resolved_at, s.state, st.stake,
            CASE WHEN s.state = 'slashable' THEN sp.slashed END,
            CASE WHEN s.state = 'slashable' THEN sp.to_challenger END,
            CASE WHEN s.state = 'slashable' THEN sp.burned END
@@ -400,7 +401,9 @@ CREATE OR REPLACE FUNCTION nweb.challenge_states(as_of timestamp with time zone 
                AND lower(a.payload ->> 'challengeId') = c.challenge_id
                AND a.payload -> 'slash' = 'true'::jsonb
                AND a.block_time <= challenge_states.as_of) AS x ON true
-      CROSS JOIN LATERAL (SELECT @extschema@.nweb_challenge_state(c.grace_ends_at, r.resolved_at, challenge_states.as_of) AS state) AS s
+      CROSS JOIN LATERAL (
+            SELECT CASE WHEN y.state = 'slashable' AND x.slashed_at IS NOT NULL THEN 'slashed' ELSE y.state END AS state
+              FROM (SELECT @extschema@.nweb_challenge_state(c.grace_ends_at, r.resolved_at, challenge_states.as_of) AS state) AS y) AS s
       LEFT JOIN nweb.stakes AS st ON st.address = sub.submitter
       LEFT JOIN LATERAL @extschema@.nweb_slash_split(coalesce(st.stake, 0)) AS sp ON true
      WHERE c.filed_at <= challenge_states.as_of;

@@ -29,10 +29,11 @@ CREATE FUNCTION nweb.submission_mismatch(cid text, dataset_type text) RETURNS te
              WHERE a.kind = 'ScanSubmission' AND a.cid = submission_mismatch.cid
              ORDER BY a.block_time, a.attestation_id
              LIMIT 1) AS a
-     WHERE (a.payload ->> 'datasetType') IS DISTINCT FROM submission_mismatch.dataset_type;
+     WHERE a.payload ? 'datasetType'
+       AND (a.payload ->> 'datasetType') IS DISTINCT FROM submission_mismatch.dataset_type;
 $$;
 
-COMMENT ON FUNCTION nweb.submission_mismatch(cid text, dataset_type text) IS 'Why the first ScanSubmission of this CID does not describe a bundle of this manifest datasetType (the on-chain price follows the attested datasetType, the reputation the bundle), or NULL when it does or there is none yet';
+COMMENT ON FUNCTION nweb.submission_mismatch(cid text, dataset_type text) IS 'Why the first ScanSubmission of this CID does not describe a bundle of this manifest datasetType (the on-chain price follows the attested datasetType, the reputation the bundle), or NULL when it does, when there is none yet, or when its payload has no datasetType at all (a row not written by the indexer, which always sets it)';
 
 CREATE FUNCTION nweb.store_bundle(p_cid text, p_manifest text, p_scanprint text, p_files jsonb, p_manifest_sha256 text, p_bundle_bytes bigint, p_unreadable text) RETURNS nweb.bundles
     LANGUAGE plpgsql SECURITY DEFINER

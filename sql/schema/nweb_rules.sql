@@ -6,7 +6,7 @@ CREATE FUNCTION nweb.challenge_states(as_of timestamp with time zone DEFAULT now
     LANGUAGE sql STABLE
     AS $$
     SELECT c.challenge_id, c.cid, c.reason_code, c.challenger, sub.submitter, c.filed_at, c.grace_ends_at,
-           r.resolved_at, CASE WHEN x.slashed_at IS NOT NULL AND s.state = 'slashable' THEN 'slashed' ELSE s.state END, st.stake,
+           r.resolved_at, s.state, st.stake,
            CASE WHEN s.state = 'slashable' THEN sp.slashed END,
            CASE WHEN s.state = 'slashable' THEN sp.to_challenger END,
            CASE WHEN s.state = 'slashable' THEN sp.burned END
@@ -29,7 +29,9 @@ CREATE FUNCTION nweb.challenge_states(as_of timestamp with time zone DEFAULT now
                AND lower(a.payload ->> 'challengeId') = c.challenge_id
                AND a.payload -> 'slash' = 'true'::jsonb
                AND a.block_time <= challenge_states.as_of) AS x ON true
-      CROSS JOIN LATERAL (SELECT @extschema@.nweb_challenge_state(c.grace_ends_at, r.resolved_at, challenge_states.as_of) AS state) AS s
+      CROSS JOIN LATERAL (
+            SELECT CASE WHEN y.state = 'slashable' AND x.slashed_at IS NOT NULL THEN 'slashed' ELSE y.state END AS state
+              FROM (SELECT @extschema@.nweb_challenge_state(c.grace_ends_at, r.resolved_at, challenge_states.as_of) AS state) AS y) AS s
       LEFT JOIN nweb.stakes AS st ON st.address = sub.submitter
       LEFT JOIN LATERAL @extschema@.nweb_slash_split(coalesce(st.stake, 0)) AS sp ON true
      WHERE c.filed_at <= challenge_states.as_of;
