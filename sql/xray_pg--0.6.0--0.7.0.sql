@@ -1,4 +1,4 @@
--- 0.6.0 -> 0.7.0: nweb under attack (issue 16; docs/design.md D33). What a 0.6.0
+-- 0.6.0 -> 0.7.0: a hostile peer and a lagging RPC (docs/design.md D41). What a 0.6.0
 -- database needs to be, object by object, a fresh 0.7.0 install.
 \echo Use "ALTER EXTENSION xray_pg UPDATE TO '0.7.0'" to load this file. \quit
 
@@ -262,7 +262,7 @@ BEGIN
     IF NEW.kind = 'ScanSubmission' THEN
         IF NEW.cid IS NULL THEN
             -- A variant spelling is not canonicalised: the slasher and the contracts
-            -- know a CID by its exact text (docs/design.md D33).
+            -- know a CID by its exact text (docs/design.md D41).
             IF @extschema@.nweb_cid_canonical(p ->> 'cid') IS NOT NULL THEN
                 RAISE WARNING '%: payload.cid % is not the canonical spelling % (CIDv1 base32 lower-case); it submits nothing',
                     what, p ->> 'cid', @extschema@.nweb_cid_canonical(p ->> 'cid');
@@ -430,7 +430,7 @@ CREATE OR REPLACE FUNCTION nweb.reputation_at(as_of timestamp with time zone DEF
     )
     -- Every vantage is the submitter's word (attestation and manifest alike), so it
     -- counts as common, share 1 (nweb::rules::UNVERIFIABLE_VANTAGE_SHARE): a made-up
-    -- label per submission must not be rare every time (docs/design.md D33).
+    -- label per submission must not be rare every time (docs/design.md D41).
     SELECT c.submitter,
            sum(@extschema@.nweb_reputation_points(c.cost_units, 1.0,
                    extract(epoch FROM reputation_at.as_of - c.grace_ends_at)::double precision)),

@@ -369,7 +369,7 @@ pub fn challenge_state(
 /// attested and the manifest's `vantage` are both fields the submitter fills in, so a
 /// made-up label per submission would otherwise be "rare" every time and double its
 /// points. Such a vantage counts as common (1x) until a vantage can be proven
-/// (docs/design.md D33).
+/// (docs/design.md D41).
 pub const UNVERIFIABLE_VANTAGE_SHARE: f64 = 1.0;
 
 /// The one spelling of a CID off chain, the same the contracts accept: CIDv1 in

@@ -18,7 +18,7 @@ BEGIN
     IF NEW.kind = 'ScanSubmission' THEN
         IF NEW.cid IS NULL THEN
             -- A variant spelling is not canonicalised: the slasher and the contracts
-            -- know a CID by its exact text (docs/design.md D33).
+            -- know a CID by its exact text (docs/design.md D41).
             IF @extschema@.nweb_cid_canonical(p ->> 'cid') IS NOT NULL THEN
                 RAISE WARNING '%: payload.cid % is not the canonical spelling % (CIDv1 base32 lower-case); it submits nothing',
                     what, p ->> 'cid', @extschema@.nweb_cid_canonical(p ->> 'cid');

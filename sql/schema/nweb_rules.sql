@@ -55,7 +55,7 @@ CREATE FUNCTION nweb.reputation_at(as_of timestamp with time zone DEFAULT now())
     )
     -- Every vantage is the submitter's word (attestation and manifest alike), so it
     -- counts as common, share 1 (nweb::rules::UNVERIFIABLE_VANTAGE_SHARE): a made-up
-    -- label per submission must not be rare every time (docs/design.md D33).
+    -- label per submission must not be rare every time (docs/design.md D41).
     SELECT c.submitter,
            sum(@extschema@.nweb_reputation_points(c.cost_units, 1.0,
                    extract(epoch FROM reputation_at.as_of - c.grace_ends_at)::double precision)),

@@ -864,7 +864,7 @@ async fn challenges_have_a_72h_grace_and_then_slash_10_percent_split_evenly() {
     attest(&db.client, "Challenge", 50, &c, "2026-01-10T00:00:00Z", Some(&uid(5)), challenge(5)).await;
     attest(&db.client, "Resolution", 51, &s, "2026-01-11T00:00:00Z", None, resolve(5, true)).await;
     assert_eq!(challenge_at(&db.client, &uid(5), "2026-01-12T00:00:00Z").await.0, "in_grace");
-    // Issue 16: a slash=true Resolution is what the SlashRouter attests when slash()
+    // A slash=true Resolution is what the SlashRouter attests when slash()
     // ran, so once grace is over the slash is executed, not slashable again (0.6.0
     // kept listing it, and a slasher kept trying).
     let executed = challenge_at(&db.client, &uid(5), "2026-02-01T00:00:00Z").await;
@@ -1105,7 +1105,7 @@ async fn reputation_accrues_after_grace_weighted_and_decaying() {
     assert_eq!(rep("2026-06-04T00:00:00Z").await, []);
     // Just after: nmap top-1000 (2 units) and masscan (1 unit). Each names its own
     // vantage, but a vantage is only the submitter's word, so neither counts as rare
-    // (issue 16; 0.6.0 gave each 2 / (1 + 0.5)).
+    // (docs/design.md D41; 0.6.0 gave each 2 / (1 + 0.5)).
     let just_after = rep("2026-06-04T00:00:01Z").await;
     assert_eq!(just_after.len(), 2);
     assert!((just_after[0].1 - 2.0).abs() < 1e-4, "{just_after:?}");
@@ -1393,7 +1393,7 @@ async fn nweb_data_survives_pg_dump_and_restore() {
     db.finish().await;
 }
 
-/// Issue 16, the database's part: a variant spelling of someone else's CID, a rollback
+/// The database under attack (docs/design.md D41): a variant spelling of someone else's CID, a rollback
 /// that left the reverted submission's bundle behind, and a bundle that is not what its
 /// submission paid for. Each assertion fails on 0.6.0.
 #[tokio::test]

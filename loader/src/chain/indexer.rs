@@ -17,7 +17,7 @@
 //!   to the newest block that is still canonical, and everything after it is rolled back.
 //! - The first block of each batch must have the checkpoint's block as parent, checked
 //!   between the two reads of its last block: a reorg that lands between two batches
-//!   is found there, not committed on top of the old fork's rows (docs/design.md D33).
+//!   is found there, not committed on top of the old fork's rows (docs/design.md D41).
 //! - The confirmed head is the chain's `finalized` or `safe` block when `chain.head`
 //!   asks for it and the RPC has it, else head − confirmations.
 //! - A batch that reaches the confirmed head reads the header of each of its last

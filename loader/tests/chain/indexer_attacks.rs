@@ -1,4 +1,4 @@
-//! Issue 16, the indexer under attack: a JSON-RPC proxy on loopback in front of anvil
+//! The indexer under attack (docs/design.md D41): a JSON-RPC proxy on loopback in front of anvil
 //! that answers one read from the old fork (a reorg between two reads), answers every
 //! range of logs with `[]` (a backend behind the head), or serves another chain; and
 //! anvil's own shallow reorg right after a backfill. Each test fails on 0.6.0's indexer.
