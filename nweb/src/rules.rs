@@ -365,6 +365,38 @@ pub fn challenge_state(
     }
 }
 
+/// The share a vantage counts with when nothing but the submitter's word backs it: the
+/// attested and the manifest's `vantage` are both fields the submitter fills in, so a
+/// made-up label per submission would otherwise be "rare" every time and double its
+/// points. Such a vantage counts as common (1x) until a vantage can be proven
+/// (docs/design.md D41).
+pub const UNVERIFIABLE_VANTAGE_SHARE: f64 = 1.0;
+
+/// The one spelling of a CID off chain, the same the contracts accept: CIDv1 in
+/// lowercase base32 (the `cid` crate's text of a v1 CID). A CIDv0 (`Qm…`) is the same
+/// content as the dag-pb CIDv1 of its hash, so it is converted; any other multibase is
+/// re-encoded. Err: the text is not a CID.
+pub fn canonical_cid(text: &str) -> Result<String, String> {
+    let c: cid::Cid = text.trim().parse().map_err(|e| format!("not a CID ({e})"))?;
+    let v1 = match c.version() {
+        cid::Version::V0 => cid::Cid::new_v1(c.codec(), *c.hash()),
+        cid::Version::V1 => c,
+    };
+    Ok(v1.to_string())
+}
+
+/// Why an attested CID text is not acceptable as it stands, or None when it is the
+/// canonical spelling. A variant spelling is refused, not canonicalised: on chain the
+/// CID is the hash of the raw text, so the slasher looks up exactly that text, and a
+/// variant of someone else's CID must not become a submission of it.
+pub fn cid_spelling_problem(text: &str) -> Option<String> {
+    match canonical_cid(text) {
+        Err(e) => Some(e),
+        Ok(c) if c == text => None,
+        Ok(c) => Some(format!("not the canonical spelling (CIDv1 base32 lower-case): {c}")),
+    }
+}
+
 /// Reputation one submission contributes.
 ///
 /// `points = cost_units * rarity * 2^(-age / 30 days)` where
@@ -571,6 +603,26 @@ mod tests {
             "not yet resolved at as_of"
         );
         assert_eq!(challenge_state(end, Some(filed + 5), filed + 5), Resolved);
+    }
+
+    #[test]
+    fn one_cid_spelling() {
+        let v1 = "bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi";
+        let v0 = "QmPZ9gcCEpqKTo6aq61g2nXGUhM4iCL3ewB6LDXZCtioEB";
+        assert_eq!(cid_spelling_problem(v1), None);
+        let from_v0 = canonical_cid(v0).unwrap();
+        let parsed: cid::Cid = from_v0.parse().unwrap();
+        assert_eq!(parsed.hash(), v0.parse::<cid::Cid>().unwrap().hash(), "same content");
+        assert_eq!(cid_spelling_problem(&from_v0), None);
+        assert!(canonical_cid(v0).unwrap().starts_with("bafy"));
+        let upper = v1.to_uppercase();
+        assert_eq!(canonical_cid(&upper).unwrap(), v1, "multibase B (base32 upper) is the same CID");
+        assert!(cid_spelling_problem(&upper).unwrap().contains(v1));
+        assert!(cid_spelling_problem(v0).unwrap().starts_with("not the canonical spelling"));
+        assert!(cid_spelling_problem(&format!(" {v1}")).is_some(), "whitespace is a variant");
+        // The cid crate reads a path as the CID in it: still a variant, still refused.
+        assert!(cid_spelling_problem(&format!("/ipfs/{v1}")).unwrap().starts_with("not the canonical spelling"));
+        assert!(cid_spelling_problem("").unwrap().starts_with("not a CID"));
     }
 
     #[test]

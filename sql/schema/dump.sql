@@ -28,4 +28,5 @@ SELECT pg_catalog.pg_extension_config_dump('nweb.chain_blocks', '');
 SELECT pg_catalog.pg_extension_config_dump('nweb.availability_checks', '');
 SELECT pg_catalog.pg_extension_config_dump('nweb.availability_checks_check_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('nweb.stake_events', '');
+SELECT pg_catalog.pg_extension_config_dump('nweb.chain_log_rejects', '');
 SELECT pg_catalog.pg_extension_config_dump('xray.identity_rekeys', '');

@@ -11,12 +11,20 @@ DECLARE
     b    nweb.bundles;
     sub  record;
     what text := format('%s attestation %s/%s', NEW.kind, NEW.tx_hash, NEW.log_index);
+    mismatch text;
 BEGIN
     -- Only UPDATEs of bundles and inserts of derived (undumped) challenges, so that
     -- replaying attestations during a restore cannot collide with restored rows.
     IF NEW.kind = 'ScanSubmission' THEN
         IF NEW.cid IS NULL THEN
-            RAISE WARNING '%: payload.cid % is not a CID; nothing to fetch', what, coalesce(p ->> 'cid', 'NULL');
+            -- A variant spelling is not canonicalised: the slasher and the contracts
+            -- know a CID by its exact text (docs/design.md D41).
+            IF @extschema@.nweb_cid_canonical(p ->> 'cid') IS NOT NULL THEN
+                RAISE WARNING '%: payload.cid % is not the canonical spelling % (CIDv1 base32 lower-case); it submits nothing',
+                    what, p ->> 'cid', @extschema@.nweb_cid_canonical(p ->> 'cid');
+            ELSE
+                RAISE WARNING '%: payload.cid % is not a CID; nothing to fetch', what, coalesce(p ->> 'cid', 'NULL');
+            END IF;
             RETURN NULL;
         END IF;
         PERFORM pg_advisory_xact_lock(hashtextextended('nweb.bundle:' || NEW.cid, 0));
@@ -27,14 +35,18 @@ BEGIN
            AND (x.submitter IS DISTINCT FROM sub.submitter OR x.attested_merkle_root IS DISTINCT FROM sub.attested_merkle_root)
         RETURNING * INTO b;
         -- Checked before its attestation was seen: the two must agree.
-        IF b.status = 'verified' AND b.attested_merkle_root IS NOT NULL
-           AND b.attested_merkle_root IS DISTINCT FROM b.merkle_root THEN
-            DELETE FROM nweb.scanprint AS s WHERE s.bundle_cid = b.cid;
-            UPDATE nweb.bundles AS x
-               SET status = 'invalid', reason = 'CID_HASH_MISMATCH', verified_at = NULL, checked_at = now(),
-                   reason_detail = format('the manifest''s merkleRoot %s differs from the attested %s',
-                                          b.merkle_root, b.attested_merkle_root)
-             WHERE x.cid = b.cid;
+        IF b.status = 'verified' THEN
+            mismatch := CASE WHEN b.attested_merkle_root IS NOT NULL AND b.attested_merkle_root IS DISTINCT FROM b.merkle_root
+                             THEN format('the manifest''s merkleRoot %s differs from the attested %s',
+                                         b.merkle_root, b.attested_merkle_root)
+                             ELSE nweb.submission_mismatch(b.cid, b.dataset_type) END;
+            IF mismatch IS NOT NULL THEN
+                DELETE FROM nweb.scanprint AS s WHERE s.bundle_cid = b.cid;
+                UPDATE nweb.bundles AS x
+                   SET status = 'invalid', reason = 'CID_HASH_MISMATCH', verified_at = NULL, checked_at = now(),
+                       reason_detail = mismatch
+                 WHERE x.cid = b.cid;
+            END IF;
         END IF;
     ELSIF NEW.kind = 'Challenge' THEN
         IF NEW.uid IS NULL OR coalesce(p ->> 'cid', '') = ''
@@ -103,6 +115,40 @@ COMMENT ON TABLE nweb.chain_blocks IS 'Hashes of indexed blocks in the unfinalis
 GRANT SELECT ON TABLE nweb.chain_blocks TO xray_reader;
 GRANT INSERT,DELETE,UPDATE ON TABLE nweb.chain_blocks TO xray_ingest;
 
+CREATE TABLE nweb.chain_log_rejects (
+    chain_id bigint NOT NULL,
+    contract text NOT NULL,
+    block_number bigint NOT NULL,
+    block_hash text NOT NULL,
+    tx_hash text NOT NULL,
+    log_index integer NOT NULL,
+    topic0 text,
+    error text NOT NULL,
+    recorded_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT chain_log_rejects_block_hash_check CHECK ((block_hash ~ '^0x[0-9a-f]{64}$'::text)),
+    CONSTRAINT chain_log_rejects_block_number_check CHECK ((block_number >= 0)),
+    CONSTRAINT chain_log_rejects_chain_id_check CHECK ((chain_id > 0)),
+    CONSTRAINT chain_log_rejects_contract_check CHECK ((contract ~ '^0x[0-9a-f]{40}$'::text)),
+    CONSTRAINT chain_log_rejects_error_check CHECK ((error <> ''::text)),
+    CONSTRAINT chain_log_rejects_log_index_check CHECK ((log_index >= 0)),
+    CONSTRAINT chain_log_rejects_topic0_check CHECK ((topic0 ~ '^0x[0-9a-f]{64}$'::text)),
+    CONSTRAINT chain_log_rejects_tx_hash_check CHECK ((tx_hash ~ '^0x[0-9a-f]{64}$'::text))
+);
+
+ALTER TABLE ONLY nweb.chain_log_rejects
+    ADD CONSTRAINT chain_log_rejects_pkey PRIMARY KEY (chain_id, tx_hash, log_index);
+
+CREATE INDEX chain_log_rejects_block ON nweb.chain_log_rejects USING btree (chain_id, block_number);
+
+COMMENT ON TABLE nweb.chain_log_rejects IS 'Logs of a followed contract that xray-loader tail did not index: they do not decode, or name a CID in a variant spelling. Written in the transaction of the batch and its checkpoint (so the checkpoint never passes a log that is neither indexed nor here); deleted by nweb.chain_rollback';
+
+COMMENT ON COLUMN nweb.chain_log_rejects.topic0 IS 'The event signature hash, NULL for a log without topics';
+
+COMMENT ON COLUMN nweb.chain_log_rejects.error IS 'Why the log was not indexed (the decoder''s error, or the CID spelling problem)';
+
+GRANT SELECT ON TABLE nweb.chain_log_rejects TO xray_reader;
+GRANT INSERT,DELETE ON TABLE nweb.chain_log_rejects TO xray_ingest;
+
 CREATE TABLE nweb.attestations (
     attestation_id bigint NOT NULL,
     kind text NOT NULL,
@@ -115,7 +161,11 @@ CREATE TABLE nweb.attestations (
     uid text,
     attester text NOT NULL,
     payload jsonb NOT NULL,
-    cid text GENERATED ALWAYS AS (@extschema@.nweb_cid_canonical((payload ->> 'cid'::text))) STORED,
+    cid text GENERATED ALWAYS AS (
+CASE
+    WHEN (@extschema@.nweb_cid_canonical((payload ->> 'cid'::text)) = (payload ->> 'cid'::text)) THEN (payload ->> 'cid'::text)
+    ELSE NULL::text
+END) STORED,
     inserted_at timestamp with time zone DEFAULT now() NOT NULL,
     CONSTRAINT attestations_attester_check CHECK ((attester ~ '^0x[0-9a-f]{40}$'::text)),
     CONSTRAINT attestations_block_hash_check CHECK ((block_hash ~ '^0x[0-9a-f]{64}$'::text)),
@@ -156,7 +206,7 @@ COMMENT ON COLUMN nweb.attestations.uid IS 'Attestation UID; a Challenge''s uid 
 
 COMMENT ON COLUMN nweb.attestations.payload IS 'The schema''s fields by their spec names, e.g. ScanSubmission {cid, merkleRoot, datasetType, ...}, Challenge {cid, jobId, reasonCode, evidenceCid}, Resolution {challengeId, slash, newCid}';
 
-COMMENT ON COLUMN nweb.attestations.cid IS 'payload.cid in canonical form, NULL when absent or not a CID';
+COMMENT ON COLUMN nweb.attestations.cid IS 'payload.cid when it is the canonical spelling (CIDv1 base32 lower-case, as the contracts require); NULL when absent, not a CID, or a variant spelling (which is not canonicalised: the chain knows a CID by its exact text)';
 
 GRANT SELECT ON TABLE nweb.attestations TO xray_reader;
 GRANT INSERT,DELETE ON TABLE nweb.attestations TO xray_ingest;
@@ -280,6 +330,7 @@ CREATE FUNCTION nweb.chain_rollback(chain_id bigint, first_reverted_block bigint
 DECLARE
     n       bigint;
     v_addrs text[];
+    v_cids  text[];
 BEGIN
     IF chain_rollback.first_reverted_block IS NULL OR chain_rollback.first_reverted_block < 0 THEN
         RAISE EXCEPTION 'first_reverted_block: expected a block number >= 0, got %', coalesce(chain_rollback.first_reverted_block::text, 'NULL')
@@ -287,9 +338,23 @@ BEGIN
     END IF;
     PERFORM pg_advisory_xact_lock(hashtextextended('nweb.chain:' || chain_rollback.chain_id, 0));
     -- Challenges derived from these attestations go with them (ON DELETE CASCADE).
-    DELETE FROM nweb.attestations AS a
-     WHERE a.chain_id = chain_rollback.chain_id AND a.block_number >= chain_rollback.first_reverted_block;
-    GET DIAGNOSTICS n = ROW_COUNT;
+    WITH d AS (
+        DELETE FROM nweb.attestations AS a
+         WHERE a.chain_id = chain_rollback.chain_id AND a.block_number >= chain_rollback.first_reverted_block
+        RETURNING a.kind, a.cid
+    )
+    SELECT count(*), array_agg(DISTINCT d.cid) FILTER (WHERE d.kind = 'ScanSubmission' AND d.cid IS NOT NULL)
+      INTO n, v_cids FROM d;
+    -- A bundle that only the reverted submissions attested was loaded for a fork that
+    -- no longer exists: it and its scanprint rows (ON DELETE CASCADE) go too. One that
+    -- a remaining submission, on any chain, still attests stays.
+    IF v_cids IS NOT NULL THEN
+        DELETE FROM nweb.bundles AS b
+         WHERE b.cid = ANY (v_cids)
+           AND NOT EXISTS (SELECT 1 FROM nweb.attestations AS a WHERE a.kind = 'ScanSubmission' AND a.cid = b.cid);
+    END IF;
+    DELETE FROM nweb.chain_log_rejects AS r
+     WHERE r.chain_id = chain_rollback.chain_id AND r.block_number >= chain_rollback.first_reverted_block;
     -- Reverted stake events, and the stakes of their addresses derived again without them.
     WITH d AS (
         DELETE FROM nweb.stake_events AS e
@@ -315,7 +380,7 @@ BEGIN
 END
 $$;
 
-COMMENT ON FUNCTION nweb.chain_rollback(chain_id bigint, first_reverted_block bigint) IS 'A reorg reverted first_reverted_block and everything after it on this chain: delete those attestations (their challenges follow) and stake events (the stakes of their addresses are derived again), their block hashes, and move every checkpoint of the chain back before it. Returns the number of attestations deleted. Runs in the caller''s transaction';
+COMMENT ON FUNCTION nweb.chain_rollback(chain_id bigint, first_reverted_block bigint) IS 'A reorg reverted first_reverted_block and everything after it on this chain: delete those attestations (their challenges follow), the bundles (with their scanprint rows) that only they attested, the stake events (the stakes of their addresses are derived again), the rejected logs, their block hashes, and move every checkpoint of the chain back before it. Returns the number of attestations deleted. Runs in the caller''s transaction';
 
 REVOKE ALL ON FUNCTION nweb.chain_rollback(chain_id bigint, first_reverted_block bigint) FROM PUBLIC;
 GRANT ALL ON FUNCTION nweb.chain_rollback(chain_id bigint, first_reverted_block bigint) TO xray_ingest;

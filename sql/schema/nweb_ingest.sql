@@ -16,6 +16,25 @@ $_$;
 
 COMMENT ON FUNCTION nweb.first_submission(cid text) IS 'Attester, attested merkleRoot and time of the first ScanSubmission naming this (canonical) CID';
 
+CREATE FUNCTION nweb.submission_mismatch(cid text, dataset_type text) RETURNS text
+    LANGUAGE sql STABLE
+    AS $$
+    SELECT format('COST_KIND_MISMATCH: the ScanSubmission attests datasetType %s (cost kind %s), the manifest''s datasetType is %s (cost kind %s)',
+                  coalesce(quote_literal(a.payload ->> 'datasetType'), 'NULL'),
+                  coalesce(@extschema@.nweb_cost_kind(a.payload ->> 'datasetType'), 'none'),
+                  coalesce(quote_literal(submission_mismatch.dataset_type), 'NULL'),
+                  coalesce(@extschema@.nweb_cost_kind(submission_mismatch.dataset_type), 'none'))
+      FROM (SELECT a.payload
+              FROM nweb.attestations AS a
+             WHERE a.kind = 'ScanSubmission' AND a.cid = submission_mismatch.cid
+             ORDER BY a.block_time, a.attestation_id
+             LIMIT 1) AS a
+     WHERE a.payload ? 'datasetType'
+       AND (a.payload ->> 'datasetType') IS DISTINCT FROM submission_mismatch.dataset_type;
+$$;
+
+COMMENT ON FUNCTION nweb.submission_mismatch(cid text, dataset_type text) IS 'Why the first ScanSubmission of this CID does not describe a bundle of this manifest datasetType (the on-chain price follows the attested datasetType, the reputation the bundle), or NULL when it does, when there is none yet, or when its payload has no datasetType at all (a row not written by the indexer, which always sets it)';
+
 CREATE FUNCTION nweb.store_bundle(p_cid text, p_manifest text, p_scanprint text, p_files jsonb, p_manifest_sha256 text, p_bundle_bytes bigint, p_unreadable text) RETURNS nweb.bundles
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -27,6 +46,7 @@ DECLARE
     sub    record;
     v      jsonb;
     m      jsonb;
+    mismatch text;
 BEGIN
     IF v_cid IS NULL THEN
         RAISE EXCEPTION 'cid: % is not a CID', coalesce(quote_literal(p_cid), 'NULL')
@@ -47,6 +67,14 @@ BEGIN
     SELECT * INTO sub FROM nweb.first_submission(v_cid);
     v := @extschema@.nweb_bundle_verdict(p_manifest, p_scanprint, p_files, sub.attested_merkle_root, p_unreadable);
     m := v -> 'manifest';
+    -- A bundle that is not what its submission paid for is a verified mismatch with
+    -- what was committed on chain, not a format error.
+    IF v ->> 'status' = 'verified' THEN
+        mismatch := nweb.submission_mismatch(v_cid, m ->> 'dataset_type');
+        IF mismatch IS NOT NULL THEN
+            v := v || jsonb_build_object('status', 'invalid', 'reason', 'CID_HASH_MISMATCH', 'reason_detail', mismatch);
+        END IF;
+    END IF;
     INSERT INTO nweb.bundles AS x
            (cid, status, reason, reason_detail, manifest, manifest_sha256, merkle_root, computed_merkle_root,
             attested_merkle_root, submitter,

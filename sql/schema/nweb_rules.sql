@@ -20,13 +20,24 @@ CREATE FUNCTION nweb.challenge_states(as_of timestamp with time zone DEFAULT now
                AND a.attester = sub.submitter
                AND a.payload -> 'slash' = 'false'::jsonb
                AND a.block_time <= challenge_states.as_of) AS r ON true
-      CROSS JOIN LATERAL (SELECT @extschema@.nweb_challenge_state(c.grace_ends_at, r.resolved_at, challenge_states.as_of) AS state) AS s
+      -- The SlashRouter attests a Resolution with slash=true when slash() ran: the
+      -- slash is executed and cannot be executed again.
+      LEFT JOIN LATERAL (
+            SELECT min(a.block_time) AS slashed_at
+              FROM nweb.attestations AS a
+             WHERE a.kind = 'Resolution'
+               AND lower(a.payload ->> 'challengeId') = c.challenge_id
+               AND a.payload -> 'slash' = 'true'::jsonb
+               AND a.block_time <= challenge_states.as_of) AS x ON true
+      CROSS JOIN LATERAL (
+            SELECT CASE WHEN y.state = 'slashable' AND x.slashed_at IS NOT NULL THEN 'slashed' ELSE y.state END AS state
+              FROM (SELECT @extschema@.nweb_challenge_state(c.grace_ends_at, r.resolved_at, challenge_states.as_of) AS state) AS y) AS s
       LEFT JOIN nweb.stakes AS st ON st.address = sub.submitter
       LEFT JOIN LATERAL @extschema@.nweb_slash_split(coalesce(st.stake, 0)) AS sp ON true
      WHERE c.filed_at <= challenge_states.as_of;
 $$;
 
-COMMENT ON FUNCTION nweb.challenge_states(as_of timestamp with time zone) IS 'Every challenge filed by as_of: in_grace, resolved (a Resolution with slash=false from the challenged submitter, the attester of the CID''s first ScanSubmission, within [filed_at, grace_ends_at]) or slashable (grace over, no valid Resolution; 10 % of the subject''s stake, half to the challenger, half burned)';
+COMMENT ON FUNCTION nweb.challenge_states(as_of timestamp with time zone) IS 'Every challenge filed by as_of: in_grace, resolved (a Resolution with slash=false from the challenged submitter, the attester of the CID''s first ScanSubmission, within [filed_at, grace_ends_at]), slashable (grace over, no valid Resolution; 10 % of the subject''s stake, half to the challenger, half burned) or slashed (slashable, and a Resolution with slash=true of it was attested by as_of: the slash was executed; no amounts)';
 
 CREATE FUNCTION nweb.reputation_at(as_of timestamp with time zone DEFAULT now()) RETURNS TABLE(address text, reputation double precision, rep_factor numeric, submissions bigint)
     LANGUAGE sql STABLE
@@ -35,27 +46,27 @@ CREATE FUNCTION nweb.reputation_at(as_of timestamp with time zone DEFAULT now())
         SELECT DISTINCT c.cid FROM nweb.challenge_states(reputation_at.as_of) AS c WHERE c.state <> 'resolved'
     ), counted AS (
         SELECT DISTINCT ON (s.submitter, s.cid)
-               s.submitter, s.cid, s.cost_units, coalesce(s.vantage, '') AS vantage, s.grace_ends_at
+               s.submitter, s.cid, s.cost_units, s.grace_ends_at
           FROM nweb.v_submissions AS s
          WHERE s.status = 'verified'
            AND s.grace_ends_at < reputation_at.as_of
            AND s.cid NOT IN (SELECT f.cid FROM failed AS f)
          ORDER BY s.submitter, s.cid, s.submitted_at
-    ), shares AS (
-        SELECT c.vantage, count(*)::double precision / sum(count(*)) OVER () AS share
-          FROM counted AS c GROUP BY c.vantage
     )
+    -- Every vantage is the submitter's word (attestation and manifest alike), so it
+    -- counts as common, share 1 (nweb::rules::UNVERIFIABLE_VANTAGE_SHARE): a made-up
+    -- label per submission must not be rare every time (docs/design.md D41).
     SELECT c.submitter,
-           sum(@extschema@.nweb_reputation_points(c.cost_units, sh.share,
+           sum(@extschema@.nweb_reputation_points(c.cost_units, 1.0,
                    extract(epoch FROM reputation_at.as_of - c.grace_ends_at)::double precision)),
-           @extschema@.nweb_rep_factor(sum(@extschema@.nweb_reputation_points(c.cost_units, sh.share,
+           @extschema@.nweb_rep_factor(sum(@extschema@.nweb_reputation_points(c.cost_units, 1.0,
                    extract(epoch FROM reputation_at.as_of - c.grace_ends_at)::double precision))),
            count(*)
-      FROM counted AS c JOIN shares AS sh ON sh.vantage = c.vantage
+      FROM counted AS c
      GROUP BY c.submitter;
 $$;
 
-COMMENT ON FUNCTION nweb.reputation_at(as_of timestamp with time zone) IS 'Reputation = sum over the address''s verified submissions whose 72 h grace ended before as_of and that have no challenge in grace or slashable, of cost_units * 2/(1 + vantage_share) * 2^(-(as_of - grace end)/30 days). cost_units weighs dataset complexity (masscan 1, nmap top-1000 2, full 5, diff/enrich 1); vantage_share is the fraction of all counted submissions made from the same vantage (rare vantages count up to 2x); the 30-day half-life prefers recent work. repFactor = floor6(rep / (rep + 10))';
+COMMENT ON FUNCTION nweb.reputation_at(as_of timestamp with time zone) IS 'Reputation = sum over the address''s verified submissions whose 72 h grace ended before as_of and that have no challenge in grace or slashable, of cost_units * 2/(1 + vantage_share) * 2^(-(as_of - grace end)/30 days). cost_units weighs dataset complexity (masscan 1, nmap top-1000 2, full 5, diff/enrich 1); every vantage counts as common (vantage_share 1), as nothing but the submitter vouches for it; the 30-day half-life prefers recent work. repFactor = floor6(rep / (rep + 10))';
 
 CREATE FUNCTION nweb.refresh_reputation(as_of timestamp with time zone DEFAULT now()) RETURNS integer
     LANGUAGE plpgsql SECURITY DEFINER
@@ -155,7 +166,7 @@ CREATE VIEW nweb.v_slashable_challenges AS
    FROM nweb.challenge_states(now()) c(challenge_id, cid, reason_code, challenger, subject, filed_at, grace_ends_at, resolved_at, state, subject_stake, slash_amount, challenger_bounty, burned)
   WHERE ((c.state = 'slashable'::text) AND (c.subject IS NOT NULL));
 
-COMMENT ON VIEW nweb.v_slashable_challenges IS 'Challenges whose grace ended without a valid Resolution: slashable now, with the amounts';
+COMMENT ON VIEW nweb.v_slashable_challenges IS 'Challenges whose grace ended without a valid Resolution and whose slash has not been executed yet: slashable now, with the amounts';
 
 GRANT SELECT ON TABLE nweb.v_slashable_challenges TO xray_reader;
 

@@ -863,9 +863,14 @@ async fn challenges_have_a_72h_grace_and_then_slash_10_percent_split_evenly() {
     assert_eq!(challenge_at(&db.client, &uid(4), "2026-02-01T00:00:00Z").await.0, "slashable");
     attest(&db.client, "Challenge", 50, &c, "2026-01-10T00:00:00Z", Some(&uid(5)), challenge(5)).await;
     attest(&db.client, "Resolution", 51, &s, "2026-01-11T00:00:00Z", None, resolve(5, true)).await;
-    assert_eq!(challenge_at(&db.client, &uid(5), "2026-02-01T00:00:00Z").await.0, "slashable");
+    assert_eq!(challenge_at(&db.client, &uid(5), "2026-01-12T00:00:00Z").await.0, "in_grace");
+    // A slash=true Resolution is what the SlashRouter attests when slash()
+    // ran, so once grace is over the slash is executed, not slashable again (0.6.0
+    // kept listing it, and a slasher kept trying).
+    let executed = challenge_at(&db.client, &uid(5), "2026-02-01T00:00:00Z").await;
+    assert_eq!((executed.0.as_str(), executed.2), ("slashed", None), "no amounts for an executed slash");
 
-    // Slashable now: 1, 3, 4, 5 (all filed in January).
+    // Slashable now: 1, 3, 4 (all filed in January); 5 was slashed.
     let now: Vec<String> = db
         .client
         .query("SELECT challenge_id FROM nweb.v_slashable_challenges ORDER BY challenge_id", &[])
@@ -874,7 +879,7 @@ async fn challenges_have_a_72h_grace_and_then_slash_10_percent_split_evenly() {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert_eq!(now, [uid(1), uid(3), uid(4), uid(5)]);
+    assert_eq!(now, [uid(1), uid(3), uid(4)]);
 
     // A malformed Challenge is kept as a chain fact but challenges nothing.
     attest(
@@ -1098,18 +1103,18 @@ async fn reputation_accrues_after_grace_weighted_and_decaying() {
     };
     // Exactly at the end of grace nothing has survived it yet.
     assert_eq!(rep("2026-06-04T00:00:00Z").await, []);
-    // Just after: nmap top-1000 (2 units) and masscan (1 unit), each vantage half of
-    // the submissions, so both weighted 2 / (1 + 0.5).
+    // Just after: nmap top-1000 (2 units) and masscan (1 unit). Each names its own
+    // vantage, but a vantage is only the submitter's word, so neither counts as rare
+    // (docs/design.md D41; 0.6.0 gave each 2 / (1 + 0.5)).
     let just_after = rep("2026-06-04T00:00:01Z").await;
     assert_eq!(just_after.len(), 2);
-    assert!((just_after[0].1 - 2.0 * 4.0 / 3.0).abs() < 1e-4, "{just_after:?}");
-    assert!((just_after[1].1 - 4.0 / 3.0).abs() < 1e-4, "{just_after:?}");
+    assert!((just_after[0].1 - 2.0).abs() < 1e-4, "{just_after:?}");
+    assert!((just_after[1].1 - 1.0).abs() < 1e-4, "{just_after:?}");
     // Thirty days later: half.
     let month = rep("2026-07-04T00:00:00Z").await;
-    assert!((month[0].1 - 4.0 / 3.0).abs() < 1e-9, "{month:?}");
+    assert!((month[0].1 - 1.0).abs() < 1e-9, "{month:?}");
 
-    // A challenge against b1 that is never resolved takes it out, and b2's vantage is
-    // then the only one (share 1, weight 1).
+    // A challenge against b1 that is never resolved takes it out.
     attest(
         &db.client,
         "Challenge",
@@ -1385,5 +1390,50 @@ async fn nweb_data_survives_pg_dump_and_restore() {
     assert_eq!(n, 1);
     assert_eq!(count(&restored.client, "nweb.challenges").await, 2);
     restored.finish().await;
+    db.finish().await;
+}
+
+/// The database under attack (docs/design.md D41): a variant spelling of someone else's CID, a rollback
+/// that left the reverted submission's bundle behind, and a bundle that is not what its
+/// submission paid for. Each assertion fails on 0.6.0.
+#[tokio::test]
+async fn hostile_submissions_get_no_bundle_and_reverted_ones_leave_none() {
+    let db = nweb_db().await;
+    let (honest, hostile) = (addr('a'), addr('b'));
+    let b = Bundle::new(&[line("192.0.2.30", 22, "open", 1_770_000_000)], 1_770_000_000);
+    let cid = b.cid();
+
+    // A variant spelling (base32 upper, multibase 'B') of the honest CID, attested
+    // first: 0.6.0 canonicalised it, so the hostile address became its first submitter.
+    let variant = cid.to_uppercase();
+    assert_ne!(variant, cid);
+    attest(&db.client, "ScanSubmission", 1, &hostile, "2026-03-01T00:00:00Z", None, json!({"cid": variant, "datasetType": "nmap"})).await;
+    let stored: Option<String> = one(&db.client, "SELECT cid FROM nweb.attestations WHERE attester = $1", &[&hostile]).await;
+    assert_eq!(stored, None, "a variant spelling is not that CID");
+    assert_eq!(count(&db.client, "nweb.v_bundles").await, 0, "and nothing is pending for it");
+    attest(&db.client, "ScanSubmission", 2, &honest, "2026-03-01T00:01:00Z", None, json!({"cid": cid, "datasetType": "nmap"})).await;
+    let first: String = one(&db.client, "SELECT submitter FROM nweb.first_submission($1)", &[&cid]).await;
+    assert_eq!(first, honest);
+    assert_eq!(ingest(&db.client, &b).await.0, "verified");
+    assert!(rows_of(&db.client, &cid).await > 0);
+
+    // The honest submission's block is reverted: its bundle and rows go with it.
+    let n: i64 = one(&db.client, "SELECT nweb.chain_rollback(8453, 2)", &[]).await;
+    assert_eq!(n, 1);
+    assert_eq!(count(&db.client, "nweb.bundles").await, 0, "the bundle only the reverted submission attested");
+    assert_eq!(rows_of(&db.client, &cid).await, 0);
+
+    // Attested as masscan (cost 1 on chain), the bundle is an nmap scan (2 units of
+    // reputation): a verified mismatch with what was committed.
+    attest(&db.client, "ScanSubmission", 3, &honest, "2026-03-02T00:00:00Z", None, json!({"cid": cid, "datasetType": "masscan"})).await;
+    let (status, reason, detail) = ingest(&db.client, &b).await;
+    assert_eq!((status.as_str(), reason.as_deref()), ("invalid", Some("CID_HASH_MISMATCH")));
+    let detail = detail.unwrap();
+    assert!(detail.starts_with("COST_KIND_MISMATCH: the ScanSubmission attests datasetType 'masscan' (cost kind masscan-quick)"), "{detail}");
+    assert_eq!(rows_of(&db.client, &cid).await, 0);
+
+    // A CIDv0 given by hand is the same content: one spelling, the CIDv1.
+    let v1: String = one(&db.client, "SELECT nweb_cid_canonical('QmPZ9gcCEpqKTo6aq61g2nXGUhM4iCL3ewB6LDXZCtioEB')", &[]).await;
+    assert!(v1.starts_with("bafy"), "{v1}");
     db.finish().await;
 }

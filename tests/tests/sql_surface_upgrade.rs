@@ -1,4 +1,4 @@
-//! Upgrades: the shipped 0.1.0, 0.3.0, 0.4.0 and 0.5.0 scripts (sql/archive/)
+//! Upgrades: the shipped 0.1.0, 0.3.0, 0.4.0, 0.5.0 and 0.6.0 scripts (sql/archive/)
 //! with this library, data added, ALTER EXTENSION xray_pg UPDATE, and
 //! everything still there and working; and an updated install is, object by
 //! object, a fresh one (written separately, in sql/schema/).
@@ -74,7 +74,7 @@ async fn update_from_0_1_0_keeps_data_and_adds_the_surface() {
 
     // 0.1.0 -> 0.2.0 -> 0.3.0 (the chain indexer's tables) -> 0.4.0 -> 0.5.0 in one statement.
     c.batch_execute("ALTER EXTENSION xray_pg UPDATE").await.unwrap();
-    assert_eq!(one::<String>(c, "SELECT extversion FROM pg_extension WHERE extname = 'xray_pg'").await, "0.6.0");
+    assert_eq!(one::<String>(c, "SELECT extversion FROM pg_extension WHERE extname = 'xray_pg'").await, env!("CARGO_PKG_VERSION"));
     assert_eq!(
         one::<i64>(c, "SELECT count(*) FROM nweb.chain_checkpoints").await + one::<i64>(c, "SELECT count(*) FROM nweb.chain_blocks").await,
         0
@@ -177,7 +177,7 @@ async fn update_from_0_3_0_moves_the_inventory_into_the_trigger_and_payloads_to_
 
     let before = v0_1_data(c).await;
     c.batch_execute("ALTER EXTENSION xray_pg UPDATE").await.unwrap();
-    assert_eq!(one::<String>(c, "SELECT extversion FROM pg_extension WHERE extname = 'xray_pg'").await, "0.6.0");
+    assert_eq!(one::<String>(c, "SELECT extversion FROM pg_extension WHERE extname = 'xray_pg'").await, env!("CARGO_PKG_VERSION"));
     assert_eq!(v0_1_data(c).await, before, "no row changed");
     assert_eq!(inventory(c).await, from_trigger);
     assert_eq!(
@@ -289,7 +289,7 @@ async fn updated_install_is_identical_to_a_fresh_one() {
     let config = "SELECT xray.engine_config()::text
                   || (SELECT string_agg(t::text, ',' ORDER BY t::text) FROM xray.risk_buckets t)
                   || (SELECT string_agg(t::text, ',' ORDER BY t::text) FROM xray.scan_profiles t)";
-    for release in ["0.1.0", "0.3.0", "0.4.0", "0.5.0"] {
+    for release in ["0.1.0", "0.3.0", "0.4.0", "0.5.0", "0.6.0"] {
         let updated = TestDb::without_extension().await;
         create_release(&updated, release).await;
         updated.client.batch_execute("ALTER EXTENSION xray_pg UPDATE").await.unwrap();
@@ -485,7 +485,7 @@ async fn update_from_0_4_0_rekeys_rb6_without_events() {
     };
 
     c.batch_execute("ALTER EXTENSION xray_pg UPDATE").await.unwrap();
-    assert_eq!(one::<String>(c, "SELECT extversion FROM pg_extension WHERE extname = 'xray_pg'").await, "0.6.0");
+    assert_eq!(one::<String>(c, "SELECT extversion FROM pg_extension WHERE extname = 'xray_pg'").await, env!("CARGO_PKG_VERSION"));
 
     // One RB6 row per port, at the version 2 identity the engine computes.
     let new_state = rows(

@@ -45,7 +45,7 @@ pgrx::extension_sql_file!(
         nweb::nweb_car_export,
         nweb::nweb_car_files,
         nweb::nweb_car_bundle,
-        nweb::nweb_cid_canonical,
+        nweb::nweb_cid_canonical_0_7,
         nweb::nweb_json_or_null,
         nweb::nweb_bundle_verdict,
         nweb::nweb_scanprint_rows,

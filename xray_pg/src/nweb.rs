@@ -221,10 +221,18 @@ fn nweb_car_bundle(
     ))
 }
 
-/// The canonical text of a CID (CIDv1 in lowercase base32), or NULL if it is not one.
-#[pg_extern(immutable, strict, parallel_safe)]
+/// 0.6.0's nweb_cid_canonical, for the archived SQL that names this symbol: it left a
+/// CIDv0 in base58 (`Qm…`), a second spelling of the same content.
+#[pg_extern(immutable, strict, parallel_safe, sql = false)]
 fn nweb_cid_canonical(cid: &str) -> Option<String> {
     cid.trim().parse::<Cid>().ok().map(|c| c.to_string())
+}
+
+/// The one spelling of a CID (`nweb::rules::canonical_cid`: CIDv1 in lowercase base32,
+/// a CIDv0 converted), or NULL if the text is not a CID.
+#[pg_extern(immutable, strict, parallel_safe, name = "nweb_cid_canonical")]
+fn nweb_cid_canonical_0_7(cid: &str) -> Option<String> {
+    rules::canonical_cid(cid).ok()
 }
 
 // --- Bundles ------------------------------------------------------------------------

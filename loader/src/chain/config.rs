@@ -23,6 +23,7 @@ attestor = "0x0000000000000000000000000000000000000000"
 # slash_router = "0x..."                  # check: where Challenges are filed
 start_block = 0                           # at or before the deployment of the Attestor and the StakeRegistry
 confirmations = 24                        # stay this many blocks behind the head
+# head = "finalized"                      # or "safe": index up to that block (no reorg below it); latest - confirmations when the RPC refuses the tag
 max_block_range = 2000                    # eth_getLogs range; shrinks when the RPC refuses, grows back
 reorg_window = 256                        # block hashes kept to find the fork point of a reorg
 poll_interval_ms = 2000                   # tail (without --once): wait between polls at the head
@@ -77,6 +78,8 @@ struct RawChain {
     start_block: u64,
     #[serde(default = "d_confirmations")]
     confirmations: u64,
+    #[serde(default)]
+    head: Option<String>,
     #[serde(default = "d_max_range")]
     max_block_range: u64,
     #[serde(default = "d_window")]
@@ -182,6 +185,10 @@ pub struct ChainConfig {
     pub slash_router: Option<Address>,
     pub start_block: u64,
     pub confirmations: u64,
+    /// Index up to the chain's `safe` or `finalized` block instead of head −
+    /// confirmations; None: head − confirmations. Falls back to head − confirmations
+    /// when the RPC refuses the tag.
+    pub head: Option<super::rpc::Tag>,
     pub max_block_range: u64,
     pub reorg_window: u64,
     pub poll_interval: Duration,
@@ -302,6 +309,12 @@ impl NwebConfig {
                         .transpose()?,
                     start_block: c.start_block,
                     confirmations: c.confirmations,
+                    head: match c.head.as_deref() {
+                        None | Some("latest") => None,
+                        Some("safe") => Some(super::rpc::Tag::Safe),
+                        Some("finalized") => Some(super::rpc::Tag::Finalized),
+                        Some(other) => bail!("chain.head: expected \"latest\", \"safe\" or \"finalized\", got {other:?}"),
+                    },
                     max_block_range: c.max_block_range,
                     reorg_window: c.reorg_window,
                     poll_interval: Duration::from_millis(c.poll_interval_ms),

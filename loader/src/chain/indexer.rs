@@ -15,6 +15,19 @@
 //!   A block hash commits to all its ancestors, so an unchanged hash proves nothing below
 //!   was reorganised. A changed (or vanished) one starts a walk down the stored window
 //!   to the newest block that is still canonical, and everything after it is rolled back.
+//! - The first block of each batch must have the checkpoint's block as parent, checked
+//!   between the two reads of its last block: a reorg that lands between two batches
+//!   is found there, not committed on top of the old fork's rows (docs/design.md D41).
+//! - The confirmed head is the chain's `finalized` or `safe` block when `chain.head`
+//!   asks for it and the RPC has it, else head − confirmations.
+//! - A batch that reaches the confirmed head reads the header of each of its last
+//!   `reorg_window` blocks, checks they link by parent hash and stores them, so a
+//!   shallow reorg right after a backfill finds its fork point in the window.
+//! - A block whose logsBloom says it may hold logs of the contract, but of which the
+//!   range answer has none, is asked for by hash (EIP-234); logs there mean a lagging
+//!   backend answered the range: retry, never commit.
+//! - A log that does not decode, or that names a CID in a variant spelling, is
+//!   recorded in nweb.chain_log_rejects in the batch's transaction, not skipped.
 //! - A batch is one transaction with its checkpoint (see store.rs).
 
 use std::collections::BTreeMap;
@@ -28,7 +41,7 @@ use tokio_postgres::Client;
 use super::abi::{self, addr};
 use super::config::ChainConfig;
 use super::rpc::{Header, LogsError, Rpc};
-use super::store::{self, Batch, CommitError};
+use super::store::{self, Batch, CommitError, Reject};
 
 /// What one pass did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -108,6 +121,8 @@ pub struct Indexer {
     targets: Vec<Target>,
     /// The database has nweb.stake_events (checked by `open` when a registry is set).
     stakes_table: bool,
+    /// What the confirmed head was last taken from, logged when it changes.
+    head_source: Option<String>,
 }
 
 #[derive(Debug)]
@@ -115,6 +130,8 @@ enum BatchError {
     Range(Option<u64>, String),
     /// The node's answers did not fit together (a reorg or a lagging replica): retry.
     Inconsistent(String),
+    /// The batch's first block does not follow the checkpoint's: a reorg.
+    Reorg(String),
     Other(anyhow::Error),
 }
 
@@ -130,17 +147,8 @@ impl Indexer {
             );
         }
         let rpc = Rpc::new(cfg)?;
-        let id = rpc
-            .chain_id()
-            .await
-            .map_err(|e| anyhow!("RPC {}: {e:#}", rpc.shown()))?;
-        if id != cfg.chain_id {
-            bail!(
-                "RPC {} serves chain {id}, the configuration says chain.chain_id = {}",
-                rpc.shown(),
-                cfg.chain_id
-            );
-        }
+        rpc.check_chain_id(cfg.chain_id).await?;
+        let id = cfg.chain_id;
         let mut targets = vec![Target {
             kind: Kind::Attestor,
             address: cfg.attestor,
@@ -169,6 +177,7 @@ impl Indexer {
             targets,
             stakes_table,
             rpc,
+            head_source: None,
         })
     }
 
@@ -227,8 +236,7 @@ impl Indexer {
                 rolled_back = true;
                 continue;
             }
-            let head = self.rpc.block_number().await?;
-            let Some(safe) = head.checked_sub(self.cfg.confirmations) else {
+            let Some(safe) = self.confirmed_head().await? else {
                 break;
             };
             let from = (cp.last_block + 1) as u64;
@@ -237,7 +245,8 @@ impl Indexer {
             }
             let range = self.targets[i].range;
             let to = safe.min(from.saturating_add(range - 1));
-            match self.fetch(&self.targets[i], from, to).await {
+            let dense = to == safe;
+            match self.fetch(&self.targets[i], from, to, cp.last_block_hash, dense).await {
                 Ok(batch) => {
                     match store::commit_batch(
                         db,
@@ -255,6 +264,7 @@ impl Indexer {
                                 from,
                                 to,
                                 logs = batch.rows.len() + batch.stakes.len(),
+                                rejected = batch.rejects.len(),
                                 attestations = c.attestations,
                                 stake_events = c.stake_events,
                                 "batch"
@@ -295,10 +305,50 @@ impl Indexer {
                     tracing::warn!(from, to, attempt = inconsistent, "{msg}; retrying the batch");
                     tokio::time::sleep(Duration::from_millis(200 * u64::from(inconsistent.min(20)))).await;
                 }
+                Err(BatchError::Reorg(msg)) => {
+                    tracing::warn!(contract = kind.name(), from, to, "{msg}");
+                    // The walk compares the stored window with the chain as it is now.
+                    if self.check_reorg(db, &cp, p).await? {
+                        rolled_back = true;
+                        inconsistent = 0;
+                        continue;
+                    }
+                    inconsistent += 1;
+                    if inconsistent > self.cfg.max_retries {
+                        bail!("the RPC's answers for blocks {from}..{to} stay inconsistent: {msg}");
+                    }
+                }
                 Err(BatchError::Other(e)) => return Err(e),
             }
         }
         Ok((last_block, rolled_back))
+    }
+
+    /// The highest block to index: the chain's `safe`/`finalized` block when configured
+    /// and the RPC has it, else head − confirmations. None: no block is confirmed yet.
+    async fn confirmed_head(&mut self) -> Result<Option<u64>> {
+        let (n, source) = match self.cfg.head {
+            Some(tag) => match self.rpc.tagged_number(tag).await {
+                Ok(n) => (Some(n), tag.name().to_string()),
+                Err(e) => {
+                    let head = self.rpc.block_number().await?;
+                    let why = crate::output::one_line(&format!("{e:#}"));
+                    (
+                        head.checked_sub(self.cfg.confirmations),
+                        format!("latest - {} (the RPC refused {}: {why})", self.cfg.confirmations, tag.name()),
+                    )
+                }
+            },
+            None => {
+                let head = self.rpc.block_number().await?;
+                (head.checked_sub(self.cfg.confirmations), format!("latest - {}", self.cfg.confirmations))
+            }
+        };
+        if self.head_source.as_deref() != Some(source.as_str()) {
+            tracing::info!(chain_id = self.cfg.chain_id, head = %source, "confirmed head");
+            self.head_source = Some(source);
+        }
+        Ok(n)
     }
 
     /// Compares the checkpoint with the chain and rolls back what a reorg replaced.
@@ -362,7 +412,17 @@ impl Indexer {
             .ok_or_else(|| BatchError::Inconsistent(format!("block {n} is not there (any more)")))
     }
 
-    async fn fetch(&self, target: &Target, from: u64, to: u64) -> Result<Batch, BatchError> {
+    /// Reads one batch: `to`'s header, the logs, the headers they name (and, when
+    /// `dense`, every header of the last `reorg_window` blocks), then `to`'s header again.
+    /// `parent`: the checkpoint's hash, which `from`'s parent must be.
+    async fn fetch(
+        &self,
+        target: &Target,
+        from: u64,
+        to: u64,
+        parent: Option<B256>,
+        dense: bool,
+    ) -> Result<Batch, BatchError> {
         let before = self.header(to).await?;
         let filter = Filter::new()
             .address(target.address)
@@ -375,6 +435,7 @@ impl Indexer {
             Err(LogsError::Other(e)) => return Err(BatchError::Other(e)),
         };
         let mut decoded = Vec::with_capacity(logs.len());
+        let mut rejects = Vec::new();
         let mut block_hashes: BTreeMap<u64, B256> = BTreeMap::new();
         for log in &logs {
             if log.removed {
@@ -387,24 +448,11 @@ impl Indexer {
                     target.contract
                 )));
             }
-            let one = match target.kind {
-                Kind::Attestor => abi::decode(log).map(Decoded::Attestation),
-                Kind::StakeRegistry => abi::decode_stake(log).map(Decoded::Stake),
+            let (Some(tx_hash), Some(log_index), Some(block_number), Some(block_hash)) =
+                (log.transaction_hash, log.log_index, log.block_number, log.block_hash)
+            else {
+                return Err(BatchError::Inconsistent("a log came without its position (pending block?)".into()));
             };
-            let a = match one {
-                Ok(a) => a,
-                Err(abi::DecodeError::Incomplete(what)) => {
-                    return Err(BatchError::Inconsistent(format!(
-                        "a log came without its {what} (pending block?)"
-                    )))
-                }
-                Err(e) => {
-                    // One undecodable log must not wedge the indexer; it is reported.
-                    tracing::warn!(tx = ?log.transaction_hash, log_index = ?log.log_index, error = %e, "log skipped");
-                    continue;
-                }
-            };
-            let (block_number, block_hash, _) = a.block();
             if block_number < from || block_number > to {
                 return Err(BatchError::Inconsistent(format!(
                     "the node returned a log of block {block_number} for the range {from}..{to}"
@@ -415,18 +463,102 @@ impl Indexer {
                     return Err(BatchError::Inconsistent(format!("two hashes for block {block_number}")));
                 }
             }
-            decoded.push(a);
+            let one = match target.kind {
+                Kind::Attestor => abi::decode(log).map(Decoded::Attestation),
+                Kind::StakeRegistry => abi::decode_stake(log).map(Decoded::Stake),
+            };
+            let problem = match &one {
+                Ok(Decoded::Attestation(a)) => cid_problem(a),
+                Ok(Decoded::Stake(_)) => None,
+                Err(abi::DecodeError::Incomplete(what)) => {
+                    return Err(BatchError::Inconsistent(format!(
+                        "a log came without its {what} (pending block?)"
+                    )))
+                }
+                Err(e) => Some(e.to_string()),
+            };
+            match (one, problem) {
+                (Ok(a), None) => decoded.push(a),
+                (_, Some(error)) => {
+                    // Recorded with the batch: the checkpoint never passes a log that is
+                    // neither indexed nor in nweb.chain_log_rejects.
+                    tracing::warn!(tx = %tx_hash, log_index, block = block_number, error = %error, "log rejected");
+                    rejects.push(Reject {
+                        contract: target.contract.clone(),
+                        block_number,
+                        block_hash,
+                        tx_hash,
+                        log_index,
+                        topic0: log.topic0().copied(),
+                        error,
+                    });
+                }
+                (Err(_), None) => unreachable!("an Err always has a problem"),
+            }
         }
-        let mut headers = Vec::new();
-        for (n, h) in &block_hashes {
+        // Which headers to read between the two reads of `to`.
+        let mut wanted: BTreeMap<u64, Option<B256>> = block_hashes.iter().map(|(n, h)| (*n, Some(*h))).collect();
+        wanted.entry(from).or_insert(None);
+        if dense {
+            let first = (to + 1).saturating_sub(self.cfg.reorg_window).max(from);
+            for n in first..=to {
+                wanted.entry(n).or_insert(None);
+            }
+        }
+        let mut read: BTreeMap<u64, Header> = BTreeMap::new();
+        for (n, expected) in &wanted {
             let header = if *n == to { before } else { self.header(*n).await? };
-            if header.hash != *h {
-                return Err(BatchError::Inconsistent(format!(
-                    "block {n}: the logs say hash {h}, the block is {}",
-                    header.hash
+            if let Some(h) = expected {
+                if header.hash != *h {
+                    return Err(BatchError::Inconsistent(format!(
+                        "block {n}: the logs say hash {h}, the block is {}",
+                        header.hash
+                    )));
+                }
+            }
+            read.insert(*n, header);
+        }
+        // Consecutive headers must link; `from` must follow the checkpoint's block.
+        for (n, h) in &read {
+            if let Some(prev) = n.checked_sub(1).and_then(|p| read.get(&p)) {
+                if h.parent_hash != prev.hash {
+                    return Err(BatchError::Inconsistent(format!(
+                        "block {n}'s parent is {}, but block {} read as {}",
+                        h.parent_hash,
+                        n - 1,
+                        prev.hash
+                    )));
+                }
+            }
+        }
+        if let Some(p) = parent {
+            let first = &read[&from];
+            if first.parent_hash != p {
+                return Err(BatchError::Reorg(format!(
+                    "reorg: block {from}'s parent is {}, not the checkpoint's block {} ({p})",
+                    first.parent_hash,
+                    from - 1
                 )));
             }
-            headers.push(header);
+        }
+        // A lagging backend answers a range it has not seen with []: a block whose bloom
+        // names the contract but has no log in the answer is asked for by hash.
+        let topics = target.kind.topics();
+        for (n, h) in &read {
+            if block_hashes.contains_key(n) || !h.may_have_logs(&target.address, &topics) {
+                continue;
+            }
+            match self.rpc.logs_of_block(&filter, h.hash).await {
+                Ok(l) if l.is_empty() => {} // a false positive of the bloom
+                Ok(l) => {
+                    return Err(BatchError::Inconsistent(format!(
+                        "block {n} has {} log(s) of {} that the answer for {from}..{to} lacks (a lagging backend?)",
+                        l.len(),
+                        target.contract
+                    )))
+                }
+                Err(e) => return Err(BatchError::Inconsistent(format!("block {n} by hash: {e:#}"))),
+            }
         }
         let after = self.header(to).await?;
         if after.hash != before.hash {
@@ -434,9 +566,8 @@ impl Indexer {
                 "block {to} changed while it was read"
             )));
         }
-        if !block_hashes.contains_key(&to) {
-            headers.push(after);
-        }
+        read.insert(to, after);
+        let headers: Vec<Header> = read.into_values().collect();
         let times: BTreeMap<u64, chrono::DateTime<chrono::Utc>> =
             headers.iter().map(|h| (h.number, store::block_time(h))).collect();
         decoded.sort_by_key(|a| {
@@ -458,6 +589,17 @@ impl Indexer {
             headers,
             rows,
             stakes,
+            rejects,
         })
     }
+}
+
+/// Why an attestation's CID is not indexed: a ScanSubmission or Challenge names the CID
+/// it is about, and only its canonical spelling is that CID (nweb::rules).
+fn cid_problem(a: &abi::Attestation) -> Option<String> {
+    if !matches!(a.kind, "ScanSubmission" | "Challenge") {
+        return None;
+    }
+    let text = a.payload.get("cid").and_then(|v| v.as_str()).unwrap_or("");
+    nweb::rules::cid_spelling_problem(text).map(|p| format!("payload.cid {text:?}: {p}"))
 }

@@ -30,6 +30,51 @@ pub struct Header {
     pub hash: alloy::primitives::B256,
     pub parent_hash: alloy::primitives::B256,
     pub timestamp: u64,
+    /// Which addresses and topics the block's logs may contain (a false positive is
+    /// possible, a false negative is not).
+    pub logs_bloom: alloy::primitives::Bloom,
+}
+
+impl Header {
+    fn of(b: &alloy::rpc::types::Block) -> Header {
+        Header {
+            number: b.header.number,
+            hash: b.header.hash,
+            parent_hash: b.header.parent_hash,
+            timestamp: b.header.timestamp,
+            logs_bloom: b.header.logs_bloom,
+        }
+    }
+
+    /// Whether the block may hold a log of `address` with one of `topics` as topic0.
+    pub fn may_have_logs(&self, address: &alloy::primitives::Address, topics: &[alloy::primitives::B256]) -> bool {
+        use alloy::primitives::BloomInput;
+        self.logs_bloom.contains_input(BloomInput::Raw(address.as_slice()))
+            && topics.iter().any(|t| self.logs_bloom.contains_input(BloomInput::Raw(t.as_slice())))
+    }
+}
+
+/// A block tag the chain may not have (`safe`, `finalized`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tag {
+    Safe,
+    Finalized,
+}
+
+impl Tag {
+    pub fn name(self) -> &'static str {
+        match self {
+            Tag::Safe => "safe",
+            Tag::Finalized => "finalized",
+        }
+    }
+}
+
+/// Connects to the configured RPC and checks that it serves the configured chain: a
+/// loader pointed at another chain would index, or sign for, the wrong one.
+pub async fn checked_chain(cfg: &ChainConfig) -> Result<&ChainConfig> {
+    Rpc::new(cfg)?.check_chain_id(cfg.chain_id).await?;
+    Ok(cfg)
 }
 
 /// Why `eth_getLogs` failed.
@@ -157,6 +202,42 @@ impl Rpc {
         )
     }
 
+    /// One-line error when the endpoint serves another chain than `expected`.
+    pub async fn check_chain_id(&self, expected: u64) -> Result<()> {
+        let id = self.chain_id().await.map_err(|e| anyhow!("RPC {}: {e:#}", self.shown))?;
+        if id != expected {
+            return Err(anyhow!(
+                "RPC {} serves chain {id}, the configuration says chain.chain_id = {expected}",
+                self.shown
+            ));
+        }
+        Ok(())
+    }
+
+    /// The number of the block the chain calls `tag`; Err when the RPC refuses the tag
+    /// or has no such block (a chain without it, or an old node).
+    pub async fn tagged_number(&self, tag: Tag) -> Result<u64> {
+        let t = match tag {
+            Tag::Safe => BlockNumberOrTag::Safe,
+            Tag::Finalized => BlockNumberOrTag::Finalized,
+        };
+        let what = format!("eth_getBlockByNumber({})", tag.name());
+        let block = Self::plain(self.call(&what, || self.provider.get_block_by_number(t).into_future()).await)?;
+        block
+            .map(|b| b.header.number)
+            .ok_or_else(|| anyhow!("{what}: the chain has no {} block", tag.name()))
+    }
+
+    /// The logs of one block by its hash (EIP-234): a node that does not have that
+    /// block answers with an error, not with an empty list.
+    pub async fn logs_of_block(&self, filter: &Filter, hash: alloy::primitives::B256) -> Result<Vec<Log>> {
+        let f = filter.clone().at_block_hash(hash);
+        match self.call("eth_getLogs(blockHash)", || self.provider.get_logs(&f)).await {
+            Ok(l) => Ok(l),
+            Err((_, m)) => Err(anyhow!(m)),
+        }
+    }
+
     pub async fn block_number(&self) -> Result<u64> {
         Self::plain(
             self.call("eth_blockNumber", || self.provider.get_block_number().into_future())
@@ -175,12 +256,7 @@ impl Rpc {
             })
             .await,
         )?;
-        Ok(block.map(|b| Header {
-            number: b.header.number,
-            hash: b.header.hash,
-            parent_hash: b.header.parent_hash,
-            timestamp: b.header.timestamp,
-        }))
+        Ok(block.as_ref().map(Header::of))
     }
 
     pub async fn logs(&self, filter: &Filter) -> Result<Vec<Log>, LogsError> {

@@ -148,6 +148,20 @@ pub struct Batch {
     pub rows: Vec<(Attestation, DateTime<Utc>)>,
     /// StakeRegistry logs, in (block, log index) order.
     pub stakes: Vec<(StakeEvent, DateTime<Utc>)>,
+    /// Logs that are not indexed, and why (nweb.chain_log_rejects).
+    pub rejects: Vec<Reject>,
+}
+
+/// A log of a followed contract that is recorded instead of indexed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reject {
+    pub contract: String,
+    pub block_number: u64,
+    pub block_hash: B256,
+    pub tx_hash: B256,
+    pub log_index: u64,
+    pub topic0: Option<B256>,
+    pub error: String,
 }
 
 /// What one batch wrote.
@@ -297,6 +311,10 @@ pub async fn commit_batch(
         insert_stake_events(&tx, cid, contract, &b.stakes).await?
     };
 
+    if !b.rejects.is_empty() {
+        insert_rejects(&tx, cid, &b.rejects).await?;
+    }
+
     let parents: Vec<String> = b.headers.iter().map(|h| hex0x(h.parent_hash.as_slice())).collect();
     let times: Vec<DateTime<Utc>> = b.headers.iter().map(block_time).collect();
     tx.execute(
@@ -331,6 +349,38 @@ pub async fn commit_batch(
         rolled_back: stale.is_some(),
         reverted,
     })
+}
+
+async fn insert_rejects(tx: &tokio_postgres::Transaction<'_>, cid: i64, rejects: &[Reject]) -> Result<(), CommitError> {
+    let dbe = |c: &'static str| move |e: tokio_postgres::Error| CommitError::Db(anyhow!("{c}: {}", pg_error(&e)));
+    let contracts: Vec<&str> = rejects.iter().map(|r| r.contract.as_str()).collect();
+    let bns: Vec<i64> = rejects.iter().map(|r| r.block_number as i64).collect();
+    let bhs: Vec<String> = rejects.iter().map(|r| hex0x(r.block_hash.as_slice())).collect();
+    let txs: Vec<String> = rejects.iter().map(|r| hex0x(r.tx_hash.as_slice())).collect();
+    let idx = rejects
+        .iter()
+        .map(|r| i32::try_from(r.log_index).map_err(|_| CommitError::Db(anyhow!("log index {} too big", r.log_index))))
+        .collect::<Result<Vec<i32>, _>>()?;
+    let topics: Vec<Option<String>> = rejects.iter().map(|r| r.topic0.map(|t| hex0x(t.as_slice()))).collect();
+    // The error text is the decoder's: one line, and never empty (the table checks).
+    let errors: Vec<String> = rejects
+        .iter()
+        .map(|r| {
+            let e = crate::output::one_line(&r.error);
+            if e.is_empty() { "undecodable".to_string() } else { e }
+        })
+        .collect();
+    tx.execute(
+        "INSERT INTO nweb.chain_log_rejects (chain_id, contract, block_number, block_hash, tx_hash, log_index, topic0, error)
+         SELECT $1, x.contract, x.bn, x.bh, x.tx, x.li, x.t0, x.err
+           FROM unnest($2::text[], $3::int8[], $4::text[], $5::text[], $6::int4[], $7::text[], $8::text[])
+                AS x(contract, bn, bh, tx, li, t0, err)
+         ON CONFLICT (chain_id, tx_hash, log_index) DO NOTHING",
+        &[&cid, &contracts, &bns, &bhs, &txs, &idx, &topics, &errors],
+    )
+    .await
+    .map_err(dbe("recording rejected logs"))?;
+    Ok(())
 }
 
 /// The StakeRegistry's logs of a batch, then the stakes of their addresses derived again

@@ -61,7 +61,7 @@ pub async fn run(args: CheckArgs, cli_db: Option<String>) -> Result<ExitCode> {
     }
     let writer = if !args.no_challenge {
         match writer::open_keystore(&cfg.slasher)? {
-            Some(signer) => Some(Writer::new(cfg.chain()?, signer)?),
+            Some(signer) => Some(Writer::new(crate::chain::rpc::checked_chain(cfg.chain()?).await?, signer)?),
             None => None,
         }
     } else {

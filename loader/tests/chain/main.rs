@@ -9,6 +9,7 @@
 mod eas;
 mod evidence;
 mod http;
+mod indexer_attacks;
 mod kubo;
 mod reorgs;
 mod stakes;

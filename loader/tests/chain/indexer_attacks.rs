@@ -1,0 +1,213 @@
+//! The indexer under attack (docs/design.md D41): a JSON-RPC proxy on loopback in front of anvil
+//! that answers one read from the old fork (a reorg between two reads), answers every
+//! range of logs with `[]` (a backend behind the head), or serves another chain; and
+//! anvil's own shallow reorg right after a backfill. Each test fails on 0.6.0's indexer.
+
+use std::sync::{Arc, Mutex};
+
+use alloy::primitives::Address;
+use serde_json::{json, Value};
+
+use crate::checkpoint;
+use crate::http::{serve, Handler, Request, Response, Server};
+use crate::support::*;
+
+/// What the proxy does instead of passing a request through.
+#[derive(Default)]
+struct Lies {
+    /// eth_getBlockByNumber(n) is answered with this (old fork's) result, this many times.
+    stale_block: Option<(u64, Value, u32)>,
+    /// eth_getLogs over a block range (not by blockHash) is answered with [].
+    empty_logs: bool,
+    /// eth_chainId is answered with this.
+    chain_id: Option<u64>,
+    /// How often a lie was told.
+    told: u32,
+}
+
+fn num(v: &Value) -> u64 {
+    u64::from_str_radix(v.as_str().unwrap_or("0x0").trim_start_matches("0x"), 16).unwrap_or(0)
+}
+
+async fn proxy(upstream: String) -> (Server, Arc<Mutex<Lies>>) {
+    let lies = Arc::new(Mutex::new(Lies::default()));
+    let client = reqwest::Client::new();
+    let l2 = lies.clone();
+    let h: Handler = Arc::new(move |r: Request| {
+        let (lies, client, upstream) = (l2.clone(), client.clone(), upstream.clone());
+        Box::pin(async move {
+            let body: Value = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
+            let answer = |result: Value| {
+                Response::new(200, serde_json::to_vec(&json!({"jsonrpc": "2.0", "id": body["id"], "result": result})).unwrap())
+                    .with("Content-Type", "application/json")
+            };
+            {
+                let mut l = lies.lock().unwrap();
+                let method = body["method"].as_str().unwrap_or("");
+                if method == "eth_chainId" {
+                    if let Some(id) = l.chain_id {
+                        l.told += 1;
+                        return answer(json!(format!("0x{id:x}")));
+                    }
+                }
+                if method == "eth_getLogs" && l.empty_logs && body["params"][0].get("blockHash").is_none() {
+                    l.told += 1;
+                    return answer(json!([]));
+                }
+                if method == "eth_getBlockByNumber" {
+                    let asked = body["params"][0].as_str().filter(|s| s.starts_with("0x")).map(|_| num(&body["params"][0]));
+                    if let Some((n, old, left)) = l.stale_block.as_mut() {
+                        if Some(*n) == asked && *left > 0 {
+                            *left -= 1;
+                            let old = old.clone();
+                            l.told += 1;
+                            return answer(old);
+                        }
+                    }
+                }
+            }
+            let resp = client
+                .post(&upstream)
+                .header("content-type", "application/json")
+                .body(r.body.clone())
+                .send()
+                .await
+                .unwrap();
+            let status = resp.status().as_u16();
+            Response::new(status, resp.bytes().await.unwrap().to_vec()).with("Content-Type", "application/json")
+        })
+    });
+    (serve(h).await, lies)
+}
+
+async fn count(db: &TestDb) -> i64 {
+    db.one::<i64>("SELECT count(*) FROM nweb.attestations").await
+}
+
+fn cid(n: i64) -> String {
+    Bundle::new("192.0.2.16", n, 10).cid().to_string()
+}
+
+/// A reorg lands between the read of the checkpoint's block (still answered from the
+/// old fork by a lagging replica) and the batch after it (from the new fork). 0.6.0
+/// compared only the checkpoint's hash, saw no reorg, and committed the new fork's
+/// blocks on top of the old fork's submission.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reorg_between_the_two_reads_is_rolled_back_not_committed_on_top() {
+    let node = Node::start().await;
+    let p = provider(&node.url);
+    let db = TestDb::new().await;
+    let c = deploy_all(&p, Address::ZERO, &[1], 1000).await;
+    let (proxy, lies) = proxy(node.url.clone()).await;
+    let dir = tmp_dir("attack-reorg-race");
+    let cfg = config(&dir, &proxy.url(), &c, "confirmations = 0\n", "", "");
+    let cfg_s = cfg.to_str().unwrap().to_string();
+    let args = ["tail", "--once", "--no-bundles", "--config", cfg_s.as_str()];
+
+    submit(&p, &c, 1, &cid(1), "0x", 1).await;
+    mine(&p, 1).await;
+    let run = loader(&db, &args).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(count(&db).await, 1);
+    let (last, _) = checkpoint(&db).await;
+    let old = raw(&p, "eth_getBlockByNumber", json!([format!("0x{last:x}"), false])).await;
+
+    // The submission's block and the checkpoint's are replaced; the chain grows on.
+    raw(&p, "anvil_reorg", json!([3, []])).await;
+    mine(&p, 2).await;
+    // One read of the checkpoint's block still comes from the old fork.
+    lies.lock().unwrap().stale_block = Some((last as u64, old, 1));
+    let run = loader(&db, &args).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(lies.lock().unwrap().told, 1, "the stale read was served");
+    assert_eq!(count(&db).await, 0, "the old fork's submission is rolled back: {}", run.stderr);
+    let (last, hash) = checkpoint(&db).await;
+    let canonical = raw(&p, "eth_getBlockByNumber", json!([format!("0x{last:x}"), false])).await;
+    assert_eq!(hash.as_deref(), canonical["hash"].as_str(), "the checkpoint is on the new fork");
+    assert!(run.stderr.contains("parent"), "the log names the broken parent link: {}", run.stderr);
+    db.finish().await;
+}
+
+/// A backend behind the head answers eth_getLogs for blocks it has not seen with []
+/// while the headers come from an up-to-date one. 0.6.0 advanced the checkpoint past
+/// the submission; now the block's logsBloom gives it away and nothing is committed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lagging_backend_answering_no_logs_never_moves_the_checkpoint() {
+    let node = Node::start().await;
+    let p = provider(&node.url);
+    let db = TestDb::new().await;
+    let c = deploy_all(&p, Address::ZERO, &[1], 1000).await;
+    let (proxy, lies) = proxy(node.url.clone()).await;
+    lies.lock().unwrap().empty_logs = true;
+    let dir = tmp_dir("attack-lagging");
+    let cfg = config(&dir, &proxy.url(), &c, "confirmations = 0\nmax_retries = 1\n", "", "");
+    let cfg_s = cfg.to_str().unwrap().to_string();
+    let args = ["tail", "--once", "--no-bundles", "--config", cfg_s.as_str()];
+
+    let r = submit(&p, &c, 1, &cid(2), "0x", 1).await;
+    let block = r.block_number.unwrap() as i64;
+    mine(&p, 1).await;
+    let run = loader(&db, &args).await;
+    assert_ne!(run.code, 0, "a lagging backend must not look like a quiet chain");
+    let last_line = run.stderr.trim().lines().last().unwrap_or("");
+    assert!(last_line.contains("stay inconsistent") && last_line.contains("lagging"), "{}", run.stderr);
+    let last = db.one::<Option<i64>>("SELECT max(last_block) FROM nweb.chain_checkpoints").await;
+    assert!(last.unwrap_or(-1) < block, "the checkpoint stays before the submission's block {block}: {last:?}");
+
+    // The backend catches up: the same run indexes the submission.
+    lies.lock().unwrap().empty_logs = false;
+    let run = loader(&db, &args).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(count(&db).await, 1);
+    db.finish().await;
+}
+
+/// After a backfill in one batch, a reorg of a few blocks. 0.6.0 kept only the batch's
+/// end and the blocks with logs; with the log block pruned the fork point was not in
+/// the window and tail stopped with "deeper than the kept window".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shallow_reorg_right_after_a_backfill_is_inside_the_window() {
+    let node = Node::start().await;
+    let p = provider(&node.url);
+    let db = TestDb::new().await;
+    let c = deploy_all(&p, Address::ZERO, &[1], 1000).await;
+    let dir = tmp_dir("attack-backfill-reorg");
+    let cfg = config(&dir, &node.url, &c, "confirmations = 1\nreorg_window = 16\n", "", "");
+    let cfg_s = cfg.to_str().unwrap().to_string();
+    let args = ["tail", "--once", "--no-bundles", "--config", cfg_s.as_str()];
+
+    submit(&p, &c, 1, &cid(3), "0x", 1).await;
+    mine(&p, 40).await;
+    let run = loader(&db, &args).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(count(&db).await, 1);
+
+    raw(&p, "anvil_reorg", json!([3, []])).await;
+    mine(&p, 1).await;
+    let run = loader(&db, &args).await;
+    assert_eq!(run.code, 0, "a 3-block reorg is not deeper than a 16-block window: {}", run.stderr);
+    assert_eq!(count(&db).await, 1, "the submission below the fork stays");
+    let (last, hash) = checkpoint(&db).await;
+    let canonical = raw(&p, "eth_getBlockByNumber", json!([format!("0x{last:x}"), false])).await;
+    assert_eq!(hash.as_deref(), canonical["hash"].as_str());
+    db.finish().await;
+}
+
+/// An RPC that serves another chain is refused before anything is read or written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_chain_id_stops_tail_with_one_line() {
+    let node = Node::start().await;
+    let p = provider(&node.url);
+    let db = TestDb::new().await;
+    let c = deploy_all(&p, Address::ZERO, &[1], 1000).await;
+    let (proxy, lies) = proxy(node.url.clone()).await;
+    lies.lock().unwrap().chain_id = Some(1);
+    let dir = tmp_dir("attack-chain-id");
+    let cfg = config(&dir, &proxy.url(), &c, "confirmations = 0\n", "", "");
+    let cfg_s = cfg.to_str().unwrap().to_string();
+    let run = loader(&db, &["tail", "--once", "--no-bundles", "--config", cfg_s.as_str()]).await;
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stderr.contains("serves chain 1, the configuration says chain.chain_id = 31337"), "{}", run.stderr);
+    assert_eq!(db.one::<i64>("SELECT count(*) FROM nweb.chain_checkpoints").await, 0);
+    db.finish().await;
+}
