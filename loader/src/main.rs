@@ -95,6 +95,18 @@ enum Command {
     ///
     /// Prints `<cid>\t<added|kept|missing>\t<detail>` per bundle.
     Pin(pin::PinArgs),
+    /// nweb: submit a bundle directory through the SubmissionRouter (signed with the encrypted keystore).
+    ///
+    /// Prints `<uid>\t<cid>\t<kind>\t<status>\ttx=<hash>` (or JSON with --format json).
+    Submit(commands::submit::SubmitArgs),
+    /// nweb: answer a challenge within grace with a Resolution (optionally submitting a new bundle first).
+    ///
+    /// Prints `<challengeId>\tresolved\tnewCid=<cid>\ttx=<hash>`.
+    Resolve(commands::resolve::ResolveArgs),
+    /// nweb: slash challenges whose grace ended without a Resolution (--challenge ID or --all-due).
+    ///
+    /// Prints `<challengeId>\tslashed\tamount=<GST>\tsubject=..\tchallenger=..\ttx=..` per challenge.
+    Slash(commands::slash::SlashArgs),
     /// Print an example nweb configuration (for tail, check and pin).
     ExampleNwebConfig,
     /// Print an example scan configuration.
@@ -193,6 +205,9 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Tail(args) => tail::run(args, db_url).await,
         Command::Check(args) => check::run(args, db_url).await,
         Command::Pin(args) => pin::run(args, db_url).await,
+        Command::Submit(args) => commands::submit::run(args).await,
+        Command::Resolve(args) => commands::resolve::run(args).await,
+        Command::Slash(args) => commands::slash::run(args).await,
         Command::ExampleNwebConfig => Ok(example_config::run_nweb()),
         Command::ExampleConfig => Ok(example_config::run_scan()),
     }

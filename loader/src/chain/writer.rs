@@ -10,7 +10,8 @@ use alloy::network::{EthereumWallet, TransactionBuilder};
 use alloy::primitives::{Address, Bytes, FixedBytes, B256};
 use alloy::providers::{Provider, ProviderBuilder};
 use alloy::rpc::client::RpcClient;
-use alloy::rpc::types::TransactionRequest;
+use alloy::rpc::types::{Filter, Log, TransactionReceipt, TransactionRequest};
+use alloy::transports::{RpcError, TransportErrorKind};
 use alloy::signers::local::PrivateKeySigner;
 use alloy::sol_types::SolCall;
 use alloy::transports::http::Http;
@@ -111,31 +112,100 @@ impl Writer {
         )
     }
 
-    async fn view<C: SolCall>(&self, to: Address, call: C) -> Result<C::Return> {
+    /// An RPC error with the contract's custom error decoded (`InGrace { graceEndsAt: … }`)
+    /// when the node returned revert data: the selector alone tells an operator nothing.
+    fn rpc_err(&self, what: &str, e: RpcError<TransportErrorKind>) -> anyhow::Error {
+        match e.as_error_resp().and_then(|p| p.as_decoded_interface_error::<ContractErrors::ContractErrorsErrors>()) {
+            Some(decoded) => anyhow!("{what} reverted: {}", revert_text(&decoded)),
+            None => self.err(what, e),
+        }
+    }
+
+    pub async fn view<C: SolCall>(&self, to: Address, call: C) -> Result<C::Return> {
         let tx = TransactionRequest::default()
             .with_to(to)
             .with_input(Bytes::from(call.abi_encode()));
-        let out = self.provider.call(tx).await.map_err(|e| self.err(C::SIGNATURE, e))?;
+        let out = self.provider.call(tx).await.map_err(|e| self.rpc_err(C::SIGNATURE, e))?;
         C::abi_decode_returns(&out).map_err(|e| self.err(C::SIGNATURE, e))
     }
 
-    /// Sends and waits for the receipt; a revert is an error naming the call.
-    async fn send<C: SolCall>(&self, to: Address, call: C) -> Result<B256> {
-        let tx = TransactionRequest::default()
+    fn request<C: SolCall>(&self, to: Address, call: &C) -> TransactionRequest {
+        TransactionRequest::default()
             .with_from(self.from)
             .with_to(to)
-            .with_input(Bytes::from(call.abi_encode()));
-        let gas = self.provider.estimate_gas(tx.clone()).await.map_err(|e| self.err(C::SIGNATURE, e))?;
+            .with_input(Bytes::from(call.abi_encode()))
+    }
+
+    /// The gas the call would take now, from this address: the node runs it, so a call
+    /// the contracts refuse fails here with the decoded reason and nothing is sent.
+    pub async fn estimate<C: SolCall>(&self, to: Address, call: &C) -> Result<u64> {
+        self.provider
+            .estimate_gas(self.request(to, call))
+            .await
+            .map_err(|e| self.rpc_err(C::SIGNATURE, e))
+    }
+
+    /// Sends and waits for the receipt; a revert is an error naming the call.
+    pub async fn send_call<C: SolCall>(&self, to: Address, call: C) -> Result<TransactionReceipt> {
+        let gas = self.estimate(to, &call).await?;
         let pending = self
             .provider
-            .send_transaction(tx.with_gas_limit(padded_gas(gas)))
+            .send_transaction(self.request(to, &call).with_gas_limit(padded_gas(gas)))
             .await
-            .map_err(|e| self.err(C::SIGNATURE, e))?;
+            .map_err(|e| self.rpc_err(C::SIGNATURE, e))?;
         let receipt = pending.get_receipt().await.map_err(|e| self.err(C::SIGNATURE, e))?;
         if !receipt.status() {
             bail!("{}: transaction {} reverted", C::SIGNATURE, receipt.transaction_hash);
         }
-        Ok(receipt.transaction_hash)
+        Ok(receipt)
+    }
+
+    async fn send<C: SolCall>(&self, to: Address, call: C) -> Result<B256> {
+        Ok(self.send_call(to, call).await?.transaction_hash)
+    }
+
+    pub fn slash_router(&self) -> Address {
+        self.slash_router
+    }
+
+    /// The SubmissionRouter the SlashRouter judges submissions by: submitting anywhere
+    /// else would make a bundle the challenges cannot see.
+    pub async fn submission_router(&self) -> Result<Address> {
+        self.view(self.slash_router, SlashRouterView::submissionsCall {}).await
+    }
+
+    /// The timestamp of the latest block, the clock grace is measured by (not ours).
+    pub async fn chain_time(&self) -> Result<u64> {
+        let block = self
+            .provider
+            .get_block_by_number(alloy::eips::BlockNumberOrTag::Latest)
+            .await
+            .map_err(|e| self.rpc_err("eth_getBlockByNumber", e))?
+            .ok_or_else(|| anyhow!("eth_getBlockByNumber: the node has no latest block"))?;
+        Ok(block.header.timestamp)
+    }
+
+    pub async fn block_number(&self) -> Result<u64> {
+        self.provider
+            .get_block_number()
+            .await
+            .map_err(|e| self.rpc_err("eth_blockNumber", e))
+    }
+
+    pub async fn logs(&self, filter: &Filter) -> Result<Vec<Log>> {
+        self.provider
+            .get_logs(filter)
+            .await
+            .map_err(|e| self.rpc_err("eth_getLogs", e))
+    }
+
+    /// The uid and submitter of the first ScanSubmission of a CID, if any.
+    pub async fn first_submission(&self, cid: &str) -> Result<Option<(B256, Address)>> {
+        let router = self.submission_router().await?;
+        let first = self
+            .view(router, ISubmissionRouter::firstSubmissionCall { cid: cid.to_string() })
+            .await?;
+        Ok((first.submitter != Address::ZERO).then_some((first.uid, first.submitter)))
     }
 
     /// The open challenge of a CID, if any.
@@ -151,13 +221,7 @@ impl Writer {
 
     /// Whether the CID was submitted through the SubmissionRouter the SlashRouter uses.
     pub async fn submitted(&self, cid: &str) -> Result<bool> {
-        let router: Address = self
-            .view(self.slash_router, SlashRouterView::submissionsCall {})
-            .await?;
-        let first = self
-            .view(router, ISubmissionRouter::firstSubmissionCall { cid: cid.to_string() })
-            .await?;
-        Ok(first.submitter != Address::ZERO)
+        Ok(self.first_submission(cid).await?.is_some())
     }
 
     pub async fn attest_unavailable(&self, check: IAttestor::AvailabilityCheck) -> Result<B256> {
@@ -203,16 +267,73 @@ impl Writer {
 }
 
 alloy::sol! {
-    /// The public getter of SlashRouter (contracts/src/SlashRouter.sol) the slasher reads.
+    /// The public getters of SlashRouter (contracts/src/SlashRouter.sol) the loader reads.
     interface SlashRouterView {
         function submissions() external view returns (address);
         function gst() external view returns (address);
+        function stakes() external view returns (address);
+        function cases(bytes32 id) external view returns (address subject, address challenger, bytes32 cidKey, uint64 graceEndsAt, bool closed, bool slashed);
+    }
+    /// SubmissionRouter's rule for cost kinds (contracts/src/SubmissionRouter.sol); the
+    /// enum `Kind` is a uint8 in the ABI.
+    interface SubmissionRouterView {
+        function kindAllowed(string datasetType, string tool, uint8 kind) external pure returns (bool);
+    }
+    /// The custom errors of contracts/src/*.sol, so that a revert reads as its name and
+    /// arguments. The interface file declares none: each contract declares its own.
+    #[sol(all_derives)]
+    interface ContractErrors {
+        error NonCanonicalCid(string cid, string why);
+        error UnknownReason(bytes32 reasonCode);
+        error NotSubmitted(string cid);
+        error AlreadyChallenged(bytes32 challengeId);
+        error UnknownChallenge(bytes32 challengeId);
+        error Closed(bytes32 challengeId);
+        error NotSubject(address subject);
+        error GraceOver(uint64 graceEndsAt);
+        error InGrace(uint64 graceEndsAt);
+        error BondNotPaid(address challenger, uint256 bond);
+        error RechallengeLimit(string cid, uint256 resolved);
+        error NewCidNotSubmitted(string newCid, address subject);
+        error NewCidKindMismatch(string newCid);
+        error NewCidIsChallenged(string newCid);
+        error StakeTooLow(uint256 stake);
+        error QuotaExceeded(uint256 used, uint256 cost, uint256 quota);
+        error EmptyCid();
+        error UnknownDatasetType(string datasetType);
+        error KindMismatch(string datasetType, string tool, uint8 kind);
+        error NotAuthorized();
+        error AlreadySet();
+        error Locked(string why);
     }
     /// The GST token's ERC-20 calls the bond needs.
     interface Erc20 {
         function allowance(address owner, address spender) external view returns (uint256);
         function balanceOf(address who) external view returns (uint256);
         function approve(address spender, uint256 amount) external returns (bool);
+    }
+}
+
+/// `InGrace { graceEndsAt: 1770259200 (2026-02-05T02:40:00Z) }`: the error's name and
+/// fields, with deadlines also as dates.
+pub fn revert_text(e: &ContractErrors::ContractErrorsErrors) -> String {
+    use ContractErrors::ContractErrorsErrors as E;
+    let at = |t: u64| {
+        chrono::DateTime::from_timestamp(t as i64, 0)
+            .map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+            .unwrap_or_default()
+    };
+    match e {
+        E::InGrace(x) => format!("InGrace: the challenge is in grace until {} (graceEndsAt {})", at(x.graceEndsAt), x.graceEndsAt),
+        E::GraceOver(x) => format!("GraceOver: grace ended at {} (graceEndsAt {})", at(x.graceEndsAt), x.graceEndsAt),
+        other => {
+            // Debug prints `Name(Name { field: value })`; the outer name is said once.
+            let d = format!("{other:?}");
+            match d.split_once('(') {
+                Some((_, inner)) => inner.strip_suffix(')').unwrap_or(inner).to_string(),
+                None => d,
+            }
+        }
     }
 }
 

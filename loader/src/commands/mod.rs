@@ -10,5 +10,8 @@ pub mod events;
 pub mod example_config;
 pub mod ingest;
 pub mod pin;
+pub mod resolve;
 pub mod scan;
+pub mod slash;
+pub mod submit;
 pub mod tail;

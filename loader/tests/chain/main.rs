@@ -6,6 +6,7 @@
 //! solcjs from raw bytecode, serves bundles from an HTTP "gateway" inside the test, and
 //! runs the loader binary against a fresh database (DATABASE_URL, as the other tests).
 
+mod commands;
 mod eas;
 mod evidence;
 mod http;
