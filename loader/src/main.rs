@@ -20,6 +20,7 @@ mod lock;
 mod output;
 mod scan;
 mod scope;
+mod serve;
 mod slasher;
 mod symptoms;
 mod toolchain;
@@ -90,6 +91,10 @@ enum Command {
     ///
     /// Prints `<cid>\t<added|kept|missing>\t<detail>` per bundle.
     Pin(pin::PinArgs),
+    /// nweb node: the local JSON API (127.0.0.1:7777) and the Analyst UI (127.0.0.1:3000) over the database.
+    ///
+    /// Prints `api\thttp://ADDR` and `ui\thttp://ADDR`, then serves until stopped.
+    Serve(commands::serve::ServeArgs),
     /// Print an example nweb configuration (for tail, check and pin).
     ExampleNwebConfig,
     /// Print an example scan configuration.
@@ -187,6 +192,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Tail(args) => tail::run(args, db_url).await,
         Command::Check(args) => check::run(args, db_url).await,
         Command::Pin(args) => pin::run(args, db_url).await,
+        Command::Serve(args) => commands::serve::run(args, db_url).await,
         Command::ExampleNwebConfig => Ok(example_config::run_nweb()),
         Command::ExampleConfig => Ok(example_config::run_scan()),
     }

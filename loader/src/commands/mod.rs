@@ -10,4 +10,5 @@ pub mod example_config;
 pub mod ingest;
 pub mod pin;
 pub mod scan;
+pub mod serve;
 pub mod tail;
