@@ -73,8 +73,10 @@ pub async fn search(st: &AppState, r: &Req) -> Result<View, AppError> {
         push(&mut wh, &mut args, "lower(s.service) = {}::text", service);
     }
     if let Some(product) = p.text("product")? {
-        // A prefix, case-insensitive; '_' is the only LIKE wildcard text() lets through.
-        push(&mut wh, &mut args, "s.product ILIKE {}::text", format!("{}%", product.replace('_', "\\_")));
+        // A case-insensitive prefix written as lower() LIKE so that an index on
+        // (lower(product) text_pattern_ops) can serve it; '_' is the only LIKE wildcard
+        // text() lets through.
+        push(&mut wh, &mut args, "lower(s.product) LIKE {}::text", format!("{}%", product.to_lowercase().replace('_', "\\_")));
     }
     if let Some(from) = p.time("from")? {
         push(&mut wh, &mut args, "s.ts >= {}::timestamptz", from);
