@@ -43,7 +43,8 @@ impl Drop for Killed {
 /// The bundle with a screenshot, as a CAR in `car_dir`; returns its CID.
 fn screenshot_bundle(car_dir: &std::path::Path, shot_path: &str) -> String {
     let manifest = b"{\"note\":\"the database row carries the manifest this test checks\"}".to_vec();
-    let files: Vec<(&str, &[u8])> = vec![("manifest.json", &manifest), (shot_path, PNG)];
+    let tampered = tampered_path(shot_path);
+    let files: Vec<(&str, &[u8])> = vec![("manifest.json", &manifest), (shot_path, PNG), (&tampered, PNG)];
     let dag = nweb::unixfs::import_directory(&files, nweb::unixfs::ImportParams::KUBO).unwrap();
     let car = nweb::car::write_car(&dag.root, &dag.blocks).unwrap();
     let cid = dag.root.to_string();
@@ -51,9 +52,17 @@ fn screenshot_bundle(car_dir: &std::path::Path, shot_path: &str) -> String {
     cid
 }
 
+/// A file in the CAR whose manifest entry names other bytes.
+fn tampered_path(shot_path: &str) -> String {
+    shot_path.replace("http-80", "https-443")
+}
+
 async fn populate(db: &TestDb, good: &str, shot_path: &str) {
     let c = &db.client;
-    let manifest = json!({"artifacts": [{"path": shot_path, "sha256": hex::encode(Sha256::digest(PNG))}]});
+    let manifest = json!({"artifacts": [
+        {"path": shot_path, "sha256": hex::encode(Sha256::digest(PNG))},
+        {"path": tampered_path(shot_path), "sha256": "0".repeat(64)},
+    ]});
     c.execute(
         "INSERT INTO nweb.bundles (cid, status, manifest, merkle_root, computed_merkle_root, tool, tool_version, vantage,
                                    dataset_type, cost_kind, cost_units, scan_started_at, scan_finished_at, scanprint_lines,
@@ -201,12 +210,14 @@ async fn analyst_ui_in_a_real_browser() {
         assert!(b.current_url().await.unwrap().path().ends_with(&format!("/hosts/{HOST}")));
         let page = text(&b, "main").await;
         assert!(page.contains(&format!("Host {HOST}")) && page.contains("nginx 1.24") && page.contains(&good), "{page}");
-        let img = b.find(Locator::Css("img.shot")).await.unwrap();
-        let loaded = b
-            .execute("return arguments[0].complete && arguments[0].naturalWidth", vec![serde_json::to_value(&img).unwrap()])
-            .await
-            .unwrap();
-        assert_eq!(loaded, json!(1), "the screenshot loads, verified against the manifest");
+        for (path, width) in [(shot_path.clone(), 1), (tampered_path(&shot_path), 0)] {
+            let img = b.find(Locator::Css(&format!("img.shot[alt=\"{path}\"]"))).await.unwrap();
+            let loaded = b
+                .execute("return arguments[0].complete && arguments[0].naturalWidth", vec![serde_json::to_value(&img).unwrap()])
+                .await
+                .unwrap();
+            assert_eq!(loaded, json!(width), "{path}: only the screenshot whose SHA-256 matches the manifest shows");
+        }
         shot(&b, "host").await;
 
         // The bundle: status, CID, Merkle root, attestation.
@@ -250,6 +261,13 @@ async fn analyst_ui_in_a_real_browser() {
     .await;
     let _ = b.close().await;
     let _ = std::fs::remove_dir_all(profile);
+
+    // Bytes whose SHA-256 is not the manifest's are not shown, nor paths it does not list.
+    for (path, want) in [(tampered_path(&shot_path), "SHA-256 differs"), (shot_path.replace("http-80", "x"), "no such screenshot")] {
+        let r = reqwest::get(format!("{}/screenshots/{good}/{path}", s.ui)).await.unwrap();
+        assert_eq!(r.status().as_u16(), 404, "{path}");
+        assert!(r.text().await.unwrap().contains(want), "{path}");
+    }
 
     // The same data and the same refusals from the API.
     let (st, v) = get_json(&format!("{}/api/hosts/{HOST}", s.api)).await;

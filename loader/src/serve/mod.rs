@@ -160,7 +160,7 @@ pub fn api_router(state: AppState) -> Router {
     r.route("/api/health", get(|| async { Json(json!({"ok": true})) }))
         .fallback(|| async { (StatusCode::NOT_FOUND, Json(json!({"error": "no such endpoint; see docs/ui.md"}))) })
         .with_state(state)
-    // DISPATCHER (issue 14, branch `dispatcher`): mount `/getwork` here with one line:
+    // DISPATCHER: the dispatcher (`/getwork`, branch `dispatcher`) mounts here with one line:
     //     .merge(crate::dispatch::router(...))
 }
 

@@ -182,7 +182,7 @@ pub fn parse_cid(v: &str) -> Result<String, AppError> {
 }
 
 /// Keyset cursors are the sort key of the last row shown, joined by '|'.
-pub fn cursor<'a>(p: &'a Params, parts: usize) -> Result<Option<Vec<&'a str>>, AppError> {
+pub fn cursor(p: &Params, parts: usize) -> Result<Option<Vec<&str>>, AppError> {
     match p.get("after") {
         None => Ok(None),
         Some(v) => {
