@@ -128,7 +128,7 @@ fn serve(db_url: &str, car_dir: &std::path::Path, extra: &[&str]) -> Result<Serv
     }
 }
 
-async fn browser() -> (Client, Killed, PathBuf) {
+async fn browser() -> (Client, Killed, tempfile::TempDir) {
     let port = free_port();
     let driver = Killed(
         Command::new("chromedriver")
@@ -138,11 +138,12 @@ async fn browser() -> (Client, Killed, PathBuf) {
             .spawn()
             .expect("chromedriver (scripts/setup.sh installs chromium-driver)"),
     );
-    let profile = std::env::temp_dir().join(format!("xray-serve-chromium-{}", uuid::Uuid::new_v4().simple()));
+    // A TempDir, so the profile goes even when an assertion panics.
+    let profile = tempfile::Builder::new().prefix("xray-serve-chromium-").tempdir().unwrap();
     let caps = json!({"goog:chromeOptions": {"binary": "/usr/bin/chromium", "args": [
         "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        "--window-size=1280,900", format!("--user-data-dir={}", profile.display())]}});
+        "--window-size=1280,900", format!("--user-data-dir={}", profile.path().display())]}});
     let caps: serde_json::Map<String, Value> = caps.as_object().unwrap().clone();
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
@@ -260,7 +261,7 @@ async fn analyst_ui_in_a_real_browser() {
     }
     .await;
     let _ = b.close().await;
-    let _ = std::fs::remove_dir_all(profile);
+    drop(profile);
 
     // Bytes whose SHA-256 is not the manifest's are not shown, nor paths it does not list.
     for (path, want) in [(tampered_path(&shot_path), "SHA-256 differs"), (shot_path.replace("http-80", "x"), "no such screenshot")] {
