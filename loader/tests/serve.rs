@@ -200,7 +200,8 @@ async fn analyst_ui_in_a_real_browser() {
 
     let s = serve(&reader_url, car_dir.path(), &[]).expect("serve as the reader");
     let (b, _driver, profile) = browser().await;
-    let result = async {
+    // The browser is closed even when an assertion fails: chromium outlives a killed chromedriver.
+    let result = futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(async {
         // Search by CIDR, then follow the result to the host page.
         b.goto(&format!("{}/search?ip=192.0.2.0%2F24&port=22", s.ui)).await.unwrap();
         let table = text(&b, "table").await;
@@ -258,7 +259,7 @@ async fn analyst_ui_in_a_real_browser() {
         b.goto(&format!("{}/search?ip=10.0.0.300%2F8", s.ui)).await.unwrap();
         let page = text(&b, "main").await;
         assert!(page.contains("400") && page.contains("ip: not an IP address or CIDR"), "{page}");
-    }
+    }))
     .await;
     let _ = b.close().await;
     drop(profile);
@@ -286,7 +287,7 @@ async fn analyst_ui_in_a_real_browser() {
         assert_eq!(st, 400, "{q}: {v}");
         assert!(v["error"].as_str().unwrap().starts_with(field), "{q}: {v}");
     }
-    // RLS, not the server, hides tenant B: even the exposures query returns nothing for it.
+    // The database refuses tenant B to this login (xray.set_tenant), so the API answers 403.
     let (st, _) = get_json(&format!("{}/api/xray/exposures?tenant={TENANT_B}", s.api)).await;
     assert_eq!(st, 403);
     let (st, v) = get_json(&format!("{}/api/xray/exposures?tenant={TENANT_A}", s.api)).await;
@@ -297,7 +298,9 @@ async fn analyst_ui_in_a_real_browser() {
     db.finish().await;
     let admin = connect(&xray_tests::admin_url()).await;
     admin.batch_execute(&format!("DROP ROLE IF EXISTS {role}")).await.unwrap();
-    result
+    if let Err(panic) = result {
+        std::panic::resume_unwind(panic);
+    }
 }
 
 /// BENCHMARKS.md "Analyst UI": 1,000,000 scanprint rows in 1,000 bundles over 250,000
