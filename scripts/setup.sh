@@ -13,7 +13,7 @@ export PATH="$HOME/.cargo/bin:$PATH"
 log() { printf '[setup] %s\n' "$*" >&2; }
 
 need_pkgs=()
-for p in postgresql-$PG_MAJOR postgresql-server-dev-$PG_MAJOR libclang-dev clang sudo nmap masscan pkg-config libssl-dev nginx dnsmasq-base openssl; do
+for p in postgresql-$PG_MAJOR postgresql-server-dev-$PG_MAJOR libclang-dev clang sudo nmap masscan pkg-config libssl-dev nginx dnsmasq-base openssl chromium chromium-driver; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need_pkgs+=("$p")
 done
 if [ ${#need_pkgs[@]} -gt 0 ]; then

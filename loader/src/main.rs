@@ -21,6 +21,7 @@ mod lock;
 mod output;
 mod scan;
 mod scope;
+mod serve;
 mod slasher;
 mod symptoms;
 mod toolchain;
@@ -107,6 +108,10 @@ enum Command {
     ///
     /// Prints `<challengeId>\tslashed\tamount=<GST>\tsubject=..\tchallenger=..\ttx=..` per challenge.
     Slash(commands::slash::SlashArgs),
+    /// nweb node: the local JSON API (127.0.0.1:7777) and the Analyst UI (127.0.0.1:3000) over the database.
+    ///
+    /// Prints `api\thttp://ADDR` and `ui\thttp://ADDR`, then serves until stopped.
+    Serve(commands::serve::ServeArgs),
     /// Print an example nweb configuration (for tail, check and pin).
     ExampleNwebConfig,
     /// Print an example scan configuration.
@@ -208,6 +213,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Submit(args) => commands::submit::run(args).await,
         Command::Resolve(args) => commands::resolve::run(args).await,
         Command::Slash(args) => commands::slash::run(args).await,
+        Command::Serve(args) => commands::serve::run(args, db_url).await,
         Command::ExampleNwebConfig => Ok(example_config::run_nweb()),
         Command::ExampleConfig => Ok(example_config::run_scan()),
     }

@@ -102,11 +102,19 @@ CREATE INDEX scanprint_ip_ts ON nweb.scanprint USING btree (ip, ts);
 
 CREATE INDEX scanprint_port_state ON nweb.scanprint USING btree (port, state) INCLUDE (ip, ts);
 
+CREATE INDEX scanprint_service ON nweb.scanprint USING btree (lower(service));
+
+CREATE INDEX scanprint_product_prefix ON nweb.scanprint USING btree (lower(product) text_pattern_ops);
+
 COMMENT ON TABLE nweb.scanprint IS 'Typed scanprint v0 lines of verified bundles only. Loaded in one statement with the verdict; removed with the bundle or when it turns out invalid. Distributable by ip';
 
 COMMENT ON INDEX nweb.scanprint_ip_ts IS 'What changed on this IP';
 
 COMMENT ON INDEX nweb.scanprint_port_state IS 'Who has port X open';
+
+COMMENT ON INDEX nweb.scanprint_service IS 'The Analyst UI''s search by service (case-insensitive)';
+
+COMMENT ON INDEX nweb.scanprint_product_prefix IS 'The Analyst UI''s search by product prefix (case-insensitive)';
 
 GRANT SELECT ON TABLE nweb.scanprint TO xray_reader;
 

@@ -14,4 +14,5 @@ pub mod resolve;
 pub mod scan;
 pub mod slash;
 pub mod submit;
+pub mod serve;
 pub mod tail;
