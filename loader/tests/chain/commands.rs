@@ -10,7 +10,6 @@ use alloy::providers::{DynProvider, Provider};
 use alloy::sol_types::SolEvent;
 use serde_json::Value;
 
-use crate::increase_time;
 use crate::support::*;
 
 struct Out {

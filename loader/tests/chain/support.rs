@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use alloy::network::{EthereumWallet, TransactionBuilder};
-use alloy::primitives::{Address, Bytes, B256, U256};
+use alloy::primitives::{keccak256, Address, Bytes, B256, U256};
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 use alloy::rpc::types::{TransactionReceipt, TransactionRequest};
 use alloy::signers::local::PrivateKeySigner;
@@ -684,5 +684,31 @@ pub async fn kill_blocked_loader(db: &TestDb, child: &mut tokio::process::Child,
     {
         assert!(Instant::now() < deadline, "the killed loader's session lingers");
         tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+pub fn selector(sig: &str) -> String {
+    hex::encode(&keccak256(sig.as_bytes())[..4])
+}
+
+pub async fn increase_time(p: &DynProvider, secs: u64) {
+    raw(p, "evm_increaseTime", json!([secs])).await;
+    mine(p, 1).await;
+}
+
+/// `"50.5"` GST in wei, and back.
+pub fn gst_wei(s: &str) -> U256 {
+    let (int, frac) = s.split_once('.').unwrap_or((s, ""));
+    let frac = format!("{frac:0<18}");
+    U256::from_str_radix(&format!("{int}{frac}"), 10).unwrap()
+}
+pub fn format_gst(wei: U256) -> String {
+    let s = format!("{:0>19}", wei.to_string());
+    let (int, frac) = s.split_at(s.len() - 18);
+    let frac = frac.trim_end_matches('0');
+    if frac.is_empty() {
+        int.to_string()
+    } else {
+        format!("{int}.{frac}")
     }
 }

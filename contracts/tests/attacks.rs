@@ -8,7 +8,6 @@ use alloy::providers::DynProvider;
 use alloy::sol_types::{SolEvent, SolValue};
 
 use crate::support::*;
-use crate::{increase_time, selector};
 
 fn reason(s: &str) -> B256 {
     let mut b = [0u8; 32];
