@@ -239,6 +239,12 @@ async fn analyst_ui_in_a_real_browser() {
         let page = text(&b, "table").await;
         assert!(page.contains(SUBMITTER) && page.contains("400000000000000000000"), "{page}");
 
+        // The header's XRAY link leads to the tenant form, which opens the tenant's exposures.
+        b.find(Locator::Css("header a[href=\"/search#xray\"]")).await.unwrap().click().await.unwrap();
+        b.find(Locator::Css("form#xray input[name=tenant]")).await.unwrap().send_keys(TENANT_A).await.unwrap();
+        b.find(Locator::Css("form#xray button")).await.unwrap().click().await.unwrap();
+        assert!(b.current_url().await.unwrap().as_str().contains(&format!("/xray/exposures?tenant={TENANT_A}")));
+
         // XRAY of the granted tenant: the chart and the fixed exposure's proof.
         b.goto(&format!("{}/xray/exposures?tenant={TENANT_A}", s.ui)).await.unwrap();
         let points = b.find(Locator::Css("svg.chart polyline.series")).await.unwrap().attr("points").await.unwrap();

@@ -102,8 +102,7 @@ pub fn layout(title: &str, body: &str) -> String {
         "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{} - Watchtower nweb</title>\
          <style>{CSS}</style></head><body><header><b>Watchtower nweb</b>\
          <a href=\"/search\">Search</a><a href=\"/bundles\">Bundles</a><a href=\"/challenges\">Challenges</a>\
-         <a href=\"/submitters\">Submitters</a><a href=\"/xray/exposures\">XRAY exposures</a>\
-         <a href=\"/xray/events\">XRAY events</a></header><main>{body}</main></body></html>",
+         <a href=\"/submitters\">Submitters</a><a href=\"/search#xray\">XRAY (choose a tenant)</a></header><main>{body}</main></body></html>",
         esc(title)
     )
 }

@@ -113,7 +113,7 @@ pub async fn search(st: &AppState, r: &Req) -> Result<View, AppError> {
          <label>Port <input name=\"port\" value=\"{}\"></label><label>Service <input name=\"service\" value=\"{}\"></label>\
          <label>Product <input name=\"product\" value=\"{}\"></label><label>From <input name=\"from\" value=\"{}\"></label>\
          <label>To <input name=\"to\" value=\"{}\"></label><button type=\"submit\">Search</button></form>\
-         <form method=\"get\" action=\"/xray/exposures\"><label>XRAY tenant <input name=\"tenant\" style=\"width:22em\" \
+         <form id=\"xray\" method=\"get\" action=\"/xray/exposures\"><label>XRAY tenant <input name=\"tenant\" style=\"width:22em\" \
          placeholder=\"tenant UUID\"></label><button type=\"submit\">Open exposures</button></form>",
         val("ip"), val("port"), val("service"), val("product"), val("from"), val("to")
     );
