@@ -283,7 +283,7 @@ async fn a_directory_kubo_shards_is_read() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pin_and_tail_work_against_kubo() {
+async fn pin_check_and_tail_work_against_kubo() {
     let node = Node::start().await;
     let p = provider(&node.url);
     let db = TestDb::new().await;
@@ -338,6 +338,22 @@ async fn pin_and_tail_work_against_kubo() {
         .unwrap()
         .get(0);
     assert_eq!(status, "verified");
+
+    // `check` (the slasher, recording only: no keystore) probes `published` through the
+    // publisher's real gateway, its only source so far: delivered whole and verified.
+    let run = loader(&db, &["check", "--config", cfg_s]).await;
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains(&format!("{}\tavailable\t-\tok=", published.cid())), "{}", run.stdout);
+    let probed: i64 = db
+        .client
+        .query_one(
+            "SELECT count(*) FROM nweb.availability_checks WHERE cid = $1 AND available AND reason IS NULL",
+            &[&published.cid().to_string()],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(probed, 1);
 
     // The hoarder: `published` is fetched from the gateway and imported and pinned in
     // its node through the RPC; `added` was pinned already. Both CARs are kept.
