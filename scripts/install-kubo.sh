@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the pinned Kubo (the IPFS node the nweb tests compare our CIDs, CARs
-# and pins against, loader/tests/kubo.rs) into /usr/local/bin, idempotently:
+# and pins against, loader/tests/chain/kubo.rs) into /usr/local/bin, idempotently:
 # when `ipfs version` already reports the pin nothing is rebuilt.
 #
 # Like scripts/install-pd-tools.sh, and for the same reason, the module is

@@ -195,7 +195,7 @@ async fn a_shallow_reorg_right_after_a_backfill_is_inside_the_window() {
 
 /// An RPC that serves another chain is refused before anything is read or written.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_wrong_chain_id_stops_tail_with_one_line() {
+async fn a_wrong_chain_id_stops_tail_and_check_with_one_line() {
     let node = Node::start().await;
     let p = provider(&node.url);
     let db = TestDb::new().await;
@@ -209,5 +209,30 @@ async fn a_wrong_chain_id_stops_tail_with_one_line() {
     assert_eq!(run.code, 1, "{}", run.stderr);
     assert!(run.stderr.contains("serves chain 1, the configuration says chain.chain_id = 31337"), "{}", run.stderr);
     assert_eq!(db.one::<i64>("SELECT count(*) FROM nweb.chain_checkpoints").await, 0);
+
+    // The slasher too: with a key it would sign for chain 1, so it stops before
+    // signing anything, in one line.
+    let password = "pw-chain-id-7f3a";
+    alloy::signers::local::PrivateKeySigner::encrypt_keystore(
+        &dir,
+        &mut rand::thread_rng(),
+        signer(2).to_bytes(),
+        password,
+        Some("slasher.json"),
+    )
+    .unwrap();
+    std::fs::write(dir.join("pass"), format!("{password}\n")).unwrap();
+    let slasher = format!(
+        "[slasher]\nkeystore = \"{}\"\npassword_file = \"{}\"\n",
+        dir.join("slasher.json").display(),
+        dir.join("pass").display()
+    );
+    // A gateway that never answers: the chain id is refused before any probe.
+    let cfg = config(&dir, &proxy.url(), &c, "confirmations = 0\n", "gateways = [\"http://127.0.0.1:9\"]\n", &slasher);
+    let run = loader(&db, &["check", "--config", cfg.to_str().unwrap()]).await;
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    assert!(run.stderr.contains("serves chain 1, the configuration says chain.chain_id = 31337"), "{}", run.stderr);
+    assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
+    assert_eq!(db.one::<i64>("SELECT count(*) FROM nweb.availability_checks").await, 0);
     db.finish().await;
 }
