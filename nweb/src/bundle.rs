@@ -18,6 +18,7 @@ use std::net::IpAddr;
 
 use serde::Serialize;
 use serde_json::{Map, Value};
+use xray_engine::contract::json_kind;
 
 use super::jcs;
 use super::merkle::{self, MerkleBuilder};
@@ -90,17 +91,6 @@ fn invalid(field: &str, problem: impl Into<String>) -> String {
     format!("manifest.{field}: {}", problem.into())
 }
 
-fn kind_of(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
-
 fn req_str(obj: &Map<String, Value>, key: &str, field: &str) -> Result<String, String> {
     match obj.get(key) {
         Some(Value::String(s)) if !s.trim().is_empty() => Ok(s.clone()),
@@ -108,7 +98,7 @@ fn req_str(obj: &Map<String, Value>, key: &str, field: &str) -> Result<String, S
         None | Some(Value::Null) => Err(invalid(field, "required string is missing")),
         Some(other) => Err(invalid(
             field,
-            format!("expected a string, got {}", kind_of(other)),
+            format!("expected a string, got {}", json_kind(other)),
         )),
     }
 }
@@ -119,7 +109,7 @@ fn opt_str(obj: &Map<String, Value>, key: &str) -> Result<Option<String>, String
         Some(Value::String(s)) => Ok(Some(s.clone())),
         Some(other) => Err(invalid(
             key,
-            format!("expected a string, got {}", kind_of(other)),
+            format!("expected a string, got {}", json_kind(other)),
         )),
     }
 }
@@ -182,7 +172,7 @@ pub fn parse_manifest(text: &str) -> Result<Manifest, String> {
     let Value::Object(obj) = &value else {
         return Err(format!(
             "manifest.json: expected a JSON object, got {}",
-            kind_of(&value)
+            json_kind(&value)
         ));
     };
     let mut at = String::new();
@@ -219,7 +209,7 @@ pub fn parse_manifest(text: &str) -> Result<Manifest, String> {
         Some(other) => {
             return Err(invalid(
                 "scanprint",
-                format!("expected an object, got {}", kind_of(other)),
+                format!("expected an object, got {}", json_kind(other)),
             ))
         }
     };
@@ -246,7 +236,7 @@ pub fn parse_manifest(text: &str) -> Result<Manifest, String> {
         Some(other) => {
             return Err(invalid(
                 "artifacts",
-                format!("expected an array, got {}", kind_of(other)),
+                format!("expected an array, got {}", json_kind(other)),
             ))
         }
     };
@@ -256,7 +246,7 @@ pub fn parse_manifest(text: &str) -> Result<Manifest, String> {
         let Value::Object(a) = item else {
             return Err(invalid(
                 &field,
-                format!("expected an object, got {}", kind_of(item)),
+                format!("expected an object, got {}", json_kind(item)),
             ));
         };
         let path = req_str(a, "path", &format!("{field}.path"))?;
@@ -356,7 +346,7 @@ pub fn scanprint_row(line: usize, obj: &Map<String, Value>) -> Result<ScanprintR
             Some(Value::String(s)) => Ok(Some(s.clone())),
             Some(other) => Err(bad(format!(
                 "{key:?}: expected a string, got {}",
-                kind_of(other)
+                json_kind(other)
             ))),
         }
     };

@@ -18,6 +18,7 @@ use std::fmt;
 use std::net::IpAddr;
 
 use serde_json::{json, Map, Value};
+use xray_engine::contract::json_kind;
 
 use crate::unixfs::file_cid;
 use crate::{jcs, Cid, NwebError};
@@ -178,24 +179,13 @@ fn bad(field: &str, problem: impl Into<String>) -> NwebError {
     }
 }
 
-fn kind_of(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
-
 fn parse_object(text: &str, what: &str) -> Result<Map<String, Value>, NwebError> {
     if text.len() > MAX_DOCUMENT_BYTES {
         return Err(bad(what, format!("{} bytes is more than the limit of {MAX_DOCUMENT_BYTES}", text.len())));
     }
     match jcs::parse_strict(text)? {
         Value::Object(m) => Ok(m),
-        other => Err(bad(what, format!("expected a JSON object, got {}", kind_of(&other)))),
+        other => Err(bad(what, format!("expected a JSON object, got {}", json_kind(&other)))),
     }
 }
 
@@ -211,7 +201,7 @@ fn check_schema(obj: &Map<String, Value>, expected: &str) -> Result<(), NwebErro
     match obj.get("schema") {
         Some(Value::String(s)) if s == expected => Ok(()),
         Some(Value::String(s)) => Err(bad("schema", format!("{s:?} is not {expected:?}"))),
-        Some(v) => Err(bad("schema", format!("expected a string, got {}", kind_of(v)))),
+        Some(v) => Err(bad("schema", format!("expected a string, got {}", json_kind(v)))),
         None => Err(bad("schema", format!("missing (expected {expected:?})"))),
     }
 }
@@ -219,7 +209,7 @@ fn check_schema(obj: &Map<String, Value>, expected: &str) -> Result<(), NwebErro
 fn parse_targets(obj: &Map<String, Value>, field: &str) -> Result<Vec<Target>, NwebError> {
     let items = match obj.get(field) {
         Some(Value::Array(a)) => a,
-        Some(v) => return Err(bad(field, format!("expected an array, got {}", kind_of(v)))),
+        Some(v) => return Err(bad(field, format!("expected an array, got {}", json_kind(v)))),
         None => return Err(bad(field, "missing")),
     };
     if items.len() > MAX_ENTRIES {
@@ -229,7 +219,7 @@ fn parse_targets(obj: &Map<String, Value>, field: &str) -> Result<Vec<Target>, N
     for (i, item) in items.iter().enumerate() {
         let f = format!("{field}[{i}]");
         let Value::String(s) = item else {
-            return Err(bad(&f, format!("expected a string, got {}", kind_of(item))));
+            return Err(bad(&f, format!("expected a string, got {}", json_kind(item))));
         };
         out.push(Target::parse(s).map_err(|e| bad(&f, e))?);
     }
@@ -247,7 +237,7 @@ fn parse_notes(obj: &Map<String, Value>) -> Result<Option<String>, NwebError> {
         }
         Some(Value::String(s)) if s.contains('\0') => Err(bad("notes", "contains NUL")),
         Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(v) => Err(bad("notes", format!("expected a string, got {}", kind_of(v)))),
+        Some(v) => Err(bad("notes", format!("expected a string, got {}", json_kind(v)))),
     }
 }
 
@@ -298,12 +288,12 @@ impl TargetSpec {
                 let names: Vec<&str> = PROFILES.iter().map(|p| p.name).collect();
                 bad("profile", format!("unknown profile {s:?} (expected {})", names.join(", ")))
             })?,
-            Some(v) => return Err(bad("profile", format!("expected a string, got {}", kind_of(v)))),
+            Some(v) => return Err(bad("profile", format!("expected a string, got {}", json_kind(v)))),
             None => return Err(bad("profile", "missing")),
         };
         let items = match obj.get("ports") {
             Some(Value::Array(a)) => a,
-            Some(v) => return Err(bad("ports", format!("expected an array, got {}", kind_of(v)))),
+            Some(v) => return Err(bad("ports", format!("expected an array, got {}", json_kind(v)))),
             None => return Err(bad("ports", "missing")),
         };
         let mut ports = Vec::with_capacity(items.len());
@@ -327,7 +317,7 @@ impl TargetSpec {
         }
         let rate = match obj.get("rate") {
             Some(Value::Object(r)) => r,
-            Some(v) => return Err(bad("rate", format!("expected an object, got {}", kind_of(v)))),
+            Some(v) => return Err(bad("rate", format!("expected an object, got {}", json_kind(v)))),
             None => return Err(bad("rate", "missing (e.g. {\"packetsPerSecond\": 100})")),
         };
         if let Some(k) = rate.keys().find(|k| *k != "packetsPerSecond") {

@@ -863,7 +863,9 @@ fn check_version(v: &str) -> Result<(), ContractError> {
     }
 }
 
-fn json_kind(v: &Value) -> &'static str {
+/// The JSON type of `v` as an error message names it ("got a string"), the one
+/// spelling for every validator of untrusted JSON.
+pub fn json_kind(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",
