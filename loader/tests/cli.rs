@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use xray_engine::ScanPayload;
+use xray_tests::TempDir;
 
 const TENANT: &str = "11111111-1111-1111-1111-111111111111";
 /// Nothing listens there: connection attempts fail at once.
@@ -15,33 +16,6 @@ const NO_DB: &str = "host=/nonexistent-xray-socket-dir dbname=x user=x connect_t
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures")
-}
-
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let p = std::env::temp_dir().join(format!("xray-loader-cli-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        TempDir(p)
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-
-    fn write(&self, name: &str, text: &str) -> PathBuf {
-        let p = self.path(name);
-        std::fs::write(&p, text).unwrap();
-        p
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 fn loader() -> Command {
@@ -107,7 +81,7 @@ id = "aaaaaaaa-0000-4000-8000-000000000002"
 type = "cidr"
 value = "192.0.2.0/30"
 "#,
-        lock = dir.0.display()
+        lock = dir.root().display()
     );
     dir.write("assets.toml", &text)
 }
@@ -165,7 +139,7 @@ fn example_config_is_printed() {
 
 #[test]
 fn config_errors_are_one_line() {
-    let dir = TempDir::new("config-errors");
+    let dir = TempDir::new("loader-cli-config-errors");
     let cfg = scan_config(&dir, FAKE, "");
     let base = std::fs::read_to_string(&cfg).unwrap();
     let cases: Vec<(String, &str)> = vec![
@@ -205,7 +179,7 @@ fn config_errors_are_one_line() {
 
 #[test]
 fn targets_outside_the_scope_or_denied_are_refused() {
-    let dir = TempDir::new("scope");
+    let dir = TempDir::new("loader-cli-scope");
     let cfg = scan_config(&dir, FAKE, r#"deny = ["192.0.2.2"]"#);
     let o = loader()
         .args(["scan", "--dry-run", "--target", "198.51.100.7", "--assets"])
@@ -228,7 +202,7 @@ fn targets_outside_the_scope_or_denied_are_refused() {
 
 #[test]
 fn dry_run_with_recorded_tool_output_prints_a_valid_payload() {
-    let dir = TempDir::new("dry-run");
+    let dir = TempDir::new("loader-cli-dry-run");
     let cfg = scan_config(&dir, FAKE, r#"deny = ["192.0.2.2"]"#);
     let log = dir.path("tools.log");
     let (o, v) = dry_run(&cfg, &[], &[("XRAY_FAKE_TOOL_LOG", &log)]);
@@ -276,7 +250,7 @@ fn dry_run_with_recorded_tool_output_prints_a_valid_payload() {
 
 #[test]
 fn a_hanging_tool_is_killed_and_reported() {
-    let dir = TempDir::new("timeout");
+    let dir = TempDir::new("loader-cli-timeout");
     let cfg = scan_config(&dir, ["naabu", "httpx", "tlsx", "fake-slow-tool"], "");
     let started = Instant::now();
     let (_, v) = dry_run(&cfg, &["--target", "127.0.0.1"], &[]);
@@ -301,7 +275,7 @@ fn a_hanging_tool_is_killed_and_reported() {
 
 #[test]
 fn a_failing_tool_is_an_error_in_the_payload() {
-    let dir = TempDir::new("failing");
+    let dir = TempDir::new("loader-cli-failing");
     let cfg = scan_config(&dir, ["fake-failing-tool", "httpx", "tlsx", "nuclei"], "");
     let (_, v) = dry_run(&cfg, &["--target", "127.0.0.1"], &[]);
     let p = ScanPayload::from_value(&v).unwrap();
@@ -324,7 +298,7 @@ fn a_failing_tool_is_an_error_in_the_payload() {
 
 #[test]
 fn out_writes_a_file_and_nothing_on_stdout() {
-    let dir = TempDir::new("out");
+    let dir = TempDir::new("loader-cli-out");
     let cfg = scan_config(&dir, FAKE, "");
     let out = dir.path("payload.json");
     let o = loader()
@@ -342,7 +316,7 @@ fn out_writes_a_file_and_nothing_on_stdout() {
 
 #[test]
 fn a_second_scan_of_the_same_tenant_is_refused() {
-    let dir = TempDir::new("lock");
+    let dir = TempDir::new("loader-cli-lock");
     let cfg = scan_config(&dir, FAKE, "");
     let lock_path = dir.path(&format!("xray-loader-{TENANT}.lock"));
     let held: File = OpenOptions::new()
@@ -476,7 +450,7 @@ id = "aaaaaaaa-0000-4000-8000-000000000001"
 type = "ip"
 value = "127.0.0.1"
 "#,
-        lock = dir.0.display(),
+        lock = dir.root().display(),
         nmap = nmap.display()
     );
     dir.write("assets.toml", &text)
@@ -484,7 +458,7 @@ value = "127.0.0.1"
 
 #[test]
 fn the_nmap_toolchain_builds_a_truthful_payload() {
-    let dir = TempDir::new("nmap");
+    let dir = TempDir::new("loader-cli-nmap");
     let cfg = nmap_config(&dir, r#"toolchain = "nmap""#);
     let log = dir.path("tools.log");
     let (o, v) = dry_run(&cfg, &[], &[("XRAY_FAKE_TOOL_LOG", &log)]);
@@ -556,7 +530,7 @@ fn the_nmap_toolchain_builds_a_truthful_payload() {
 
 #[test]
 fn auto_falls_back_to_nmap_without_the_projectdiscovery_tools() {
-    let dir = TempDir::new("auto-nmap");
+    let dir = TempDir::new("loader-cli-auto-nmap");
     let cfg = nmap_config(&dir, "");
     let text = std::fs::read_to_string(&cfg)
         .unwrap()
@@ -586,7 +560,7 @@ fn auto_falls_back_to_nmap_without_the_projectdiscovery_tools() {
 
 #[test]
 fn a_failing_nmap_is_an_error_and_no_coverage() {
-    let dir = TempDir::new("nmap-failing");
+    let dir = TempDir::new("loader-cli-nmap-failing");
     let cfg = nmap_config(&dir, r#"toolchain = "nmap""#);
     let failing = fixtures().join("loader/bin/fake-failing-tool");
     let text = std::fs::read_to_string(&cfg).unwrap().replace(

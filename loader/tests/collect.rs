@@ -18,33 +18,12 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use nweb::bundle::{self, BundleInput, Status};
 use nweb::{car, merkle, unixfs, Cid};
-use xray_tests::{admin_url, connect, db_url};
+use xray_tests::{admin_url, connect, db_url, TempDir};
 
 /// The loader kills nmap after this; the test kills the loader a little later.
 const NMAP_TIMEOUT_SECS: u64 = 120;
 const RUN_LIMIT: Duration = Duration::from_secs(NMAP_TIMEOUT_SECS + 30);
 const SSH_BANNER: &[u8] = b"SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3\r\n";
-
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let p = std::env::temp_dir().join(format!("xray-collect-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        TempDir(p)
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// An SSH-looking service on 127.0.0.1: it greets every connection with a banner, so
 /// `nmap -sV` identifies it at once. Stops when dropped, or after two minutes anyway.
@@ -191,7 +170,7 @@ id = "aaaaaaaa-0000-4000-8000-0000000000c1"
 type = "ip"
 value = "127.0.0.1"
 "#,
-            lock = dir.0.display()
+            lock = dir.root().display()
         ),
     )
     .unwrap();
@@ -343,7 +322,7 @@ fn line_for(lines: &[Value], port: u16) -> &Value {
 
 #[test]
 fn collect_scans_loopback_with_nmap_and_writes_a_verifiable_bundle() {
-    let dir = TempDir::new("nmap");
+    let dir = TempDir::new("collect-nmap");
     let listener = Listener::start();
     let open_port = listener.port;
     let tls = TlsServer::start(&dir);
@@ -407,7 +386,7 @@ fn collect_scans_loopback_with_nmap_and_writes_a_verifiable_bundle() {
     let text = std::fs::read_to_string(out.join("scanprint/scanprint.v0.jsonl")).unwrap();
     assert!(!text.contains("BEGIN CERTIFICATE"));
     // No staging leftovers next to the bundle.
-    let stray: Vec<String> = std::fs::read_dir(&dir.0)
+    let stray: Vec<String> = std::fs::read_dir(dir.root())
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .filter(|n| n.contains(".tmp-"))
@@ -436,7 +415,7 @@ fn collect_scans_loopback_with_nmap_and_writes_a_verifiable_bundle() {
 fn collect_with_masscan_bundles_its_json_output() {
     // masscan cannot scan loopback, so a stand-in prints its version and writes a
     // recorded `-oJ` file where the loader asked for it; the bundle is checked as for nmap.
-    let dir = TempDir::new("masscan");
+    let dir = TempDir::new("collect-masscan");
     let args_log = dir.path("masscan-args");
     let fake = dir.path("masscan");
     std::fs::write(
@@ -501,7 +480,7 @@ EOF
 
 #[test]
 fn out_of_scope_and_denied_targets_are_refused_before_any_scan() {
-    let dir = TempDir::new("scope");
+    let dir = TempDir::new("collect-scope");
     // A scanner that only leaves a mark: it must never run.
     let mark = dir.path("scanner-ran");
     let fake = dir.path("fake-nmap");
@@ -588,7 +567,7 @@ async fn collect_ingest_loads_a_verified_bundle() {
     let client = connect(&url).await;
     client.batch_execute("CREATE EXTENSION xray_pg").await.unwrap();
 
-    let dir = TempDir::new("ingest");
+    let dir = TempDir::new("collect-ingest");
     let listener = Listener::start();
     let port = listener.port;
     let cfg = write_config(&dir, "c011ec70-0000-4000-8000-000000000003", "");

@@ -17,29 +17,9 @@ use nweb::bundle::{self, BundleInput, Status};
 use nweb::target_spec::{document_cid, TargetSpec};
 use nweb::{unixfs, Cid};
 use serde_json::{json, Value};
+use xray_tests::TempDir;
 
 const RUN_LIMIT: Duration = Duration::from_secs(150);
-
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let p = std::env::temp_dir().join(format!("xray-dispatch-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        TempDir(p)
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// A tiny HTTP server on 127.0.0.1: `respond(path)` gives (status, content type, body).
 /// Stops when dropped.
@@ -204,7 +184,7 @@ fn write_config(dir: &TempDir, tenant: &str) -> PathBuf {
         &p,
         format!(
             "tenant_id = \"{tenant}\"\nlock_dir = \"{}\"\nvantage = \"test/loopback\"\n[[assets]]\nid = \"aaaaaaaa-0000-4000-8000-0000000000d1\"\ntype = \"cidr\"\nvalue = \"127.0.0.0/29\"\n",
-            dir.0.display()
+            dir.root().display()
         ),
     )
     .unwrap();
@@ -254,7 +234,7 @@ fn screenshot_paths(files: &BTreeMap<String, Vec<u8>>) -> Vec<&String> {
 
 #[test]
 fn collect_takes_work_from_the_dispatcher_honours_its_deny_list_and_captures_the_web_service() {
-    let dir = TempDir::new("work");
+    let dir = TempDir::new("dispatch-work");
     let web = Http::page();
     let web_port = web.port;
     let specs = dir.path("specs");
@@ -314,7 +294,7 @@ fn collect_takes_work_from_the_dispatcher_honours_its_deny_list_and_captures_the
 
 #[test]
 fn no_screenshots_leaves_them_out_and_a_plain_collect_names_no_spec() {
-    let dir = TempDir::new("noshots");
+    let dir = TempDir::new("dispatch-noshots");
     let web = Http::page();
     let cfg = write_config(&dir, "d15a7c40-0000-4000-8000-000000000002");
     let out = dir.path("bundle");
@@ -346,7 +326,7 @@ fn assert_refused(r: &Run, out: &Path, want: &[&str]) {
 
 #[test]
 fn a_collector_refuses_a_spec_wider_than_its_scope_or_bytes_that_miss_their_cid() {
-    let dir = TempDir::new("refuse");
+    let dir = TempDir::new("dispatch-refuse");
     let cfg = write_config(&dir, "d15a7c40-0000-4000-8000-000000000003");
     let out = dir.path("bundle");
     let collect = |from: &str, extra: &[&str]| {
@@ -388,7 +368,7 @@ fn a_collector_refuses_a_spec_wider_than_its_scope_or_bytes_that_miss_their_cid(
 
 #[test]
 fn dispatch_refuses_a_bad_spec_file_at_start_naming_file_and_field() {
-    let dir = TempDir::new("badspec");
+    let dir = TempDir::new("dispatch-badspec");
     let specs = dir.path("specs");
     write_spec(&specs, "good.json", json!(["192.0.2.0/24"]), json!([80]));
     write_spec(&specs, "bad.json", json!(["192.0.2.1/24"]), json!([80]));

@@ -2,7 +2,7 @@
 //! database with the extension created in it, on the real PostgreSQL named by
 //! `DATABASE_URL` (default: the local socket as the current user).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 use tokio_postgres::{Client, NoTls};
@@ -249,4 +249,38 @@ pub async fn record_a_rekey(client: &Client, tenant: &str) {
         )
         .await
         .expect("record a re-key");
+}
+
+/// A scratch directory for one test, removed when dropped (also when the test
+/// fails): `<tmp>/xray-<name>-<pid>`, emptied first so that what a killed run of
+/// the same name left behind is never read as this run's output.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new(name: &str) -> TempDir {
+        let p = std::env::temp_dir().join(format!("xray-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.0
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.path(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
