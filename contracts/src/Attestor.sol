@@ -48,7 +48,6 @@ contract Attestor is IAttestor, IRoutedAttestor, IWiring {
 
     event RoutersSet(address submissionRouter, address slashRouter);
 
-
     constructor() {
         deployer = msg.sender;
         scanSubmissionSchema = _schemaUid(SCAN_SUBMISSION_SCHEMA);

@@ -58,7 +58,6 @@ contract SlashRouter is ISlashRouter {
     mapping(bytes32 => bytes32) private _openOfCid;
     mapping(address => uint256) public openChallenges;
 
-
     constructor(IRoutedAttestor attestor_, StakeRegistry stakes_, ISubmissionRouter submissions_, uint256 challengeBond_) {
         attestor = attestor_;
         stakes = stakes_;

@@ -60,7 +60,6 @@ contract StakeRegistry is IStakeRegistry, IWiring {
     /// from the active stake, so that nweb.stakes stays the stake that buys quota).
     event UnbondingSlashed(address indexed who, address indexed challenger, uint256 amount, uint256 bounty, uint256 burned);
 
-
     constructor(IERC20 gst_, address reputationOracle_) {
         gst = gst_;
         reputationOracle = reputationOracle_;

@@ -45,7 +45,6 @@ contract SubmissionRouter is ISubmissionRouter {
     bytes32[] public uids;
     mapping(bytes32 => Kind) public kindOf;
 
-
     constructor(IRoutedAttestor attestor_, StakeRegistry stakes_) {
         attestor = attestor_;
         stakes = stakes_;
