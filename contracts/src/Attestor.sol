@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity ^0.8.24;
 
-import {IAttestor, IRoutedAttestor} from "./IAttestor.sol";
+import {IAttestor, IRoutedAttestor, IWiring} from "./IAttestor.sol";
 
 /// The minimal EAS-compatible attestor of nweb (docs/nweb.md §5: "a lightweight Attestor contract
 /// that emits EAS-compatible events and exposes schemaUID namespaces, without relying on
@@ -16,7 +16,7 @@ import {IAttestor, IRoutedAttestor} from "./IAttestor.sol";
 /// - ScanSubmissions come only through the SubmissionRouter (stake and quota), Challenges
 ///   and Resolutions only through the SlashRouter (grace and slashing); availability
 ///   probes may be published by anyone.
-contract Attestor is IAttestor, IRoutedAttestor {
+contract Attestor is IAttestor, IRoutedAttestor, IWiring {
     string public constant SCAN_SUBMISSION_SCHEMA =
         "address subject,bytes32 jobId,string namespace,string datasetType,string cid,bytes32 merkleRoot,string targetSpecCid,uint64 startedAt,uint64 finishedAt,string tool,string version,string vantage,string manifestSha256,bytes extra";
     string public constant AVAILABILITY_CHECK_SCHEMA =
@@ -47,9 +47,6 @@ contract Attestor is IAttestor, IRoutedAttestor {
     mapping(bytes32 => Record) private _records;
 
     event RoutersSet(address submissionRouter, address slashRouter);
-
-    error NotAuthorized();
-    error AlreadySet();
 
     constructor() {
         deployer = msg.sender;

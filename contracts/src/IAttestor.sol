@@ -4,7 +4,9 @@ pragma solidity ^0.8.24;
 /// The nweb attestation schemas (docs/nweb.md §5) and
 /// the Attestor's events. This file is the one definition both sides use: the contracts
 /// implement it, and the loader reads it with alloy's `sol!` (loader/src/chain/abi.rs),
-/// so an event the indexer decodes cannot drift from the event the chain emits.
+/// so an event the indexer decodes cannot drift from the event the chain emits. The same
+/// holds for the custom errors: each contract reverts only with errors declared here, in
+/// the interface it implements, so the loader decodes every revert by its name.
 ///
 /// Every attestation emits two logs: EAS's own `Attested` event (same signature as the
 /// EAS hub, so EAS tooling sees it) and a typed event carrying the whole payload, so an
@@ -77,6 +79,21 @@ interface IAttestor {
     function resolutionSchema() external view returns (bytes32);
 }
 
+/// Contracts wired to their routers once, by the deployer (Attestor, StakeRegistry).
+interface IWiring {
+    /// The caller may not call this entry point.
+    error NotAuthorized();
+    /// setRouters was called before.
+    error AlreadySet();
+
+    function setRouters(address submissionRouter, address slashRouter) external;
+}
+
+/// The one spelling of a CID the contracts accept (CanonicalCid.sol).
+interface ICanonicalCid {
+    error NonCanonicalCid(string cid, string why);
+}
+
 /// The Attestor's entry points for the routers; anyone else is refused (NotAuthorized).
 interface IRoutedAttestor {
     function attestScanSubmission(address attester, IAttestor.ScanSubmission calldata s) external returns (bytes32 uid);
@@ -96,6 +113,20 @@ interface ISlashRouter {
     /// (`returned` false) or returned to the challenger with the bounty by a slash.
     event BondPaid(bytes32 indexed challengeId, address indexed to, uint256 amount, bool returned);
 
+    error UnknownReason(bytes32 reasonCode);
+    error NotSubmitted(string cid);
+    error AlreadyChallenged(bytes32 challengeId);
+    error UnknownChallenge(bytes32 challengeId);
+    error Closed(bytes32 challengeId);
+    error NotSubject(address subject);
+    error GraceOver(uint64 graceEndsAt);
+    error InGrace(uint64 graceEndsAt);
+    error BondNotPaid(address challenger, uint256 bond);
+    error RechallengeLimit(string cid, uint256 resolved);
+    error NewCidNotSubmitted(string newCid, address subject);
+    error NewCidKindMismatch(string newCid);
+    error NewCidIsChallenged(string newCid);
+
     /// GST taken from the challenger (transferFrom: approve the router first).
     function challengeBond() external view returns (uint256);
 
@@ -112,6 +143,15 @@ interface ISlashRouter {
     /// After grace without a Resolution: slash 10 % of the subject's stake.
     function slash(bytes32 challengeId) external returns (uint256 amount);
     function openChallengeOf(string calldata cid) external view returns (bytes32);
+
+    /// The SubmissionRouter whose submissions are challenged, and the GST of the bond.
+    function submissions() external view returns (ISubmissionRouter);
+    function gst() external view returns (IERC20);
+    /// The state of a challenge (all zero for an unknown id).
+    function cases(bytes32 id)
+        external
+        view
+        returns (address subject, address challenger, bytes32 cidKey, uint64 graceEndsAt, bool closed, bool slashed);
 }
 
 /// What a collector calls (and what the tests use to submit).
@@ -126,10 +166,20 @@ interface ISubmissionRouter {
 
     event SubmissionRecorded(bytes32 indexed uid, address indexed submitter, Kind kind, uint64 cost);
 
+    error StakeTooLow(uint256 stake);
+    error QuotaExceeded(uint256 used, uint256 cost, uint256 quota);
+    error EmptyCid();
+    error UnknownDatasetType(string datasetType);
+    error KindMismatch(string datasetType, string tool, Kind kind);
+
     function submit(IAttestor.ScanSubmission calldata submission, Kind kind) external returns (bytes32 uid);
     function firstSubmission(string calldata cid) external view returns (bytes32 uid, address submitter);
     function usedUnits(address who) external view returns (uint256);
     function remainingUnits(address who) external view returns (uint256);
+    function kindOf(bytes32 uid) external view returns (Kind);
+    /// Whether `kind` may price a submission of this dataset type and tool; reverts
+    /// with UnknownDatasetType for a type nweb does not know.
+    function kindAllowed(string calldata datasetType, string calldata tool, Kind kind) external pure returns (bool);
 }
 
 /// Stake, quota and slashing.
@@ -143,4 +193,16 @@ interface IStakeRegistry {
     function unstake(uint256 amount) external;
     function stakeOf(address who) external view returns (uint256);
     function quotaUnits(address who) external view returns (uint256);
+
+    /// Unstaking or withdrawing refused, and why.
+    error Locked(string why);
+}
+
+/// The ERC-20 calls of the GST token the contracts and the slasher make.
+interface IERC20 {
+    function transfer(address to, uint256 amount) external returns (bool);
+    function transferFrom(address from, address to, uint256 amount) external returns (bool);
+    function approve(address spender, uint256 amount) external returns (bool);
+    function allowance(address owner, address spender) external view returns (uint256);
+    function balanceOf(address who) external view returns (uint256);
 }

@@ -1,9 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity ^0.8.24;
 
-import {IAttestor, IRoutedAttestor, ISlashRouter} from "./IAttestor.sol";
-import {StakeRegistry, IERC20} from "./StakeRegistry.sol";
-import {SubmissionRouter} from "./SubmissionRouter.sol";
+import {IAttestor, IRoutedAttestor, ISlashRouter, ISubmissionRouter, IERC20} from "./IAttestor.sol";
+import {StakeRegistry} from "./StakeRegistry.sol";
 import {CanonicalCid} from "./CanonicalCid.sol";
 
 /// Challenges, Resolutions and slashing with the immutable rules of docs/nweb.md §2.
@@ -46,7 +45,7 @@ contract SlashRouter is ISlashRouter {
 
     IRoutedAttestor public immutable attestor;
     StakeRegistry public immutable stakes;
-    SubmissionRouter public immutable submissions;
+    ISubmissionRouter public immutable submissions;
     IERC20 public immutable gst;
     uint256 public immutable challengeBond;
 
@@ -59,21 +58,7 @@ contract SlashRouter is ISlashRouter {
     mapping(bytes32 => bytes32) private _openOfCid;
     mapping(address => uint256) public openChallenges;
 
-    error UnknownReason(bytes32 reasonCode);
-    error NotSubmitted(string cid);
-    error AlreadyChallenged(bytes32 challengeId);
-    error UnknownChallenge(bytes32 challengeId);
-    error Closed(bytes32 challengeId);
-    error NotSubject(address subject);
-    error GraceOver(uint64 graceEndsAt);
-    error InGrace(uint64 graceEndsAt);
-    error BondNotPaid(address challenger, uint256 bond);
-    error RechallengeLimit(string cid, uint256 resolved);
-    error NewCidNotSubmitted(string newCid, address subject);
-    error NewCidKindMismatch(string newCid);
-    error NewCidIsChallenged(string newCid);
-
-    constructor(IRoutedAttestor attestor_, StakeRegistry stakes_, SubmissionRouter submissions_, uint256 challengeBond_) {
+    constructor(IRoutedAttestor attestor_, StakeRegistry stakes_, ISubmissionRouter submissions_, uint256 challengeBond_) {
         attestor = attestor_;
         stakes = stakes_;
         submissions = submissions_;

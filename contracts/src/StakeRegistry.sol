@@ -1,12 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity ^0.8.24;
 
-import {IStakeRegistry} from "./IAttestor.sol";
-
-interface IERC20 {
-    function transfer(address to, uint256 amount) external returns (bool);
-    function transferFrom(address from, address to, uint256 amount) external returns (bool);
-}
+import {IStakeRegistry, IWiring, IERC20} from "./IAttestor.sol";
 
 interface IOpenChallenges {
     function openChallenges(address who) external view returns (uint256);
@@ -32,7 +27,7 @@ interface ILastSubmission {
 ///   quota), so the indexer's derivation of nweb.stakes is unchanged.
 /// - repFactor (reputation is computed off-chain by indexers, nweb.reputation_at) may be
 ///   set only by the reputation oracle fixed at deployment; with oracle 0 it stays 0.
-contract StakeRegistry is IStakeRegistry {
+contract StakeRegistry is IStakeRegistry, IWiring {
     uint256 public constant MIN_STAKE = 100 ether; // 100 GST, 18 decimals
     uint256 public constant SLASH_PERCENT = 10;
     uint256 public constant BOUNTY_PERCENT = 50;
@@ -64,10 +59,6 @@ contract StakeRegistry is IStakeRegistry {
     /// The part of a slash taken from unbonding GST (Slashed carries the part taken
     /// from the active stake, so that nweb.stakes stays the stake that buys quota).
     event UnbondingSlashed(address indexed who, address indexed challenger, uint256 amount, uint256 bounty, uint256 burned);
-
-    error NotAuthorized();
-    error AlreadySet();
-    error Locked(string why);
 
     constructor(IERC20 gst_, address reputationOracle_) {
         gst = gst_;

@@ -45,12 +45,6 @@ contract SubmissionRouter is ISubmissionRouter {
     bytes32[] public uids;
     mapping(bytes32 => Kind) public kindOf;
 
-    error StakeTooLow(uint256 stake);
-    error QuotaExceeded(uint256 used, uint256 cost, uint256 quota);
-    error EmptyCid();
-    error UnknownDatasetType(string datasetType);
-    error KindMismatch(string datasetType, string tool, Kind kind);
-
     constructor(IRoutedAttestor attestor_, StakeRegistry stakes_) {
         attestor = attestor_;
         stakes = stakes_;
@@ -62,8 +56,6 @@ contract SubmissionRouter is ISubmissionRouter {
         return 1;
     }
 
-    /// Whether `kind` may price a submission of this dataset type and tool; reverts
-    /// with UnknownDatasetType for a type nweb does not know.
     function kindAllowed(string memory datasetType, string memory tool, Kind kind) public pure returns (bool) {
         bytes32 t = keccak256(bytes(datasetType));
         bytes32 tl = keccak256(bytes(tool));

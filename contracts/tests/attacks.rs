@@ -44,7 +44,7 @@ async fn file(p: &DynProvider, c: &Contracts, from: usize, cid: &str) -> B256 {
 }
 
 async fn balance(p: &DynProvider, c: &Contracts, who: Address) -> U256 {
-    view(p, c.gst, TestGST::balanceOfCall { who }).await
+    view(p, c.gst, IERC20::balanceOfCall { who }).await
 }
 
 async fn stake_of(p: &DynProvider, c: &Contracts, who: Address) -> U256 {
@@ -64,11 +64,11 @@ async fn a_griefing_challenger_pays_a_bond_for_every_resolved_challenge() {
     assert_eq!(view(&p, c.slash, ISlashRouter::challengeBondCall {}).await, gst(BOND_GST));
 
     // No bond, no challenge.
-    send(&p, griefer, c.gst, TestGST::approveCall { spender: c.slash, amount: U256::ZERO }).await;
+    send(&p, griefer, c.gst, IERC20::approveCall { spender: c.slash, amount: U256::ZERO }).await;
     let e = reverts(&p, griefer, c.slash, chal(&cids[0])).await;
     assert!(e.contains(&selector("BondNotPaid(address,uint256)")), "{e}");
 
-    send(&p, griefer, c.gst, TestGST::approveCall { spender: c.slash, amount: U256::MAX }).await;
+    send(&p, griefer, c.gst, IERC20::approveCall { spender: c.slash, amount: U256::MAX }).await;
     let (g0, s0) = (balance(&p, &c, griefer).await, balance(&p, &c, submitter).await);
     let mut ids = Vec::new();
     for cid in &cids {
@@ -119,7 +119,7 @@ async fn a_false_resolution_is_challenged_in_turn() {
     send(&p, submitter, c.slash, resolve(id, &b)).await;
     // The replacement is the subject's liability: challenged and, unanswered, slashed.
     let id2 = file(&p, &c, 3, &b).await;
-    let cases = view(&p, c.slash, SlashCases::casesCall { id: id2 }).await;
+    let cases = view(&p, c.slash, ISlashRouter::casesCall { id: id2 }).await;
     assert_eq!(cases.subject, submitter);
     increase_time(&p, 72 * 3600 + 1).await;
     let before = stake_of(&p, &c, submitter).await;

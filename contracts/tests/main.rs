@@ -13,6 +13,12 @@
 #[path = "../../loader/tests/chain/support.rs"]
 mod support;
 
+// The loader's decoding of the contracts' ABI, checked against what solc compiles.
+#[allow(dead_code)]
+#[path = "../../loader/src/chain/abi.rs"]
+mod loader_abi;
+
 mod attacks;
 mod eas;
+mod errors;
 mod rules;

@@ -318,7 +318,7 @@ async fn contracts_enforce_the_mvp_rules() {
     .await;
     assert!(e.contains(&selector("GraceOver(uint64)")), "{e}");
     let stake_before = view(&p, c.stakes, IStakeRegistry::stakeOfCall { who: submitter }).await;
-    let bal_before = view(&p, c.gst, TestGST::balanceOfCall { who: challenger }).await;
+    let bal_before = view(&p, c.gst, IERC20::balanceOfCall { who: challenger }).await;
     let dead: Address = "0x000000000000000000000000000000000000dEaD".parse().unwrap();
     let r = send(&p, owner, c.slash, ISlashRouter::slashCall { challengeId: id2 }).await;
     let slashed = stake_before / U256::from(10);
@@ -327,12 +327,12 @@ async fn contracts_enforce_the_mvp_rules() {
         stake_before - slashed
     );
     assert_eq!(
-        view(&p, c.gst, TestGST::balanceOfCall { who: challenger }).await - bal_before,
+        view(&p, c.gst, IERC20::balanceOfCall { who: challenger }).await - bal_before,
         slashed / U256::from(2) + gst(BOND_GST),
         "the bounty and the bond back"
     );
     assert_eq!(
-        view(&p, c.gst, TestGST::balanceOfCall { who: dead }).await,
+        view(&p, c.gst, IERC20::balanceOfCall { who: dead }).await,
         slashed - slashed / U256::from(2)
     );
     let res = r
@@ -352,10 +352,10 @@ async fn contracts_enforce_the_mvp_rules() {
     let e = reverts(&p, submitter, c.stakes, Unbonding::withdrawCall {}).await;
     assert!(e.contains(&selector("Locked(string)")), "{e}");
     increase_time(&p, 7 * 24 * 3600).await;
-    let before = view(&p, c.gst, TestGST::balanceOfCall { who: submitter }).await;
+    let before = view(&p, c.gst, IERC20::balanceOfCall { who: submitter }).await;
     send(&p, submitter, c.stakes, Unbonding::withdrawCall {}).await;
     assert_eq!(
-        view(&p, c.gst, TestGST::balanceOfCall { who: submitter }).await - before,
+        view(&p, c.gst, IERC20::balanceOfCall { who: submitter }).await - before,
         gst(1)
     );
 }

@@ -31,7 +31,7 @@ mod pb;
 mod unpack;
 
 pub use import::{directory_cid, file_cid, file_cid_with, import_directory, import_file, ImportParams};
-pub use pb::{decode_pb_node, links_of, PbLink, PbNode};
+pub use pb::{decode_pb_node, encode_pb_node, links_of, PbLink, PbNode};
 pub use unpack::{
     read_file, read_file_with, unpack_directory, unpack_directory_with, work_limit, BlockSource,
 };

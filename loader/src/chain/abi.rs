@@ -4,10 +4,10 @@
 
 use alloy::primitives::{Address, Bytes, FixedBytes, B256, U256};
 use alloy::rpc::types::Log;
-use alloy::sol_types::SolEvent;
+use alloy::sol_types::{SolEvent, SolInterface};
 use serde_json::{json, Map, Value};
 
-alloy::sol!("../contracts/src/IAttestor.sol");
+alloy::sol!(#[sol(all_derives)] "../contracts/src/IAttestor.sol");
 
 pub use IAttestor::{AvailabilityCheck, Challenge, Resolution, ScanSubmission};
 
@@ -28,6 +28,49 @@ pub fn stake_topics() -> Vec<B256> {
         IStakeRegistry::Unstaked::SIGNATURE_HASH,
         IStakeRegistry::Slashed::SIGNATURE_HASH,
     ]
+}
+
+/// A revert's data as the custom error's name and fields, deadlines also as dates
+/// (`InGrace: the challenge is in grace until 2026-02-05T02:40:00Z (graceEndsAt 1770259200)`);
+/// None for data that is not one of the contracts' errors. Every interface's errors are
+/// tried, not only those of the contract called: a call passes on the revert of a contract
+/// it calls (the SlashRouter's slash that of the StakeRegistry, both routers the
+/// CanonicalCid check). contracts/tests checks that every error in the compiled
+/// contracts' ABIs decodes here.
+pub fn revert_text(data: &[u8]) -> Option<String> {
+    fn fields<E: SolInterface + std::fmt::Debug>(data: &[u8]) -> Option<String> {
+        let e = E::abi_decode(data).ok()?;
+        // Debug prints `Name(Name { field: value })`; the outer name is said once.
+        let d = format!("{e:?}");
+        Some(match d.split_once('(') {
+            Some((_, inner)) => inner.strip_suffix(')').unwrap_or(inner).to_string(),
+            None => d,
+        })
+    }
+    let at = |t: u64| {
+        chrono::DateTime::from_timestamp(t as i64, 0)
+            .map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+            .unwrap_or_default()
+    };
+    use ISlashRouter::ISlashRouterErrors as S;
+    match S::abi_decode(data) {
+        Ok(S::InGrace(x)) => {
+            return Some(format!(
+                "InGrace: the challenge is in grace until {} (graceEndsAt {})",
+                at(x.graceEndsAt),
+                x.graceEndsAt
+            ))
+        }
+        Ok(S::GraceOver(x)) => {
+            return Some(format!("GraceOver: grace ended at {} (graceEndsAt {})", at(x.graceEndsAt), x.graceEndsAt))
+        }
+        _ => {}
+    }
+    fields::<ISlashRouter::ISlashRouterErrors>(data)
+        .or_else(|| fields::<ISubmissionRouter::ISubmissionRouterErrors>(data))
+        .or_else(|| fields::<IStakeRegistry::IStakeRegistryErrors>(data))
+        .or_else(|| fields::<IWiring::IWiringErrors>(data))
+        .or_else(|| fields::<ICanonicalCid::ICanonicalCidErrors>(data))
 }
 
 /// One decoded Attestor log, as `nweb.attestations` stores it.

@@ -17,7 +17,7 @@ use alloy::sol_types::SolCall;
 use alloy::transports::http::Http;
 use anyhow::{anyhow, bail, Context, Result};
 
-use super::abi::{self, IAttestor, ISlashRouter, ISubmissionRouter};
+use super::abi::{self, IAttestor, ISlashRouter, ISubmissionRouter, IERC20};
 use super::config::{redact, ChainConfig, SlasherConfig};
 use super::rpc::{scrub_url, with_sources};
 
@@ -115,8 +115,8 @@ impl Writer {
     /// An RPC error with the contract's custom error decoded (`InGrace { graceEndsAt: … }`)
     /// when the node returned revert data: the selector alone tells an operator nothing.
     fn rpc_err(&self, what: &str, e: RpcError<TransportErrorKind>) -> anyhow::Error {
-        match e.as_error_resp().and_then(|p| p.as_decoded_interface_error::<ContractErrors::ContractErrorsErrors>()) {
-            Some(decoded) => anyhow!("{what} reverted: {}", revert_text(&decoded)),
+        match e.as_error_resp().and_then(|p| p.as_revert_data()).and_then(|d| abi::revert_text(&d)) {
+            Some(decoded) => anyhow!("{what} reverted: {decoded}"),
             None => self.err(what, e),
         }
     }
@@ -171,7 +171,7 @@ impl Writer {
     /// The SubmissionRouter the SlashRouter judges submissions by: submitting anywhere
     /// else would make a bundle the challenges cannot see.
     pub async fn submission_router(&self) -> Result<Address> {
-        self.view(self.slash_router, SlashRouterView::submissionsCall {}).await
+        self.view(self.slash_router, ISlashRouter::submissionsCall {}).await
     }
 
     /// The timestamp of the latest block, the clock grace is measured by (not ours).
@@ -237,19 +237,19 @@ impl Writer {
         let cid = canonical_cid(cid)?;
         let bond = self.view(self.slash_router, ISlashRouter::challengeBondCall {}).await?;
         if !bond.is_zero() {
-            let token: Address = self.view(self.slash_router, SlashRouterView::gstCall {}).await?;
+            let token: Address = self.view(self.slash_router, ISlashRouter::gstCall {}).await?;
             let allowed = self
-                .view(token, Erc20::allowanceCall { owner: self.from, spender: self.slash_router })
+                .view(token, IERC20::allowanceCall { owner: self.from, spender: self.slash_router })
                 .await?;
             if allowed < bond {
-                let balance = self.view(token, Erc20::balanceOfCall { who: self.from }).await?;
+                let balance = self.view(token, IERC20::balanceOfCall { who: self.from }).await?;
                 if balance < bond {
                     bail!(
                         "the challenge bond is {bond} wei of GST but {} holds {balance}",
                         abi::addr(&self.from)
                     );
                 }
-                self.send(token, Erc20::approveCall { spender: self.slash_router, amount: bond })
+                self.send(token, IERC20::approveCall { spender: self.slash_router, amount: bond })
                     .await?;
             }
         }
@@ -263,77 +263,6 @@ impl Writer {
             },
         )
         .await
-    }
-}
-
-alloy::sol! {
-    /// The public getters of SlashRouter (contracts/src/SlashRouter.sol) the loader reads.
-    interface SlashRouterView {
-        function submissions() external view returns (address);
-        function gst() external view returns (address);
-        function stakes() external view returns (address);
-        function cases(bytes32 id) external view returns (address subject, address challenger, bytes32 cidKey, uint64 graceEndsAt, bool closed, bool slashed);
-    }
-    /// SubmissionRouter's rule for cost kinds (contracts/src/SubmissionRouter.sol); the
-    /// enum `Kind` is a uint8 in the ABI.
-    interface SubmissionRouterView {
-        function kindAllowed(string datasetType, string tool, uint8 kind) external pure returns (bool);
-    }
-    /// The custom errors of contracts/src/*.sol, so that a revert reads as its name and
-    /// arguments. The interface file declares none: each contract declares its own.
-    #[sol(all_derives)]
-    interface ContractErrors {
-        error NonCanonicalCid(string cid, string why);
-        error UnknownReason(bytes32 reasonCode);
-        error NotSubmitted(string cid);
-        error AlreadyChallenged(bytes32 challengeId);
-        error UnknownChallenge(bytes32 challengeId);
-        error Closed(bytes32 challengeId);
-        error NotSubject(address subject);
-        error GraceOver(uint64 graceEndsAt);
-        error InGrace(uint64 graceEndsAt);
-        error BondNotPaid(address challenger, uint256 bond);
-        error RechallengeLimit(string cid, uint256 resolved);
-        error NewCidNotSubmitted(string newCid, address subject);
-        error NewCidKindMismatch(string newCid);
-        error NewCidIsChallenged(string newCid);
-        error StakeTooLow(uint256 stake);
-        error QuotaExceeded(uint256 used, uint256 cost, uint256 quota);
-        error EmptyCid();
-        error UnknownDatasetType(string datasetType);
-        error KindMismatch(string datasetType, string tool, uint8 kind);
-        error NotAuthorized();
-        error AlreadySet();
-        error Locked(string why);
-    }
-    /// The GST token's ERC-20 calls the bond needs.
-    interface Erc20 {
-        function allowance(address owner, address spender) external view returns (uint256);
-        function balanceOf(address who) external view returns (uint256);
-        function approve(address spender, uint256 amount) external returns (bool);
-    }
-}
-
-/// `InGrace { graceEndsAt: 1770259200 (2026-02-05T02:40:00Z) }`: the error's name and
-/// fields, with deadlines also as dates.
-pub fn revert_text(e: &ContractErrors::ContractErrorsErrors) -> String {
-    use ContractErrors::ContractErrorsErrors as E;
-    let at = |t: u64| {
-        chrono::DateTime::from_timestamp(t as i64, 0)
-            .map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
-            .unwrap_or_default()
-    };
-    match e {
-        E::InGrace(x) => format!("InGrace: the challenge is in grace until {} (graceEndsAt {})", at(x.graceEndsAt), x.graceEndsAt),
-        E::GraceOver(x) => format!("GraceOver: grace ended at {} (graceEndsAt {})", at(x.graceEndsAt), x.graceEndsAt),
-        other => {
-            // Debug prints `Name(Name { field: value })`; the outer name is said once.
-            let d = format!("{other:?}");
-            match d.split_once('(') {
-                Some((_, inner)) => inner.strip_suffix(')').unwrap_or(inner).to_string(),
-                None => d,
-            }
-        }
     }
 }
 

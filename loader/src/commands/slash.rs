@@ -24,7 +24,7 @@ use serde_json::json;
 
 use super::submit::{self, parse_b256, plan_json, print, print_plan, Format};
 use crate::chain::abi::{self, ISlashRouter};
-use crate::chain::writer::{SlashRouterView, Writer};
+use crate::chain::writer::Writer;
 use crate::output::fail;
 
 /// `xray-loader slash`.
@@ -70,7 +70,7 @@ async fn due(w: &Writer, from_block: u64, range: u64) -> Result<Vec<B256>> {
     }
     let mut out = Vec::new();
     for id in ids {
-        let case = w.view(router, SlashRouterView::casesCall { id }).await?;
+        let case = w.view(router, ISlashRouter::casesCall { id }).await?;
         // slash needs block.timestamp > graceEndsAt; the next block is at least `now`.
         if !case.closed && case.graceEndsAt < now {
             out.push(id);
@@ -87,7 +87,7 @@ async fn slash_one(w: &Writer, id: B256, args: &SlashArgs) -> Result<()> {
         let plan = plan_json("SlashRouter.slash", w, router, Some(gas), json!({"challengeId": id.to_string()}));
         return print_plan(args.format, &plan);
     }
-    let case = w.view(router, SlashRouterView::casesCall { id }).await?;
+    let case = w.view(router, ISlashRouter::casesCall { id }).await?;
     let receipt = w.send_call(router, call).await?;
     let amount = receipt
         .inner

@@ -28,7 +28,7 @@ use serde_json::{json, Value};
 
 use crate::chain::abi::{self, ISubmissionRouter, ScanSubmission};
 use crate::chain::config::NwebConfig;
-use crate::chain::writer::{self, canonical_cid, SubmissionRouterView, Writer};
+use crate::chain::writer::{self, canonical_cid, Writer};
 use crate::ipfs::hoarder::read_bundle_dir;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -226,10 +226,10 @@ pub async fn submit_prepared(w: &Writer, p: &Prepared, dry_run: bool) -> Result<
     let allowed = w
         .view(
             router,
-            SubmissionRouterView::kindAllowedCall {
+            ISubmissionRouter::kindAllowedCall {
                 datasetType: p.submission.datasetType.clone(),
                 tool: p.submission.tool.clone(),
-                kind: abi_kind(p.kind) as u8,
+                kind: abi_kind(p.kind),
             },
         )
         .await?;

@@ -126,7 +126,7 @@ async fn submit_resolve_and_slash_from_the_loader() {
     let o = xray(&["resolve", "--config", subject_cfg, "--challenge", &id1.to_string(), "--bundle", &d2, "--notes", "repinned"]).await;
     assert_eq!(o.code, 0, "{}", o.stderr);
     assert!(o.stdout.starts_with(&format!("{id1}\tresolved\tnewCid={}", b2.cid())), "{}", o.stdout);
-    let case = view(&p, c.slash, SlashCases::casesCall { id: id1 }).await;
+    let case = view(&p, c.slash, ISlashRouter::casesCall { id: id1 }).await;
     assert!(case.closed && !case.slashed);
     assert_eq!(first(&p, &c, &b2.cid().to_string()).await.1, subject, "the new bundle was submitted");
 
@@ -143,7 +143,7 @@ async fn submit_resolve_and_slash_from_the_loader() {
     assert_eq!((o.code, o.stdout.as_str()), (0, ""), "{}", o.stderr);
 
     let stake0 = view(&p, c.stakes, IStakeRegistry::stakeOfCall { who: subject }).await;
-    let bal0 = view(&p, c.gst, TestGST::balanceOfCall { who: challenger }).await;
+    let bal0 = view(&p, c.gst, IERC20::balanceOfCall { who: challenger }).await;
     increase_time(&p, 72 * 3600 + 60).await;
     let o = xray(&["slash", "--config", keeper_cfg, "--all-due"]).await;
     assert_eq!(o.code, 0, "{}", o.stderr);
@@ -152,9 +152,9 @@ async fn submit_resolve_and_slash_from_the_loader() {
     assert!(lines[0].starts_with(&format!("{id2}\tslashed\tamount=100 GST\tsubject={}", abi_addr(subject))), "{}", lines[0]);
     let stake1 = view(&p, c.stakes, IStakeRegistry::stakeOfCall { who: subject }).await;
     assert_eq!(stake0 - stake1, stake0 / U256::from(10u8), "10 % of the stake");
-    let bal1 = view(&p, c.gst, TestGST::balanceOfCall { who: challenger }).await;
+    let bal1 = view(&p, c.gst, IERC20::balanceOfCall { who: challenger }).await;
     assert_eq!(bal1 - bal0, gst(50) + gst(BOND_GST), "half the slash and the bond back");
-    let case = view(&p, c.slash, SlashCases::casesCall { id: id2 }).await;
+    let case = view(&p, c.slash, ISlashRouter::casesCall { id: id2 }).await;
     assert!(case.closed && case.slashed);
     std::fs::remove_dir_all(&dir).ok();
 }

@@ -9,9 +9,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use alloy::primitives::{Address, B256};
-use nweb::{car, unixfs, Cid};
 
 use crate::http::{serve, Handler, Request, Response, Server};
+use crate::hostile_dag::hostile_dag;
 use crate::support::*;
 use crate::{gateway, Cars};
 
@@ -42,33 +42,6 @@ async fn slow_gateway(cars: Cars, slow: HashSet<String>, delay: Duration) -> Ser
         })
     });
     serve(h).await
-}
-
-/// A directory node linking one file 10000 times: a valid block, past our links-per-node limit.
-fn hostile_dag() -> (Cid, Vec<u8>) {
-    let leaf = unixfs::import_file(b"x", unixfs::ImportParams::KUBO);
-    let c = leaf.root.to_bytes();
-    let mut node = Vec::new();
-    for i in 0..10_000u32 {
-        let name = format!("f{i}");
-        let mut link = vec![0x0a, c.len() as u8];
-        link.extend(&c);
-        link.extend([0x12, name.len() as u8]);
-        link.extend(name.as_bytes());
-        node.push(0x12);
-        let mut n = link.len();
-        while n >= 0x80 {
-            node.push((n as u8) | 0x80);
-            n >>= 7;
-        }
-        node.push(n as u8);
-        node.extend(link);
-    }
-    node.extend([0x0a, 0x02, 0x08, 0x01]);
-    let root = unixfs::sha256_cid(unixfs::DAG_PB, &node);
-    let mut blocks = vec![unixfs::Block { cid: root, data: node }];
-    blocks.extend(leaf.blocks);
-    (root, car::write_car(&root, &blocks).unwrap())
 }
 
 fn lines(stdout: &str) -> HashMap<String, Vec<String>> {

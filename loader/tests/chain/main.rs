@@ -8,6 +8,9 @@
 
 mod commands;
 mod evidence;
+// Shared with the unit test of the CAR check.
+#[path = "../../src/ipfs/hostile_dag.rs"]
+mod hostile_dag;
 mod http;
 mod indexer_attacks;
 mod kubo;

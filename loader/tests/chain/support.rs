@@ -22,13 +22,9 @@ pub use xray_tests::{admin_url, connect, db_url};
 alloy::sol!("../contracts/src/IAttestor.sol");
 
 alloy::sol! {
+    /// The test token's open mint (contracts/test/TestGST.sol); its ERC-20 calls are IERC20's.
     interface TestGST {
         function mint(address to, uint256 amount) external;
-        function approve(address spender, uint256 amount) external returns (bool);
-        function balanceOf(address who) external view returns (uint256);
-    }
-    interface Wiring {
-        function setRouters(address submissionRouter, address slashRouter) external;
     }
     interface StakeAdmin {
         function setRepFactor(address who, uint256 micros) external;
@@ -42,7 +38,6 @@ alloy::sol! {
         function resolvedAgainst(bytes32 key) external view returns (uint256);
     }
     interface SlashCases {
-        function cases(bytes32 id) external view returns (address subject, address challenger, bytes32 cidKey, uint64 graceEndsAt, bool closed, bool slashed);
         function openChallenges(address who) external view returns (uint256);
     }
 }
@@ -329,7 +324,7 @@ pub async fn deploy_all(p: &DynProvider, oracle: Address, stakers: &[usize], sta
         p,
         me,
         attestor,
-        Wiring::setRoutersCall {
+        IWiring::setRoutersCall {
             submissionRouter: submissions,
             slashRouter: slash,
         },
@@ -339,7 +334,7 @@ pub async fn deploy_all(p: &DynProvider, oracle: Address, stakers: &[usize], sta
         p,
         me,
         stakes,
-        Wiring::setRoutersCall {
+        IWiring::setRoutersCall {
             submissionRouter: submissions,
             slashRouter: slash,
         },
@@ -362,7 +357,7 @@ pub async fn deploy_all(p: &DynProvider, oracle: Address, stakers: &[usize], sta
                 p,
                 who,
                 gst_token,
-                TestGST::approveCall {
+                IERC20::approveCall {
                     spender: slash,
                     amount: U256::MAX,
                 },
@@ -376,7 +371,7 @@ pub async fn deploy_all(p: &DynProvider, oracle: Address, stakers: &[usize], sta
             p,
             who,
             gst_token,
-            TestGST::approveCall {
+            IERC20::approveCall {
                 spender: stakes,
                 amount: U256::MAX,
             },

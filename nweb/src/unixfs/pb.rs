@@ -19,8 +19,9 @@ fn put_bytes_field(out: &mut Vec<u8>, field: u64, bytes: &[u8]) {
 
 /// dag-pb `PBNode`: every link (field 2) first, then `Data` (field 1). Each link
 /// carries `Hash`, `Name` (always written, empty for file chunks, as go-merkledag
-/// does) and `Tsize`.
-pub(super) fn encode_pb_node<'a>(
+/// does) and `Tsize`. Public for tests that build a node no importer would, a
+/// directory too big to be left unsharded say.
+pub fn encode_pb_node<'a>(
     links: impl IntoIterator<Item = (&'a Cid, &'a str, u64)>,
     data: &[u8],
 ) -> Vec<u8> {
