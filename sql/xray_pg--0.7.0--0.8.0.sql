@@ -117,3 +117,105 @@ END
 $$;
 
 COMMENT ON FUNCTION nweb.store_bundle(p_cid text, p_manifest text, p_scanprint text, p_files jsonb, p_manifest_sha256 text, p_bundle_bytes bigint, p_unreadable text) IS 'Internal: record a verdict (checked against every claim of the first ScanSubmission: root, manifestSha256, datasetType, tool, vantage, times, when there is one) and load the rows of a verified bundle; use nweb.ingest_bundle or nweb.ingest_car';
+
+-- Local limits are ours (D42)
+-- A check our own limit stopped was recorded as available (the only way past the
+-- reason constraint) and its bundle as CID_UNAVAILABLE: both read as the submitter's
+-- fault. Checks get an outcome (local_limit: not available, no reason); bundles a
+-- status that is no verdict (deferred), which any later verdict replaces. Bundles
+-- the loader refused for a contradicted claim (recorded as CID_UNAVAILABLE while the
+-- database checked no claims, D43) are the verified mismatch they are.
+ALTER TABLE nweb.availability_checks DROP CONSTRAINT availability_checks_reason;
+ALTER TABLE nweb.availability_checks ADD COLUMN outcome text;
+UPDATE nweb.availability_checks
+   SET outcome = CASE WHEN reason IS NULL AND reason_detail LIKE 'LOCAL\_LIMIT: %' THEN 'local_limit'
+                      WHEN reason IS NULL THEN 'available'
+                      WHEN reason = 'CID_UNAVAILABLE' THEN 'unavailable'
+                      ELSE 'invalid' END,
+       available = available AND NOT (reason IS NULL AND coalesce(reason_detail LIKE 'LOCAL\_LIMIT: %', false));
+ALTER TABLE nweb.availability_checks ALTER COLUMN outcome SET NOT NULL;
+ALTER TABLE nweb.availability_checks ADD CONSTRAINT availability_checks_outcome CHECK (
+CASE outcome
+    WHEN 'available'::text THEN (available AND (reason IS NULL))
+    WHEN 'invalid'::text THEN (reason IS NOT NULL AND reason <> 'CID_UNAVAILABLE'::text)
+    WHEN 'unavailable'::text THEN ((NOT available) AND (reason IS NOT DISTINCT FROM 'CID_UNAVAILABLE'::text))
+    WHEN 'local_limit'::text THEN ((NOT available) AND (reason IS NULL))
+    ELSE false
+END);
+COMMENT ON COLUMN nweb.availability_checks.reason IS 'CID_UNAVAILABLE when no source served it intact; FORMAT_INVALID or CID_HASH_MISMATCH when it was fetched and its verdict is invalid; NULL when available or when our limit stopped the check';
+
+COMMENT ON COLUMN nweb.availability_checks.outcome IS 'available, invalid (fetched, verdict invalid), unavailable (no source served it intact) or local_limit (one of our own limits stopped every source that answered: available false, no reason, the limit in reason_detail; says nothing about the submitter, docs/design.md D42)';
+
+ALTER TABLE nweb.bundles DROP CONSTRAINT bundles_status_check;
+ALTER TABLE nweb.bundles ADD CONSTRAINT bundles_status_check CHECK ((status = ANY (ARRAY['verified'::text, 'invalid'::text, 'deferred'::text])));
+UPDATE nweb.bundles SET status = 'deferred', reason = NULL
+ WHERE reason = 'CID_UNAVAILABLE' AND reason_detail LIKE 'LOCAL\_LIMIT: %';
+UPDATE nweb.bundles SET reason = 'CID_HASH_MISMATCH', reason_detail = substr(reason_detail, length('REFUSED: CID_HASH_MISMATCH: ') + 1)
+ WHERE reason = 'CID_UNAVAILABLE' AND reason_detail LIKE 'REFUSED: CID\_HASH\_MISMATCH: %';
+COMMENT ON TABLE nweb.bundles IS 'One row per checked bundle CID: verified, invalid with a reason code, or deferred (our limit stopped the check). Written by nweb.ingest_bundle, nweb.ingest_car, nweb.mark_unavailable and nweb.mark_local_limit. CIDs that are attested but not checked yet show as pending in nweb.v_bundles';
+
+COMMENT ON COLUMN nweb.bundles.status IS 'verified or invalid; deferred when one of our own limits (size cap, decoder bounds, our timeout) stopped the check: no reason, the limit in reason_detail, no verdict on the submitter, and any later verdict replaces it (docs/design.md D42); a CID attested but not checked yet has no row here and is pending in nweb.v_bundles';
+
+CREATE OR REPLACE FUNCTION nweb.mark_unavailable(cid text, detail text DEFAULT NULL::text) RETURNS nweb.bundles
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+#variable_conflict use_column
+DECLARE
+    v_cid text := @extschema@.nweb_cid_canonical(mark_unavailable.cid);
+    b     nweb.bundles;
+BEGIN
+    IF v_cid IS NULL THEN
+        RAISE EXCEPTION 'cid: % is not a CID', coalesce(quote_literal(mark_unavailable.cid), 'NULL')
+            USING ERRCODE = 'invalid_text_representation';
+    END IF;
+    PERFORM pg_advisory_xact_lock(hashtextextended('nweb.bundle:' || v_cid, 0));
+    INSERT INTO nweb.bundles AS x (cid, status, reason, reason_detail, checked_at, submitter, attested_merkle_root)
+    SELECT v_cid, 'invalid', 'CID_UNAVAILABLE', coalesce(mark_unavailable.detail, 'could not be fetched'), now(),
+           s.submitter, s.attested_merkle_root
+      FROM (SELECT 1) AS one LEFT JOIN nweb.first_submission(v_cid) AS s ON true
+    ON CONFLICT (cid) DO UPDATE
+       SET status = 'invalid', reason = 'CID_UNAVAILABLE', reason_detail = EXCLUDED.reason_detail,
+           checked_at = EXCLUDED.checked_at
+     WHERE x.reason = 'CID_UNAVAILABLE' OR x.status = 'deferred';
+    SELECT * INTO b FROM nweb.bundles AS x WHERE x.cid = v_cid;
+    RETURN b;
+END
+$$;
+
+CREATE FUNCTION nweb.mark_local_limit(cid text, detail text) RETURNS nweb.bundles
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+#variable_conflict use_column
+DECLARE
+    v_cid text := @extschema@.nweb_cid_canonical(mark_local_limit.cid);
+    b     nweb.bundles;
+BEGIN
+    IF v_cid IS NULL THEN
+        RAISE EXCEPTION 'cid: % is not a CID', coalesce(quote_literal(mark_local_limit.cid), 'NULL')
+            USING ERRCODE = 'invalid_text_representation';
+    END IF;
+    IF mark_local_limit.detail IS NULL OR mark_local_limit.detail = '' THEN
+        RAISE EXCEPTION 'detail: say which of our limits stopped the check'
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    PERFORM pg_advisory_xact_lock(hashtextextended('nweb.bundle:' || v_cid, 0));
+    -- Our limit is no verdict: it replaces only what a fetch may overturn (an earlier
+    -- limit, or CID_UNAVAILABLE, which the sources that answered this time contradict).
+    INSERT INTO nweb.bundles AS x (cid, status, reason, reason_detail, checked_at, submitter, attested_merkle_root)
+    SELECT v_cid, 'deferred', NULL, mark_local_limit.detail, now(), s.submitter, s.attested_merkle_root
+      FROM (SELECT 1) AS one LEFT JOIN nweb.first_submission(v_cid) AS s ON true
+    ON CONFLICT (cid) DO UPDATE
+       SET status = 'deferred', reason = NULL, reason_detail = EXCLUDED.reason_detail,
+           checked_at = EXCLUDED.checked_at
+     WHERE x.reason = 'CID_UNAVAILABLE' OR x.status = 'deferred';
+    SELECT * INTO b FROM nweb.bundles AS x WHERE x.cid = v_cid;
+    RETURN b;
+END
+$$;
+
+COMMENT ON FUNCTION nweb.mark_local_limit(cid text, detail text) IS 'Record that one of our own limits (size cap, decoder bounds, our timeout) stopped the check of a bundle: status deferred, no reason, detail saying which (docs/design.md D42). Not the submitter''s fault: it replaces only CID_UNAVAILABLE or an earlier deferral, and any later verdict replaces it';
+
+REVOKE ALL ON FUNCTION nweb.mark_local_limit(cid text, detail text) FROM PUBLIC;
+GRANT ALL ON FUNCTION nweb.mark_local_limit(cid text, detail text) TO xray_ingest;

@@ -170,7 +170,7 @@ BEGIN
     ON CONFLICT (cid) DO UPDATE
        SET status = 'invalid', reason = 'CID_UNAVAILABLE', reason_detail = EXCLUDED.reason_detail,
            checked_at = EXCLUDED.checked_at
-     WHERE x.reason = 'CID_UNAVAILABLE';
+     WHERE x.reason = 'CID_UNAVAILABLE' OR x.status = 'deferred';
     SELECT * INTO b FROM nweb.bundles AS x WHERE x.cid = v_cid;
     RETURN b;
 END
@@ -180,6 +180,43 @@ COMMENT ON FUNCTION nweb.mark_unavailable(cid text, detail text) IS 'Record that
 
 REVOKE ALL ON FUNCTION nweb.mark_unavailable(cid text, detail text) FROM PUBLIC;
 GRANT ALL ON FUNCTION nweb.mark_unavailable(cid text, detail text) TO xray_ingest;
+
+CREATE FUNCTION nweb.mark_local_limit(cid text, detail text) RETURNS nweb.bundles
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+#variable_conflict use_column
+DECLARE
+    v_cid text := @extschema@.nweb_cid_canonical(mark_local_limit.cid);
+    b     nweb.bundles;
+BEGIN
+    IF v_cid IS NULL THEN
+        RAISE EXCEPTION 'cid: % is not a CID', coalesce(quote_literal(mark_local_limit.cid), 'NULL')
+            USING ERRCODE = 'invalid_text_representation';
+    END IF;
+    IF mark_local_limit.detail IS NULL OR mark_local_limit.detail = '' THEN
+        RAISE EXCEPTION 'detail: say which of our limits stopped the check'
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    PERFORM pg_advisory_xact_lock(hashtextextended('nweb.bundle:' || v_cid, 0));
+    -- Our limit is no verdict: it replaces only what a fetch may overturn (an earlier
+    -- limit, or CID_UNAVAILABLE, which the sources that answered this time contradict).
+    INSERT INTO nweb.bundles AS x (cid, status, reason, reason_detail, checked_at, submitter, attested_merkle_root)
+    SELECT v_cid, 'deferred', NULL, mark_local_limit.detail, now(), s.submitter, s.attested_merkle_root
+      FROM (SELECT 1) AS one LEFT JOIN nweb.first_submission(v_cid) AS s ON true
+    ON CONFLICT (cid) DO UPDATE
+       SET status = 'deferred', reason = NULL, reason_detail = EXCLUDED.reason_detail,
+           checked_at = EXCLUDED.checked_at
+     WHERE x.reason = 'CID_UNAVAILABLE' OR x.status = 'deferred';
+    SELECT * INTO b FROM nweb.bundles AS x WHERE x.cid = v_cid;
+    RETURN b;
+END
+$$;
+
+COMMENT ON FUNCTION nweb.mark_local_limit(cid text, detail text) IS 'Record that one of our own limits (size cap, decoder bounds, our timeout) stopped the check of a bundle: status deferred, no reason, detail saying which (docs/design.md D42). Not the submitter''s fault: it replaces only CID_UNAVAILABLE or an earlier deferral, and any later verdict replaces it';
+
+REVOKE ALL ON FUNCTION nweb.mark_local_limit(cid text, detail text) FROM PUBLIC;
+GRANT ALL ON FUNCTION nweb.mark_local_limit(cid text, detail text) TO xray_ingest;
 
 CREATE FUNCTION nweb.bridge_payload(bundle_cid text, tenant_id uuid, assets jsonb) RETURNS jsonb
     LANGUAGE plpgsql STABLE

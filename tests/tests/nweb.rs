@@ -1393,6 +1393,60 @@ async fn nweb_data_survives_pg_dump_and_restore() {
     db.finish().await;
 }
 
+/// Our own limit is no accusation (docs/design.md D42): a bundle it stopped is deferred,
+/// with no reason, never CID_UNAVAILABLE, and any later verdict replaces it; a check it
+/// stopped is `local_limit`, not available. On 0.7.0 both read as the submitter's fault.
+#[tokio::test]
+async fn our_limit_defers_a_bundle_and_never_blocks_a_verdict() {
+    let db = nweb_db().await;
+    let b = Bundle::new(&[line("192.0.2.50", 22, "open", 1_770_000_000)], 1_770_000_000);
+    let cid = b.cid();
+    let state = |sql: &'static str| {
+        let db = &db;
+        let cid = cid.clone();
+        async move {
+            let r = db.client.query_one(sql, &[&cid, &"LOCAL_LIMIT: not checked, over our limit: x"]).await.unwrap();
+            (r.get::<_, String>(0), r.get::<_, Option<String>>(1), r.get::<_, Option<String>>(2))
+        }
+    };
+    let limit = "SELECT status, reason, reason_detail FROM nweb.mark_local_limit($1, $2)";
+    let unavailable = "SELECT status, reason, reason_detail FROM nweb.mark_unavailable($1, $2)";
+    let deferred = ("deferred".to_string(), None, Some("LOCAL_LIMIT: not checked, over our limit: x".to_string()));
+    assert_eq!(state(limit).await, deferred);
+    let listed: (String, Option<String>) = {
+        let r = db.client.query_one("SELECT status, reason FROM nweb.v_bundles WHERE cid = $1", &[&cid]).await.unwrap();
+        (r.get(0), r.get(1))
+    };
+    assert_eq!(listed, ("deferred".into(), None));
+    // A real unavailability replaces it, and a later limit replaces that in turn (the
+    // sources that answered contradict it); a verdict replaces both and stays.
+    assert_eq!(state(unavailable).await.1.as_deref(), Some("CID_UNAVAILABLE"));
+    assert_eq!(state(limit).await, deferred);
+    assert_eq!(ingest(&db.client, &b).await, ("verified".into(), None, None));
+    assert_eq!(state(limit).await.0, "verified", "our limit never overturns a verdict");
+    let (code, msg) = sql_error(&db.client, "SELECT nweb.mark_local_limit($1, '')", &[&cid]).await;
+    assert_eq!(code, "22004");
+    assert!(msg.starts_with("detail: "), "{msg}");
+
+    // A check our limit stopped cannot claim the bundle is available, nor accuse it.
+    let insert = "INSERT INTO nweb.availability_checks
+                      (cid, available, attempts, gateways_ok, fetch_digest, checked_at, reason, reason_detail, probes, outcome)
+                  VALUES ($1, $2, 2, 0, '0x' || repeat('0', 64), now(), $3, 'LOCAL_LIMIT: x', '[]', $4)";
+    let ok = db.client.execute(insert, &[&cid, &false, &None::<String>, &"local_limit"]).await;
+    assert!(ok.is_ok(), "{ok:?}");
+    for (available, reason, outcome) in [
+        (true, None, "local_limit"),
+        (false, Some("CID_UNAVAILABLE"), "local_limit"),
+        (false, None, "unavailable"),
+        (false, None, "available"),
+        (false, None, "busy"),
+    ] {
+        let (code, _) = sql_error(&db.client, insert, &[&cid, &available, &reason, &outcome]).await;
+        assert_eq!(code, "23514", "{available} {reason:?} {outcome}");
+    }
+    db.finish().await;
+}
+
 /// (status, reason, reason_detail) after `nweb.ingest_car` of the bundle's CAR.
 async fn ingest_car(client: &Client, b: &Bundle) -> (String, Option<String>, Option<String>) {
     let (paths, contents): (Vec<String>, Vec<Vec<u8>>) = b.files().into_iter().unzip();
