@@ -5,7 +5,7 @@
 //! as well. The local CAR directory is not: a copy here proves nothing about the network.
 //! A CID is available when at least one source served the whole DAG intact; its content
 //! is then judged by nweb.ingest_car (manifest, Merkle root against the attested one,
-//! artifact hashes) and against every claim of its attestation. One row goes into
+//! artifact hashes, every claim of its attestation: D43). One row goes into
 //! nweb.availability_checks per CID.
 //!
 //! A challenge needs evidence that holds for anyone (docs/design.md D40):
@@ -15,7 +15,8 @@
 //!   it now, and it has not been delivered since a check at least
 //!   `slasher.unavailable_for` ago that a live gateway failed too;
 //! - our own limits (size cap, decoder limits, our timeouts) are recorded as such
-//!   (`reason` NULL, `reason_detail` opening with `LOCAL_LIMIT: `) and never challenged.
+//!   (outcome `local_limit`, not available, `reason` NULL, `reason_detail` opening with
+//!   `LOCAL_LIMIT: `; the bundle deferred, docs/design.md D42) and never challenged.
 //!
 //! With a keystore, such a CID with no open challenge gets an on-chain
 //! AvailabilityCheck(available = false) when it is unavailable, then a Challenge.
@@ -32,9 +33,9 @@ use nweb::Cid;
 
 use crate::chain::abi::{addr, hex0x, IAttestor};
 use crate::chain::writer::{self, Writer};
-use crate::chain::{attested_claims, claims_contradicted, record_bundle};
+use crate::chain::record_bundle;
 use crate::db::pg_error;
-use crate::ipfs::{Sources, LIMIT_PREFIX};
+use crate::ipfs::Sources;
 
 /// When unavailability is evidence enough for a challenge.
 #[derive(Debug, Clone, Copy)]
@@ -57,12 +58,21 @@ pub struct Finding {
 }
 
 impl Finding {
-    pub fn state(&self) -> &'static str {
+    /// nweb.availability_checks.outcome (docs/design.md D42).
+    pub fn outcome(&self) -> &'static str {
         match (self.available, &self.reason) {
-            _ if self.limit => "limit",
+            _ if self.limit => "local_limit",
             (true, None) => "available",
             (true, Some(_)) => "invalid",
             (false, _) => "unavailable",
+        }
+    }
+
+    /// The state `check` prints.
+    pub fn state(&self) -> &'static str {
+        match self.outcome() {
+            "local_limit" => "limit",
+            o => o,
         }
     }
 }
@@ -119,7 +129,7 @@ async fn unavailable_on_evidence(
     // Newest first; a delivery or a verdict on the content ends the run, our limits do not count.
     let rows = db
         .query(
-            "SELECT checked_at, available, reason, reason_detail, probes FROM nweb.availability_checks
+            "SELECT checked_at, outcome, reason, probes FROM nweb.availability_checks
               WHERE cid = $1 ORDER BY check_id DESC LIMIT 1000",
             &[&cid],
         )
@@ -127,15 +137,12 @@ async fn unavailable_on_evidence(
         .map_err(|e| anyhow!("reading earlier checks: {}", pg_error(&e)))?;
     let mut since = checked_at;
     for r in &rows {
-        let reason: Option<String> = r.get(2);
-        let detail: Option<String> = r.get(3);
-        if reason.is_none() && detail.as_deref().is_some_and(|d| d.starts_with(LIMIT_PREFIX)) {
-            continue;
+        match r.get::<_, &str>(1) {
+            "local_limit" => continue,
+            "unavailable" => {}
+            _ => break,
         }
-        if reason.as_deref() != Some("CID_UNAVAILABLE") {
-            break;
-        }
-        if !evidence_in(&r.get::<_, Value>(4)).is_empty() {
+        if !evidence_in(&r.get::<_, Value>(3)).is_empty() {
             since = r.get(0);
         }
     }
@@ -178,8 +185,8 @@ async fn record(
     db.execute(
         "INSERT INTO nweb.availability_checks
                 (cid, available, attempts, gateways_ok, fetch_digest, checked_at, reason, reason_detail, probes,
-                 checker, attestation_tx, challenge_tx)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                 checker, attestation_tx, challenge_tx, outcome)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
         &[
             &f.cid,
             &f.available,
@@ -193,6 +200,7 @@ async fn record(
             &checker,
             &attestation_tx,
             &challenge_tx,
+            &f.outcome(),
         ],
     )
     .await
@@ -217,8 +225,7 @@ pub(crate) async fn check_one(
     let cid: Cid = cid_text.parse().map_err(|e| anyhow!("not a CID: {e}"))?;
     let fetched = sources.probe(&cid).await;
     let checked_at = Utc::now();
-    let claims = attested_claims(db, cid_text).await?;
-    let verdict = record_bundle(db, cid_text, &fetched, &claims).await?;
+    let verdict = record_bundle(db, cid_text, &fetched).await?;
     let mut f = Finding {
         cid: cid_text.to_string(),
         available: fetched.car.is_some(),
@@ -229,17 +236,12 @@ pub(crate) async fn check_one(
         limit: false,
     };
     if let Some(limit) = fetched.limit_detail() {
-        // The table wants a reason for `available = false`; a limit has none, so the row
-        // says "not shown unavailable" and its detail says why nothing was checked.
-        f.available = true;
+        // Nothing delivered it whole, yet nobody showed it unavailable: no reason.
         f.limit = true;
         f.detail = Some(limit);
     } else if fetched.car.is_none() {
         f.reason = Some("CID_UNAVAILABLE".into());
         f.detail = Some(fetched.failure_detail());
-    } else if let Some(lie) = fetched.car.as_ref().and_then(|c| claims_contradicted(c, &claims)) {
-        f.reason = Some("CID_HASH_MISMATCH".into());
-        f.detail = Some(lie);
     } else if verdict.status != "verified" && verdict.reason.as_deref() != Some("CID_UNAVAILABLE") {
         f.reason = verdict.reason.clone();
         f.detail = verdict.reason_detail.clone();

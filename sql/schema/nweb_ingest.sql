@@ -16,6 +16,18 @@ $_$;
 
 COMMENT ON FUNCTION nweb.first_submission(cid text) IS 'Attester, attested merkleRoot and time of the first ScanSubmission naming this (canonical) CID';
 
+CREATE FUNCTION nweb.first_submission_payload(cid text) RETURNS jsonb
+    LANGUAGE sql STABLE
+    AS $_$
+    SELECT a.payload
+      FROM nweb.attestations AS a
+     WHERE a.kind = 'ScanSubmission' AND a.cid = first_submission_payload.cid
+     ORDER BY a.block_time, a.attestation_id
+     LIMIT 1;
+$_$;
+
+COMMENT ON FUNCTION nweb.first_submission_payload(cid text) IS 'Payload of the first ScanSubmission naming this (canonical) CID: the claims its bundle is checked against (docs/design.md D43)';
+
 CREATE FUNCTION nweb.submission_mismatch(cid text, dataset_type text) RETURNS text
     LANGUAGE sql STABLE
     AS $$
@@ -24,11 +36,7 @@ CREATE FUNCTION nweb.submission_mismatch(cid text, dataset_type text) RETURNS te
                   coalesce(@extschema@.nweb_cost_kind(a.payload ->> 'datasetType'), 'none'),
                   coalesce(quote_literal(submission_mismatch.dataset_type), 'NULL'),
                   coalesce(@extschema@.nweb_cost_kind(submission_mismatch.dataset_type), 'none'))
-      FROM (SELECT a.payload
-              FROM nweb.attestations AS a
-             WHERE a.kind = 'ScanSubmission' AND a.cid = submission_mismatch.cid
-             ORDER BY a.block_time, a.attestation_id
-             LIMIT 1) AS a
+      FROM (SELECT nweb.first_submission_payload(submission_mismatch.cid) AS payload) AS a
      WHERE a.payload ? 'datasetType'
        AND (a.payload ->> 'datasetType') IS DISTINCT FROM submission_mismatch.dataset_type;
 $$;
@@ -46,7 +54,6 @@ DECLARE
     sub    record;
     v      jsonb;
     m      jsonb;
-    mismatch text;
 BEGIN
     IF v_cid IS NULL THEN
         RAISE EXCEPTION 'cid: % is not a CID', coalesce(quote_literal(p_cid), 'NULL')
@@ -65,16 +72,15 @@ BEGIN
     END IF;
 
     SELECT * INTO sub FROM nweb.first_submission(v_cid);
-    v := @extschema@.nweb_bundle_verdict(p_manifest, p_scanprint, p_files, sub.attested_merkle_root, p_unreadable);
+    -- Every claim of the submission, not only its root: a bundle that is not what was
+    -- attested (and paid for) is a verified mismatch with what was committed on chain.
+    -- A manifest given as jsonb (ingest_bundle) lost its bytes, so their hash is not
+    -- checked: it would accuse a bundle of our re-spelling.
+    v := @extschema@.nweb_bundle_verdict(p_manifest, p_scanprint, p_files, sub.attested_merkle_root, p_unreadable,
+                                         CASE WHEN p_manifest_sha256 IS NULL
+                                              THEN nweb.first_submission_payload(v_cid) - 'manifestSha256'
+                                              ELSE nweb.first_submission_payload(v_cid) END);
     m := v -> 'manifest';
-    -- A bundle that is not what its submission paid for is a verified mismatch with
-    -- what was committed on chain, not a format error.
-    IF v ->> 'status' = 'verified' THEN
-        mismatch := nweb.submission_mismatch(v_cid, m ->> 'dataset_type');
-        IF mismatch IS NOT NULL THEN
-            v := v || jsonb_build_object('status', 'invalid', 'reason', 'CID_HASH_MISMATCH', 'reason_detail', mismatch);
-        END IF;
-    END IF;
     INSERT INTO nweb.bundles AS x
            (cid, status, reason, reason_detail, manifest, manifest_sha256, merkle_root, computed_merkle_root,
             attested_merkle_root, submitter,
@@ -111,7 +117,7 @@ BEGIN
 END
 $$;
 
-COMMENT ON FUNCTION nweb.store_bundle(p_cid text, p_manifest text, p_scanprint text, p_files jsonb, p_manifest_sha256 text, p_bundle_bytes bigint, p_unreadable text) IS 'Internal: record a verdict (checked against the first ScanSubmission''s root, when there is one) and load the rows of a verified bundle; use nweb.ingest_bundle or nweb.ingest_car';
+COMMENT ON FUNCTION nweb.store_bundle(p_cid text, p_manifest text, p_scanprint text, p_files jsonb, p_manifest_sha256 text, p_bundle_bytes bigint, p_unreadable text) IS 'Internal: record a verdict (checked against every claim of the first ScanSubmission: root, manifestSha256, datasetType, tool, vantage, times, when there is one) and load the rows of a verified bundle; use nweb.ingest_bundle or nweb.ingest_car';
 
 REVOKE ALL ON FUNCTION nweb.store_bundle(p_cid text, p_manifest text, p_scanprint text, p_files jsonb, p_manifest_sha256 text, p_bundle_bytes bigint, p_unreadable text) FROM PUBLIC;
 
@@ -164,7 +170,7 @@ BEGIN
     ON CONFLICT (cid) DO UPDATE
        SET status = 'invalid', reason = 'CID_UNAVAILABLE', reason_detail = EXCLUDED.reason_detail,
            checked_at = EXCLUDED.checked_at
-     WHERE x.reason = 'CID_UNAVAILABLE';
+     WHERE x.reason = 'CID_UNAVAILABLE' OR x.status = 'deferred';
     SELECT * INTO b FROM nweb.bundles AS x WHERE x.cid = v_cid;
     RETURN b;
 END
@@ -174,6 +180,43 @@ COMMENT ON FUNCTION nweb.mark_unavailable(cid text, detail text) IS 'Record that
 
 REVOKE ALL ON FUNCTION nweb.mark_unavailable(cid text, detail text) FROM PUBLIC;
 GRANT ALL ON FUNCTION nweb.mark_unavailable(cid text, detail text) TO xray_ingest;
+
+CREATE FUNCTION nweb.mark_local_limit(cid text, detail text) RETURNS nweb.bundles
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+#variable_conflict use_column
+DECLARE
+    v_cid text := @extschema@.nweb_cid_canonical(mark_local_limit.cid);
+    b     nweb.bundles;
+BEGIN
+    IF v_cid IS NULL THEN
+        RAISE EXCEPTION 'cid: % is not a CID', coalesce(quote_literal(mark_local_limit.cid), 'NULL')
+            USING ERRCODE = 'invalid_text_representation';
+    END IF;
+    IF mark_local_limit.detail IS NULL OR mark_local_limit.detail = '' THEN
+        RAISE EXCEPTION 'detail: say which of our limits stopped the check'
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    PERFORM pg_advisory_xact_lock(hashtextextended('nweb.bundle:' || v_cid, 0));
+    -- Our limit is no verdict: it replaces only what a fetch may overturn (an earlier
+    -- limit, or CID_UNAVAILABLE, which the sources that answered this time contradict).
+    INSERT INTO nweb.bundles AS x (cid, status, reason, reason_detail, checked_at, submitter, attested_merkle_root)
+    SELECT v_cid, 'deferred', NULL, mark_local_limit.detail, now(), s.submitter, s.attested_merkle_root
+      FROM (SELECT 1) AS one LEFT JOIN nweb.first_submission(v_cid) AS s ON true
+    ON CONFLICT (cid) DO UPDATE
+       SET status = 'deferred', reason = NULL, reason_detail = EXCLUDED.reason_detail,
+           checked_at = EXCLUDED.checked_at
+     WHERE x.reason = 'CID_UNAVAILABLE' OR x.status = 'deferred';
+    SELECT * INTO b FROM nweb.bundles AS x WHERE x.cid = v_cid;
+    RETURN b;
+END
+$$;
+
+COMMENT ON FUNCTION nweb.mark_local_limit(cid text, detail text) IS 'Record that one of our own limits (size cap, decoder bounds, our timeout) stopped the check of a bundle: status deferred, no reason, detail saying which (docs/design.md D42). Not the submitter''s fault: it replaces only CID_UNAVAILABLE or an earlier deferral, and any later verdict replaces it';
+
+REVOKE ALL ON FUNCTION nweb.mark_local_limit(cid text, detail text) FROM PUBLIC;
+GRANT ALL ON FUNCTION nweb.mark_local_limit(cid text, detail text) TO xray_ingest;
 
 CREATE FUNCTION nweb.bridge_payload(bundle_cid text, tenant_id uuid, assets jsonb) RETURNS jsonb
     LANGUAGE plpgsql STABLE

@@ -40,7 +40,7 @@ CREATE TABLE nweb.bundles (
     CONSTRAINT bundles_reason_iff_invalid CHECK (((status = 'invalid'::text) = (reason IS NOT NULL))),
     CONSTRAINT bundles_scanprint_bytes_check CHECK ((scanprint_bytes >= 0)),
     CONSTRAINT bundles_scanprint_lines_check CHECK ((scanprint_lines >= 0)),
-    CONSTRAINT bundles_status_check CHECK ((status = ANY (ARRAY['verified'::text, 'invalid'::text]))),
+    CONSTRAINT bundles_status_check CHECK ((status = ANY (ARRAY['verified'::text, 'invalid'::text, 'deferred'::text]))),
     CONSTRAINT bundles_submitter_check CHECK ((submitter ~ '^0x[0-9a-f]{40}$'::text)),
     CONSTRAINT bundles_verified_has_manifest CHECK (((status <> 'verified'::text) OR ((manifest IS NOT NULL) AND (merkle_root IS NOT NULL))))
 );
@@ -52,9 +52,9 @@ CREATE INDEX bundles_status ON nweb.bundles USING btree (status, first_seen_at);
 
 CREATE INDEX bundles_submitter ON nweb.bundles USING btree (submitter);
 
-COMMENT ON TABLE nweb.bundles IS 'One row per checked bundle CID: verified, or invalid with a reason code. Written by nweb.ingest_bundle, nweb.ingest_car and nweb.mark_unavailable. CIDs that are attested but not checked yet show as pending in nweb.v_bundles';
+COMMENT ON TABLE nweb.bundles IS 'One row per checked bundle CID: verified, invalid with a reason code, or deferred (our limit stopped the check). Written by nweb.ingest_bundle, nweb.ingest_car, nweb.mark_unavailable and nweb.mark_local_limit. CIDs that are attested but not checked yet show as pending in nweb.v_bundles';
 
-COMMENT ON COLUMN nweb.bundles.status IS 'verified or invalid; a CID attested but not checked yet has no row here and is pending in nweb.v_bundles';
+COMMENT ON COLUMN nweb.bundles.status IS 'verified or invalid; deferred when one of our own limits (size cap, decoder bounds, our timeout) stopped the check: no reason, the limit in reason_detail, no verdict on the submitter, and any later verdict replaces it (docs/design.md D42); a CID attested but not checked yet has no row here and is pending in nweb.v_bundles';
 
 COMMENT ON COLUMN nweb.bundles.reason IS 'FORMAT_INVALID: manifest or scanprint breaks the format, or a listed file is absent. CID_HASH_MISMATCH: Merkle root, attested root or an artifact SHA-256 differs from what was committed. CID_UNAVAILABLE: could not be fetched (the only reason a later ingest may overturn)';
 
@@ -132,6 +132,7 @@ CREATE TABLE nweb.availability_checks (
     checker text,
     attestation_tx text,
     challenge_tx text,
+    outcome text NOT NULL,
     CONSTRAINT availability_checks_attempts_check CHECK (((attempts >= 0) AND (attempts <= 255))),
     CONSTRAINT availability_checks_attestation_tx_check CHECK ((attestation_tx ~ '^0x[0-9a-f]{64}$'::text)),
     CONSTRAINT availability_checks_challenge_tx_check CHECK ((challenge_tx ~ '^0x[0-9a-f]{64}$'::text)),
@@ -139,8 +140,15 @@ CREATE TABLE nweb.availability_checks (
     CONSTRAINT availability_checks_cid_check CHECK ((cid ~ '^[A-Za-z0-9]+$'::text)),
     CONSTRAINT availability_checks_fetch_digest_check CHECK ((fetch_digest ~ '^0x[0-9a-f]{64}$'::text)),
     CONSTRAINT availability_checks_gateways_ok_check CHECK (((gateways_ok >= 0) AND (gateways_ok <= 255))),
+    CONSTRAINT availability_checks_outcome CHECK (
+CASE outcome
+    WHEN 'available'::text THEN (available AND (reason IS NULL))
+    WHEN 'invalid'::text THEN (reason IS NOT NULL AND reason <> 'CID_UNAVAILABLE'::text)
+    WHEN 'unavailable'::text THEN ((NOT available) AND (reason IS NOT DISTINCT FROM 'CID_UNAVAILABLE'::text))
+    WHEN 'local_limit'::text THEN ((NOT available) AND (reason IS NULL))
+    ELSE false
+END),
     CONSTRAINT availability_checks_probes_check CHECK ((jsonb_typeof(probes) = 'array'::text)),
-    CONSTRAINT availability_checks_reason CHECK ((available OR (reason IS NOT NULL))),
     CONSTRAINT availability_checks_reason_check CHECK ((reason = ANY (ARRAY['CID_UNAVAILABLE'::text, 'CID_HASH_MISMATCH'::text, 'FORMAT_INVALID'::text])))
 );
 
@@ -168,7 +176,9 @@ COMMENT ON COLUMN nweb.availability_checks.gateways_ok IS 'Sources that served a
 
 COMMENT ON COLUMN nweb.availability_checks.fetch_digest IS 'SHA-256 of the binary CIDs of the verified blocks, sorted: the same for every source that served the whole DAG; zero when nothing was verified';
 
-COMMENT ON COLUMN nweb.availability_checks.reason IS 'CID_UNAVAILABLE when no source served it intact; FORMAT_INVALID or CID_HASH_MISMATCH when it was fetched and its verdict is invalid';
+COMMENT ON COLUMN nweb.availability_checks.reason IS 'CID_UNAVAILABLE when no source served it intact; FORMAT_INVALID or CID_HASH_MISMATCH when it was fetched and its verdict is invalid; NULL when available or when our limit stopped the check';
+
+COMMENT ON COLUMN nweb.availability_checks.outcome IS 'available, invalid (fetched, verdict invalid), unavailable (no source served it intact) or local_limit (one of our own limits stopped every source that answered: available false, no reason, the limit in reason_detail; says nothing about the submitter, docs/design.md D42)';
 
 COMMENT ON COLUMN nweb.availability_checks.probes IS '[{source, liveness, cached, car, status, bytes, ms, error}] per source';
 

@@ -4,7 +4,7 @@
 
 COMMENT ON FUNCTION @extschema@.nweb_bridge_payload(tenant_id uuid, bundle jsonb, assets jsonb, rows jsonb) IS 'Pure part of nweb.bridge_payload: an xray 1.2 scan payload from bundle metadata, assets and scanprint rows';
 
-COMMENT ON FUNCTION @extschema@.nweb_bundle_verdict(manifest text, scanprint text, artifacts jsonb, attested_merkle_root text, unreadable text) IS 'Pure verdict on a bundle: {status verified|invalid, reason, reason_detail, manifest{...}, computed_merkle_root, scanprint_lines, cost_kind, cost_units}. artifacts maps every file path of the bundle to the SHA-256 hex of its bytes';
+COMMENT ON FUNCTION @extschema@.nweb_bundle_verdict(manifest text, scanprint text, artifacts jsonb, attested_merkle_root text, unreadable text, attested jsonb) IS 'Pure verdict on a bundle: {status verified|invalid, reason, reason_detail, manifest{...}, computed_merkle_root, scanprint_lines, cost_kind, cost_units}. artifacts maps every file path of the bundle to the SHA-256 hex of its bytes; attested is the ScanSubmission payload, whose manifestSha256, datasetType, tool, vantage, startedAt and finishedAt must match (CID_HASH_MISMATCH naming the field)';
 
 COMMENT ON FUNCTION @extschema@.nweb_car_bundle(car bytea, expected_root text) IS 'A verified bundle CAR split for nweb.ingest_car: root CID, manifest and scanprint text, SHA-256 of every file';
 

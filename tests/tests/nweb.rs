@@ -1393,6 +1393,130 @@ async fn nweb_data_survives_pg_dump_and_restore() {
     db.finish().await;
 }
 
+/// Our own limit is no accusation (docs/design.md D42): a bundle it stopped is deferred,
+/// with no reason, never CID_UNAVAILABLE, and any later verdict replaces it; a check it
+/// stopped is `local_limit`, not available. On 0.7.0 both read as the submitter's fault.
+#[tokio::test]
+async fn our_limit_defers_a_bundle_and_never_blocks_a_verdict() {
+    let db = nweb_db().await;
+    let b = Bundle::new(&[line("192.0.2.50", 22, "open", 1_770_000_000)], 1_770_000_000);
+    let cid = b.cid();
+    let state = |sql: &'static str| {
+        let db = &db;
+        let cid = cid.clone();
+        async move {
+            let r = db.client.query_one(sql, &[&cid, &"LOCAL_LIMIT: not checked, over our limit: x"]).await.unwrap();
+            (r.get::<_, String>(0), r.get::<_, Option<String>>(1), r.get::<_, Option<String>>(2))
+        }
+    };
+    let limit = "SELECT status, reason, reason_detail FROM nweb.mark_local_limit($1, $2)";
+    let unavailable = "SELECT status, reason, reason_detail FROM nweb.mark_unavailable($1, $2)";
+    let deferred = ("deferred".to_string(), None, Some("LOCAL_LIMIT: not checked, over our limit: x".to_string()));
+    assert_eq!(state(limit).await, deferred);
+    let listed: (String, Option<String>) = {
+        let r = db.client.query_one("SELECT status, reason FROM nweb.v_bundles WHERE cid = $1", &[&cid]).await.unwrap();
+        (r.get(0), r.get(1))
+    };
+    assert_eq!(listed, ("deferred".into(), None));
+    // A real unavailability replaces it, and a later limit replaces that in turn (the
+    // sources that answered contradict it); a verdict replaces both and stays.
+    assert_eq!(state(unavailable).await.1.as_deref(), Some("CID_UNAVAILABLE"));
+    assert_eq!(state(limit).await, deferred);
+    assert_eq!(ingest(&db.client, &b).await, ("verified".into(), None, None));
+    assert_eq!(state(limit).await.0, "verified", "our limit never overturns a verdict");
+    let (code, msg) = sql_error(&db.client, "SELECT nweb.mark_local_limit($1, '')", &[&cid]).await;
+    assert_eq!(code, "22004");
+    assert!(msg.starts_with("detail: "), "{msg}");
+
+    // A check our limit stopped cannot claim the bundle is available, nor accuse it.
+    let insert = "INSERT INTO nweb.availability_checks
+                      (cid, available, attempts, gateways_ok, fetch_digest, checked_at, reason, reason_detail, probes, outcome)
+                  VALUES ($1, $2, 2, 0, '0x' || repeat('0', 64), now(), $3, 'LOCAL_LIMIT: x', '[]', $4)";
+    let ok = db.client.execute(insert, &[&cid, &false, &None::<String>, &"local_limit"]).await;
+    assert!(ok.is_ok(), "{ok:?}");
+    for (available, reason, outcome) in [
+        (true, None, "local_limit"),
+        (false, Some("CID_UNAVAILABLE"), "local_limit"),
+        (false, None, "unavailable"),
+        (false, None, "available"),
+        (false, None, "busy"),
+    ] {
+        let (code, _) = sql_error(&db.client, insert, &[&cid, &available, &reason, &outcome]).await;
+        assert_eq!(code, "23514", "{available} {reason:?} {outcome}");
+    }
+    db.finish().await;
+}
+
+/// (status, reason, reason_detail) after `nweb.ingest_car` of the bundle's CAR.
+async fn ingest_car(client: &Client, b: &Bundle) -> (String, Option<String>, Option<String>) {
+    let (paths, contents): (Vec<String>, Vec<Vec<u8>>) = b.files().into_iter().unzip();
+    let car: Vec<u8> = one(client, "SELECT nweb_car_export($1, $2)", &[&paths, &contents]).await;
+    let row = client
+        .query_one("SELECT status, reason, reason_detail FROM nweb.ingest_car($1, $2)", &[&car, &b.cid()])
+        .await
+        .unwrap_or_else(|e| panic!("ingest_car: {e}"));
+    (row.get(0), row.get(1), row.get(2))
+}
+
+/// A submitter attests claims its bundle does not hold (docs/design.md D43): the database
+/// checks every claim of the first ScanSubmission, as the loader does, not only the root.
+/// Each invalid verdict here was `verified` on 0.7.0.
+#[tokio::test]
+async fn a_bundle_that_is_not_what_its_submission_attests_is_a_verified_mismatch() {
+    let db = nweb_db().await;
+    let who = addr('c');
+    let bundle = |n: i64| Bundle::new(&[line("192.0.2.40", 22, "open", 1_770_000_000 + n)], 1_770_000_000 + n);
+    let honest = |b: &Bundle| {
+        json!({"cid": b.cid(), "merkleRoot": b.manifest["scanprint"]["merkleRoot"],
+               "manifestSha256": format!("0x{}", sha256_hex(&b.manifest_bytes())), "datasetType": "nmap",
+               "tool": "nmap", "vantage": "AS64500/test",
+               "startedAt": b.manifest["startedAt"], "finishedAt": b.manifest["finishedAt"]})
+    };
+
+    // Every claim holds: verified, from a CAR (the manifest's bytes are hashed) and from jsonb.
+    let (ok_car, ok_json) = (bundle(1), bundle(2));
+    attest(&db.client, "ScanSubmission", 1, &who, "2026-03-01T00:00:00Z", None, honest(&ok_car)).await;
+    attest(&db.client, "ScanSubmission", 2, &who, "2026-03-01T00:00:00Z", None, honest(&ok_json)).await;
+    assert_eq!(ingest_car(&db.client, &ok_car).await, ("verified".into(), None, None));
+    assert_eq!(ingest(&db.client, &ok_json).await, ("verified".into(), None, None));
+
+    // The attested manifestSha256 is not the manifest's: the CAR is checked against it.
+    let sha = bundle(3);
+    let mut claims = honest(&sha);
+    claims["manifestSha256"] = json!(format!("0x{}", "ab".repeat(32)));
+    attest(&db.client, "ScanSubmission", 3, &who, "2026-03-01T00:00:00Z", None, claims).await;
+    let (status, reason, detail) = ingest_car(&db.client, &sha).await;
+    assert_eq!((status.as_str(), reason.as_deref()), ("invalid", Some("CID_HASH_MISMATCH")));
+    assert!(detail.as_deref().unwrap().starts_with("attestation.manifestSha256 "), "{detail:?}");
+    assert_eq!(rows_of(&db.client, &sha.cid()).await, 0);
+
+    // Attested as masscan's, run with nmap: through a CAR and through jsonb alike.
+    for (n, b) in [(4, bundle(4)), (5, bundle(5))] {
+        let mut claims = honest(&b);
+        claims["tool"] = json!("masscan");
+        attest(&db.client, "ScanSubmission", n, &who, "2026-03-01T00:00:00Z", None, claims).await;
+        let got = if n == 4 { ingest_car(&db.client, &b).await } else { ingest(&db.client, &b).await };
+        assert_eq!(
+            got,
+            ("invalid".into(), Some("CID_HASH_MISMATCH".into()),
+             Some(r#"attestation.tool "masscan" differs from manifest.tool "nmap""#.into()))
+        );
+    }
+
+    // Attested times that are not the scan's.
+    let late = bundle(6);
+    let mut claims = honest(&late);
+    claims["finishedAt"] = json!(1_770_009_999);
+    attest(&db.client, "ScanSubmission", 6, &who, "2026-03-01T00:00:00Z", None, claims).await;
+    let (_, reason, detail) = ingest_car(&db.client, &late).await;
+    assert_eq!(reason.as_deref(), Some("CID_HASH_MISMATCH"));
+    assert!(detail.as_deref().unwrap().starts_with("attestation.finishedAt 1770009999 differs"), "{detail:?}");
+
+    // No submission yet: nothing is claimed, the bundle is checked as before.
+    assert_eq!(ingest_car(&db.client, &bundle(7)).await, ("verified".into(), None, None));
+    db.finish().await;
+}
+
 /// The database under attack (docs/design.md D41): a variant spelling of someone else's CID, a rollback
 /// that left the reverted submission's bundle behind, and a bundle that is not what its
 /// submission paid for. Each assertion fails on 0.6.0.
@@ -1429,7 +1553,7 @@ async fn hostile_submissions_get_no_bundle_and_reverted_ones_leave_none() {
     let (status, reason, detail) = ingest(&db.client, &b).await;
     assert_eq!((status.as_str(), reason.as_deref()), ("invalid", Some("CID_HASH_MISMATCH")));
     let detail = detail.unwrap();
-    assert!(detail.starts_with("COST_KIND_MISMATCH: the ScanSubmission attests datasetType 'masscan' (cost kind masscan-quick)"), "{detail}");
+    assert_eq!(detail, r#"attestation.datasetType "masscan" differs from manifest.datasetType "nmap""#);
     assert_eq!(rows_of(&db.client, &cid).await, 0);
 
     // A CIDv0 given by hand is the same content: one spelling, the CIDv1.

@@ -12,7 +12,7 @@ use pgrx::prelude::*;
 use pgrx::{AnyNumeric, Array, Inet, JsonB};
 use serde_json::{json, Value};
 use ::nweb::bridge::{self, BridgeAsset, BridgeBundle, BridgeRow};
-use ::nweb::bundle::{self, BundleInput};
+use ::nweb::bundle::{self, AttestedClaims, BundleInput};
 use ::nweb::merkle::{self, InclusionProof};
 use ::nweb::rules::{self, Decimal, SubmissionKind};
 use ::nweb::scanprint::{self, ScanprintContext};
@@ -264,10 +264,9 @@ fn file_map(files: Option<JsonB>) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// The verdict on a bundle as JSON: `status` (verified / invalid), `reason`,
-/// `reason_detail`, the manifest's typed fields, the computed Merkle root and the
-/// pricing class. Pure: `nweb.ingest_bundle` and `nweb.ingest_car` record it.
-#[pg_extern(immutable, parallel_safe)]
+/// 0.7.0's nweb_bundle_verdict, for the archived SQL that names this symbol: it checked
+/// the attested Merkle root only.
+#[pg_extern(immutable, parallel_safe, sql = false)]
 fn nweb_bundle_verdict(
     manifest: Option<&str>,
     scanprint: Option<&str>,
@@ -275,9 +274,40 @@ fn nweb_bundle_verdict(
     attested_merkle_root: default!(Option<&str>, "NULL"),
     unreadable: default!(Option<&str>, "NULL"),
 ) -> JsonB {
+    bundle_verdict(manifest, scanprint, artifacts, attested_merkle_root, unreadable, &AttestedClaims::default())
+}
+
+/// The verdict on a bundle as JSON: `status` (verified / invalid), `reason`,
+/// `reason_detail`, the manifest's typed fields, the computed Merkle root and the
+/// pricing class. `attested` is the payload of the ScanSubmission (every claim of it is
+/// checked, `nweb::bundle::verify_attested`). Pure: `nweb.ingest_bundle` and
+/// `nweb.ingest_car` record it.
+#[pg_extern(immutable, parallel_safe, name = "nweb_bundle_verdict")]
+fn nweb_bundle_verdict_0_8(
+    manifest: Option<&str>,
+    scanprint: Option<&str>,
+    artifacts: Option<JsonB>,
+    attested_merkle_root: default!(Option<&str>, "NULL"),
+    unreadable: default!(Option<&str>, "NULL"),
+    attested: default!(Option<JsonB>, "NULL"),
+) -> JsonB {
+    let claims = attested.map(|j| AttestedClaims::from_submission_json(&j.0)).unwrap_or_default();
+    bundle_verdict(manifest, scanprint, artifacts, attested_merkle_root, unreadable, &claims)
+}
+
+fn bundle_verdict(
+    manifest: Option<&str>,
+    scanprint: Option<&str>,
+    artifacts: Option<JsonB>,
+    attested_merkle_root: Option<&str>,
+    unreadable: Option<&str>,
+    claims: &AttestedClaims,
+) -> JsonB {
     let files = file_map(artifacts);
-    let verdict =
-        bundle::verify(&BundleInput { manifest, scanprint, file_sha256: &files, attested_merkle_root });
+    let verdict = bundle::verify_attested(
+        &BundleInput { manifest, scanprint, file_sha256: &files, attested_merkle_root },
+        claims,
+    );
     let mut v = serde_json::to_value(&verdict).unwrap_or_else(|e| raise("XX000", format!("verdict: {e}")));
     if let Some(problem) = unreadable {
         v["status"] = json!("invalid");

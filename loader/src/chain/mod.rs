@@ -9,60 +9,19 @@ pub mod rpc;
 pub mod store;
 pub mod writer;
 
-use anyhow::{anyhow, Result};
-use nweb::bundle::{self, AttestedClaims};
+use anyhow::Result;
 use nweb::Cid;
 use tokio_postgres::Client;
 
-use crate::db::pg_error;
-use crate::ipfs::{Fetched, Sources, VerifiedCar};
+use crate::ipfs::{Fetched, Sources};
 use config::IpfsConfig;
 
-/// Opens the detail of a bundle left unloaded because its attestation's claims differ
-/// from it (recorded through nweb.mark_unavailable until the database checks claims).
-pub const REFUSED_PREFIX: &str = "REFUSED: CID_HASH_MISMATCH: ";
-
-/// The claims of the first ScanSubmission of `cid`, the one a challenge names.
-pub(crate) async fn attested_claims(db: &Client, cid: &str) -> Result<AttestedClaims> {
-    let row = db
-        .query_opt(
-            "SELECT a.payload FROM nweb.attestations AS a
-              WHERE a.kind = 'ScanSubmission' AND a.cid = $1 ORDER BY a.block_time, a.attestation_id LIMIT 1",
-            &[&cid],
-        )
-        .await
-        .map_err(|e| anyhow!("reading the submission: {}", pg_error(&e)))?;
-    Ok(row
-        .map(|r| AttestedClaims::from_submission_json(&r.get::<_, serde_json::Value>(0)))
-        .unwrap_or_default())
-}
-
-/// What the bundle contradicts of the attestation, when its manifest can be read at all
-/// (a manifest that cannot is the database's FORMAT_INVALID).
-pub(crate) fn claims_contradicted(car: &VerifiedCar, claims: &AttestedClaims) -> Option<String> {
-    let files = car.files.as_ref()?;
-    let text = files
-        .iter()
-        .find(|(p, _)| p == bundle::MANIFEST_PATH)
-        .and_then(|(_, b)| std::str::from_utf8(b).ok())?;
-    let m = bundle::parse_manifest(text).ok()?;
-    claims.mismatch(text, &m)
-}
-
-/// Records a fetch in nweb.bundles unless it says nothing about the bundle: the rows of
-/// a bundle whose attestation lies are never loaded, and our own limit is no verdict.
-/// Both go through nweb.mark_unavailable, the only verdict a later fetch may overturn.
-pub(crate) async fn record_bundle(
-    db: &Client,
-    cid: &str,
-    fetched: &Fetched,
-    claims: &AttestedClaims,
-) -> Result<store::Verdict> {
+/// Records a fetch in nweb.bundles. The database judges the content, every attested
+/// claim included (docs/design.md D43); our own limit is no verdict: the bundle is
+/// deferred, which any later verdict replaces (D42).
+pub(crate) async fn record_bundle(db: &Client, cid: &str, fetched: &Fetched) -> Result<store::Verdict> {
     if let Some(limit) = fetched.limit_detail() {
-        return store::mark_unavailable(db, cid, &limit).await;
-    }
-    if let Some(lie) = fetched.car.as_ref().and_then(|c| claims_contradicted(c, claims)) {
-        return store::mark_unavailable(db, cid, &format!("{REFUSED_PREFIX}{lie}")).await;
+        return store::mark_local_limit(db, cid, &limit).await;
     }
     store::record_fetch(db, cid, fetched).await
 }
@@ -73,12 +32,13 @@ pub struct BundleCounts {
     pub verified: u64,
     pub invalid: u64,
     pub unavailable: u64,
+    pub deferred: u64,
     pub failed: u64,
 }
 
 impl BundleCounts {
     pub fn total(&self) -> u64 {
-        self.verified + self.invalid + self.unavailable + self.failed
+        self.verified + self.invalid + self.unavailable + self.deferred + self.failed
     }
 }
 
@@ -93,17 +53,12 @@ pub async fn load_bundles(db: &Client, chain_id: u64, ipfs: &IpfsConfig, sources
             continue;
         };
         let fetched = sources.fetch(&cid).await;
-        let recorded = match attested_claims(db, &cid_text).await {
-            Ok(claims) => record_bundle(db, &cid_text, &fetched, &claims).await,
-            Err(e) => Err(e),
-        };
-        match recorded {
+        match record_bundle(db, &cid_text, &fetched).await {
             Ok(v) => {
                 tracing::info!(cid = %cid_text, status = %v.status, reason = ?v.reason, detail = ?v.reason_detail, "bundle");
-                let refused = v.reason_detail.as_deref().is_some_and(|d| d.starts_with(REFUSED_PREFIX));
                 match (v.status.as_str(), v.reason.as_deref()) {
                     ("verified", _) => n.verified += 1,
-                    _ if refused => n.invalid += 1,
+                    ("deferred", _) => n.deferred += 1,
                     (_, Some("CID_UNAVAILABLE")) => n.unavailable += 1,
                     _ => n.invalid += 1,
                 }

@@ -481,7 +481,8 @@ pub async fn pending_bundles(db: &Client, chain_id: u64, retry_after_secs: u64, 
                                  WHERE a.kind = 'ScanSubmission' AND a.cid IS NOT NULL AND a.chain_id = $1) AS s
                LEFT JOIN nweb.bundles AS b ON b.cid = s.cid
               WHERE b.cid IS NULL
-                 OR (b.reason = 'CID_UNAVAILABLE' AND b.checked_at < now() - make_interval(secs => $2::double precision))
+                 OR ((b.reason = 'CID_UNAVAILABLE' OR b.status = 'deferred')
+                     AND b.checked_at < now() - make_interval(secs => $2::double precision))
               ORDER BY b.checked_at NULLS FIRST, s.cid
               LIMIT $3",
             &[&(chain_id as i64), &(retry_after_secs as f64), &(limit as i64)],
@@ -541,6 +542,18 @@ pub async fn mark_unavailable(db: &Client, cid: &str, detail: &str) -> Result<Ve
         )
         .await
         .map_err(pg("nweb.mark_unavailable"))?;
+    Ok(verdict(&row))
+}
+
+/// Our own limit stopped the check: no verdict (docs/design.md D42).
+pub async fn mark_local_limit(db: &Client, cid: &str, detail: &str) -> Result<Verdict> {
+    let row = db
+        .query_one(
+            "SELECT status::text, reason::text, reason_detail::text FROM nweb.mark_local_limit($1, $2)",
+            &[&cid, &detail],
+        )
+        .await
+        .map_err(pg("nweb.mark_local_limit"))?;
     Ok(verdict(&row))
 }
 

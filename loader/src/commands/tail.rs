@@ -109,7 +109,7 @@ fn summary(chain: &config::ChainConfig, p: &indexer::Progress, b: &BundleCounts)
         String::new()
     };
     format!(
-        "chain {} block {}: {} attestations added, {} reverted;{stakes} bundles: {} verified, {} invalid, {} unavailable, {} failed",
-        chain.chain_id, p.last_block, p.added, p.reverted, b.verified, b.invalid, b.unavailable, b.failed
+        "chain {} block {}: {} attestations added, {} reverted;{stakes} bundles: {} verified, {} invalid, {} unavailable, {} deferred, {} failed",
+        chain.chain_id, p.last_block, p.added, p.reverted, b.verified, b.invalid, b.unavailable, b.deferred, b.failed
     )
 }

@@ -17,7 +17,7 @@ use std::path::Path;
 use anyhow::{anyhow, bail, Context, Result};
 use nweb::Cid;
 
-use super::{verify_car, write_car_file, Sources};
+use super::{verify_car, write_car_file, CarError, Sources};
 
 /// Every regular file under `dir`, with its `/`-joined relative path, sorted.
 pub fn read_bundle_dir(dir: &Path) -> Result<Vec<(String, Vec<u8>)>> {
@@ -73,6 +73,12 @@ pub(crate) async fn keep_one(sources: &Sources, export: Option<&Path>, cid: &Cid
         if let Ok(bytes) = std::fs::read(&path) {
             match verify_car(&bytes, cid, sources.max_bytes) {
                 Ok(v) => car = Some(v),
+                // Over our limit is not damage: the bundle is not at fault, and the copy
+                // may be the last one (docs/design.md D42). Kept as it is, unverified.
+                Err(e @ CarError::Limit(_)) => {
+                    tracing::warn!(path = %path.display(), error = %e, "exported CAR is over our limit; kept unverified");
+                    return Ok(format!("CAR {} kept unverified: {e}", path.display()));
+                }
                 Err(e) => {
                     tracing::warn!(path = %path.display(), error = %e, "exported CAR is damaged; replacing it");
                     std::fs::remove_file(&path).ok();

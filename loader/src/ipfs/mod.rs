@@ -47,9 +47,6 @@ pub struct VerifiedCar {
     /// Why the DAG, complete and intact, is not a readable bundle directory (a fact about
     /// the content: FORMAT_INVALID). `None` for a directory.
     pub content_error: Option<String>,
-    /// The files of the directory (`None` with a content error), for checking the
-    /// attestation's claims against them.
-    pub files: Option<Vec<(String, Vec<u8>)>>,
 }
 
 /// Why a source's CAR was not accepted.
@@ -124,11 +121,10 @@ pub fn verify_car(bytes: &[u8], root: &Cid, max_bytes: u64) -> Result<VerifiedCa
     } else {
         bytes.to_vec()
     };
-    let mut files = None;
     if content_error.is_none() {
         // A limit is our decision not to read that much, never a FORMAT_INVALID.
         match unixfs::unpack_directory(root, &map, max_bytes) {
-            Ok(f) => files = Some(f),
+            Ok(_) => {}
             Err(e) if e.is_limit() => return Err(CarError::Limit(e.to_string())),
             Err(e) => content_error = Some(e.to_string()),
         }
@@ -139,7 +135,6 @@ pub fn verify_car(bytes: &[u8], root: &Cid, max_bytes: u64) -> Result<VerifiedCa
         digest,
         blocks: seen.len(),
         content_error,
-        files,
     })
 }
 

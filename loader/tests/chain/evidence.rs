@@ -127,7 +127,8 @@ async fn the_slasher_accuses_only_on_evidence() {
             (r.get::<_, String>(0), r.get::<_, Option<String>>(1), r.get::<_, Option<String>>(2).unwrap_or_default())
         }
     };
-    let (_, _, d) = bundle(liar.cid().to_string()).await;
+    let (status, reason, d) = bundle(liar.cid().to_string()).await;
+    assert_eq!((status.as_str(), reason.as_deref()), ("invalid", Some("CID_HASH_MISMATCH")), "the database's verdict (D43)");
     assert!(
         d.contains("attestation.vantage \"AS64511/rare\" differs from manifest.vantage \"AS64500/test\""),
         "{d}"
@@ -139,10 +140,11 @@ async fn the_slasher_accuses_only_on_evidence() {
         .unwrap()
         .get(0);
     assert_eq!(liar_rows, 0, "a lying attestation loads nothing");
+    // Our limit is no verdict on the submitter: deferred, never CID_UNAVAILABLE (D42).
     for cid in [big.cid().to_string(), hostile.to_string()] {
         let (status, reason, d) = bundle(cid.clone()).await;
         assert!(d.starts_with("LOCAL_LIMIT: ") && d.contains("exceeds our limit"), "{cid}: {d}");
-        assert_ne!(reason.as_deref(), Some("FORMAT_INVALID"), "{cid}: {status}");
+        assert_eq!((status.as_str(), reason), ("deferred", None), "{cid}: {d}");
     }
 
     // Check 1: only the verified mismatch is challenged.
@@ -197,17 +199,42 @@ async fn the_slasher_accuses_only_on_evidence() {
     let l = at(&down, &one_down.cid().to_string());
     assert!(l[3].starts_with("not challenged: unavailable at 1 of"), "{l:?}");
 
-    // The rows say what was ours; the chain holds exactly the two challenges with evidence.
-    let detail: String = db
+    // The rows say what was ours: not available, no accusation, and the bundle deferred
+    // (D42); the chain holds exactly the two challenges with evidence.
+    for cid in [big.cid().to_string(), hostile.to_string(), slow.cid().to_string()] {
+        let rows = db
+            .client
+            .query(
+                "SELECT outcome, available, reason, reason_detail FROM nweb.availability_checks WHERE cid = $1 ORDER BY check_id",
+                &[&cid],
+            )
+            .await
+            .unwrap();
+        assert_eq!(rows.len(), 2, "{cid}");
+        for r in &rows {
+            let detail: String = r.get(3);
+            assert_eq!((r.get::<_, &str>(0), r.get::<_, bool>(1), r.get::<_, Option<&str>>(2)), ("local_limit", false, None), "{cid}");
+            assert!(detail.starts_with("LOCAL_LIMIT: not checked, over our limit"), "{detail}");
+        }
+        let (status, reason, _) = bundle(cid.clone()).await;
+        assert_eq!((status.as_str(), reason), ("deferred", None), "{cid}");
+    }
+    let outcome: Vec<String> = db
         .client
-        .query_one(
-            "SELECT reason_detail FROM nweb.availability_checks WHERE cid = $1 AND reason IS NULL ORDER BY check_id LIMIT 1",
-            &[&big.cid().to_string()],
+        .query(
+            "SELECT outcome FROM nweb.availability_checks WHERE cid = ANY($1) ORDER BY cid, check_id",
+            &[&vec![gone.cid().to_string(), liar.cid().to_string()]],
         )
         .await
         .unwrap()
-        .get(0);
-    assert!(detail.starts_with("LOCAL_LIMIT: not checked, over our limit"), "{detail}");
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let mut want = vec!["unavailable", "unavailable", "invalid", "invalid"];
+    if gone.cid().to_string() > liar.cid().to_string() {
+        want.reverse();
+    }
+    assert_eq!(outcome, want);
     for (cid, challenged) in [
         (big.cid().to_string(), false),
         (hostile.to_string(), false),

@@ -330,7 +330,7 @@ async fn pin_check_and_tail_work_against_kubo() {
     mine(&p, 2).await;
     let run = loader(&db, &["tail", "--once", "--config", cfg_s]).await;
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert!(run.stdout.contains("bundles: 2 verified, 0 invalid, 0 unavailable, 0 failed"), "{}", run.stdout);
+    assert!(run.stdout.contains("bundles: 2 verified, 0 invalid, 0 unavailable, 0 deferred, 0 failed"), "{}", run.stdout);
     let status: String = db
         .client
         .query_one("SELECT status FROM nweb.bundles WHERE cid = $1", &[&published.cid().to_string()])

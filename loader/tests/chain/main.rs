@@ -416,7 +416,7 @@ async fn tail_indexes_the_chain_and_verifies_the_bundles() {
     assert_eq!(
         run.stdout.trim(),
         format!(
-            "chain 31337 block {safe}: {} attestations added, 0 reverted; bundles: 2 verified, 1 invalid, 3 unavailable, 0 failed",
+            "chain 31337 block {safe}: {} attestations added, 0 reverted; bundles: 2 verified, 1 invalid, 3 unavailable, 0 deferred, 0 failed",
             expected.len()
         )
     );
@@ -1541,6 +1541,29 @@ async fn the_hoarder_keeps_its_owners_bundles_pinned_and_exported() {
     );
     let fixed = std::fs::read(&path).unwrap();
     assert!(car::unpack_car(&fixed, Some(&served.cid()), u64::MAX).is_ok());
+
+    // An export over our size cap is ours to read, not damage: it stays, byte for byte
+    // (docs/design.md D42). It used to be deleted as damaged.
+    let small = config(
+        &dir,
+        &node.url,
+        &c,
+        "confirmations = 1\n",
+        &format!(
+            "gateways = [\"{}\"]\nkubo_api = \"{}\"\ncar_dir = \"{}\"\nmax_bundle_bytes = 64\n",
+            gw.url(),
+            kubo.url(),
+            car_dir.display()
+        ),
+        &format!("[hoarder]\nowner = \"{}\"\n", signer(1).address()),
+    );
+    let run = loader(&db, &["pin", "--config", small.to_str().unwrap()]).await;
+    assert!(
+        run.stdout.contains(&format!("{}\tkept\tCAR {} kept unverified: LOCAL_LIMIT: ", served.cid(), path.display())),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(std::fs::read(&path).unwrap(), fixed, "the CAR over our limit is kept");
     db.finish().await;
 }
 
@@ -1670,16 +1693,16 @@ async fn chain_rollback_and_the_new_tables_keep_their_promises() {
 
     // A probe row must say why it is unavailable.
     c.execute(
-        "INSERT INTO nweb.availability_checks (cid, available, attempts, gateways_ok, fetch_digest, checked_at, reason, probes)
-         VALUES ($1, false, 2, 0, $2, now(), 'CID_UNAVAILABLE', '[]')",
+        "INSERT INTO nweb.availability_checks (cid, available, attempts, gateways_ok, fetch_digest, checked_at, reason, probes, outcome)
+         VALUES ($1, false, 2, 0, $2, now(), 'CID_UNAVAILABLE', '[]', 'unavailable')",
         &[&cid, &h64(0)],
     )
     .await
     .unwrap();
     let e = c
         .execute(
-            "INSERT INTO nweb.availability_checks (cid, available, attempts, gateways_ok, fetch_digest, checked_at, probes)
-             VALUES ($1, false, 2, 0, $2, now(), '[]')",
+            "INSERT INTO nweb.availability_checks (cid, available, attempts, gateways_ok, fetch_digest, checked_at, probes, outcome)
+             VALUES ($1, false, 2, 0, $2, now(), '[]', 'unavailable')",
             &[&cid, &h64(0)],
         )
         .await
@@ -1731,8 +1754,8 @@ async fn chain_rollback_and_the_new_tables_keep_their_promises() {
     let id: i64 = restored
         .client
         .query_one(
-            "INSERT INTO nweb.availability_checks (cid, available, attempts, gateways_ok, fetch_digest, checked_at, probes)
-             VALUES ($1, true, 1, 1, $2, now(), '[]') RETURNING check_id",
+            "INSERT INTO nweb.availability_checks (cid, available, attempts, gateways_ok, fetch_digest, checked_at, probes, outcome)
+             VALUES ($1, true, 1, 1, $2, now(), '[]', 'available') RETURNING check_id",
             &[&cid, &h64(1)],
         )
         .await
