@@ -23,9 +23,10 @@
 //! - A batch that reaches the confirmed head reads the header of each of its last
 //!   `reorg_window` blocks, checks they link by parent hash and stores them, so a
 //!   shallow reorg right after a backfill finds its fork point in the window.
-//! - A block whose logsBloom says it may hold logs of the contract, but of which the
-//!   range answer has none, is asked for by hash (EIP-234); logs there mean a lagging
-//!   backend answered the range: retry, never commit.
+//! - Every header of the batch is read (JSON-RPC batches of `header_batch`) and must
+//!   link to the next. A block whose logsBloom says it may hold logs of the contract,
+//!   but of which the range answer has none, is asked for by hash (EIP-234); logs
+//!   there mean a lagging backend answered the range: retry, never commit (D46).
 //! - A log that does not decode, or that names a CID in a variant spelling, is
 //!   recorded in nweb.chain_log_rejects in the batch's transaction, not skipped.
 //! - A batch is one transaction with its checkpoint (see store.rs).

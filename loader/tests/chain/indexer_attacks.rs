@@ -6,6 +6,7 @@
 use std::sync::{Arc, Mutex};
 
 use alloy::primitives::Address;
+use alloy::sol_types::SolEvent;
 use serde_json::{json, Value};
 
 use crate::checkpoint;
@@ -230,6 +231,69 @@ async fn a_lagging_backend_in_the_middle_of_a_long_backfill_never_moves_the_chec
     assert_eq!(count(&db).await, 3);
     let (cp, _) = checkpoint(&db).await;
     assert!(cp > last as i64);
+    db.finish().await;
+}
+
+/// The Attestor's address emits a ScanSubmitted log whose data does not decode (its
+/// code swapped for a few opcodes with `anvil_setCode`, then put back: the routers
+/// revert such input, a hostile or buggy contract need not). The log is recorded in
+/// nweb.chain_log_rejects in the batch that indexes the valid logs around it and moves
+/// the checkpoint past it; a reorg that replaces its block removes it again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_undecodable_log_is_recorded_with_its_batch_and_rolled_back_with_its_block() {
+    let node = Node::start().await;
+    let p = provider(&node.url);
+    let db = TestDb::new().await;
+    let c = deploy_all(&p, Address::ZERO, &[1], 1000).await;
+    let dir = tmp_dir("attack-undecodable");
+    let cfg = config(&dir, &node.url, &c, "confirmations = 0\n", "", "");
+    let cfg_s = cfg.to_str().unwrap().to_string();
+    let args = ["tail", "--once", "--no-bundles", "--config", cfg_s.as_str()];
+
+    submit(&p, &c, 1, &cid(7), "0x", 1).await;
+    let attestor = format!("{:#x}", c.attestor);
+    let code = raw(&p, "eth_getCode", json!([attestor, "latest"])).await;
+    // PUSH32 topic0, PUSH1 0 (size), PUSH1 0 (offset), LOG1, STOP: no data at all.
+    let topic0 = IAttestor::ScanSubmitted::SIGNATURE_HASH;
+    let evil = format!("0x7f{}60006000a100", alloy::hex::encode(topic0));
+    raw(&p, "anvil_setCode", json!([attestor, evil])).await;
+    let from = format!("{:#x}", signer(3).address());
+    let tx = raw(&p, "eth_sendTransaction", json!([{"from": from, "to": attestor, "data": "0x"}])).await;
+    let receipt = raw(&p, "eth_getTransactionReceipt", json!([tx])).await;
+    assert_eq!(receipt["logs"].as_array().map(Vec::len), Some(1), "{receipt}");
+    let bad_block = num(&receipt["blockNumber"]) as i64;
+    raw(&p, "anvil_setCode", json!([attestor, code])).await;
+    submit(&p, &c, 1, &cid(8), "0x", 1).await;
+    mine(&p, 1).await;
+
+    let run = loader(&db, &args).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(count(&db).await, 2, "the valid logs of the batch are indexed: {}", run.stderr);
+    let (n, block, t0, error) = {
+        let r = db
+            .client
+            .query_one(
+                "SELECT count(*) OVER (), block_number, topic0, error FROM nweb.chain_log_rejects",
+                &[],
+            )
+            .await
+            .expect("one reject");
+        (r.get::<_, i64>(0), r.get::<_, i64>(1), r.get::<_, Option<String>>(2), r.get::<_, String>(3))
+    };
+    assert_eq!((n, block), (1, bad_block));
+    assert_eq!(t0.as_deref(), Some(format!("{topic0:#x}").as_str()));
+    assert!(!error.is_empty());
+    let (last, _) = checkpoint(&db).await;
+    assert!(last > bad_block, "the checkpoint passes the recorded log: {last}");
+
+    // A reorg replaces the bad block and everything after it: the reject goes with it.
+    let depth = head(&p).await as i64 - bad_block + 1;
+    raw(&p, "anvil_reorg", json!([depth, []])).await;
+    mine(&p, 1).await;
+    let run = loader(&db, &args).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(db.one::<i64>("SELECT count(*) FROM nweb.chain_log_rejects").await, 0);
+    assert_eq!(count(&db).await, 1, "the submission below the fork stays");
     db.finish().await;
 }
 
