@@ -26,6 +26,7 @@ confirmations = 24                        # stay this many blocks behind the hea
 # head = "finalized"                      # or "safe": index up to that block (no reorg below it); latest - confirmations when the RPC refuses the tag
 max_block_range = 2000                    # eth_getLogs range; shrinks when the RPC refuses, grows back
 reorg_window = 256                        # block hashes kept to find the fork point of a reorg
+header_batch = 100                        # every header of a batch is read (JSON-RPC batches of this many) to check its logsBloom; 0: only the headers a batch reads anyway (cheaper, the middle of a long range unchecked)
 poll_interval_ms = 2000                   # tail (without --once): wait between polls at the head
 request_timeout_secs = 30
 max_retries = 8                           # per JSON-RPC call, exponential backoff
@@ -84,6 +85,8 @@ struct RawChain {
     max_block_range: u64,
     #[serde(default = "d_window")]
     reorg_window: u64,
+    #[serde(default = "d_header_batch")]
+    header_batch: u64,
     #[serde(default = "d_poll")]
     poll_interval_ms: u64,
     #[serde(default = "d_timeout")]
@@ -96,6 +99,9 @@ struct RawChain {
 
 fn d_confirmations() -> u64 {
     24
+}
+fn d_header_batch() -> u64 {
+    100
 }
 fn d_max_range() -> u64 {
     2000
@@ -191,6 +197,9 @@ pub struct ChainConfig {
     pub head: Option<super::rpc::Tag>,
     pub max_block_range: u64,
     pub reorg_window: u64,
+    /// Headers per JSON-RPC batch when every header of a batch is read for its
+    /// logsBloom (docs/design.md D46); 0: only the headers a batch reads anyway.
+    pub header_batch: u64,
     pub poll_interval: Duration,
     pub request_timeout: Duration,
     pub max_retries: u32,
@@ -284,6 +293,9 @@ impl NwebConfig {
                 if c.reorg_window < 16 {
                     bail!("chain.reorg_window: must be at least 16 blocks");
                 }
+                if c.header_batch > 1000 {
+                    bail!("chain.header_batch: at most 1000 headers per request (0 turns the check of every header off)");
+                }
                 if c.request_timeout_secs == 0 {
                     bail!("chain.request_timeout_secs: must be positive");
                 }
@@ -317,6 +329,7 @@ impl NwebConfig {
                     },
                     max_block_range: c.max_block_range,
                     reorg_window: c.reorg_window,
+                    header_batch: c.header_batch,
                     poll_interval: Duration::from_millis(c.poll_interval_ms),
                     request_timeout: Duration::from_secs(c.request_timeout_secs),
                     max_retries: c.max_retries,

@@ -23,9 +23,10 @@
 //! - A batch that reaches the confirmed head reads the header of each of its last
 //!   `reorg_window` blocks, checks they link by parent hash and stores them, so a
 //!   shallow reorg right after a backfill finds its fork point in the window.
-//! - A block whose logsBloom says it may hold logs of the contract, but of which the
-//!   range answer has none, is asked for by hash (EIP-234); logs there mean a lagging
-//!   backend answered the range: retry, never commit.
+//! - Every header of the batch is read (JSON-RPC batches of `header_batch`) and must
+//!   link to the next. A block whose logsBloom says it may hold logs of the contract,
+//!   but of which the range answer has none, is asked for by hash (EIP-234); logs
+//!   there mean a lagging backend answered the range: retry, never commit (D46).
 //! - A log that does not decode, or that names a CID in a variant spelling, is
 //!   recorded in nweb.chain_log_rejects in the batch's transaction, not skipped.
 //! - A batch is one transaction with its checkpoint (see store.rs).
@@ -496,7 +497,7 @@ impl Indexer {
                 (Err(_), None) => unreachable!("an Err always has a problem"),
             }
         }
-        // Which headers to read between the two reads of `to`.
+        // Which headers to store (and so to read) between the two reads of `to`.
         let mut wanted: BTreeMap<u64, Option<B256>> = block_hashes.iter().map(|(n, h)| (*n, Some(*h))).collect();
         wanted.entry(from).or_insert(None);
         if dense {
@@ -506,8 +507,25 @@ impl Indexer {
             }
         }
         let mut read: BTreeMap<u64, Header> = BTreeMap::new();
+        read.insert(to, before);
+        // Every header of the range, so that the bloom check below covers every block,
+        // not only those the batch stores (docs/design.md D46).
+        if self.cfg.header_batch > 0 && from < to {
+            let all = self
+                .rpc
+                .headers(from, to - 1, self.cfg.header_batch)
+                .await
+                .map_err(BatchError::Other)?;
+            for (n, h) in (from..to).zip(all) {
+                let h = h.ok_or_else(|| BatchError::Inconsistent(format!("block {n} is not there (any more)")))?;
+                read.insert(n, h);
+            }
+        }
         for (n, expected) in &wanted {
-            let header = if *n == to { before } else { self.header(*n).await? };
+            let header = match read.get(n) {
+                Some(h) => *h,
+                None => self.header(*n).await?,
+            };
             if let Some(h) = expected {
                 if header.hash != *h {
                     return Err(BatchError::Inconsistent(format!(
@@ -542,22 +560,28 @@ impl Indexer {
             }
         }
         // A lagging backend answers a range it has not seen with []: a block whose bloom
-        // names the contract but has no log in the answer is asked for by hash.
+        // names the contract but has no log in the answer is asked for by hash, which a
+        // node without the block answers with an error.
         let topics = target.kind.topics();
-        for (n, h) in &read {
-            if block_hashes.contains_key(n) || !h.may_have_logs(&target.address, &topics) {
-                continue;
-            }
-            match self.rpc.logs_of_block(&filter, h.hash).await {
-                Ok(l) if l.is_empty() => {} // a false positive of the bloom
-                Ok(l) => {
-                    return Err(BatchError::Inconsistent(format!(
-                        "block {n} has {} log(s) of {} that the answer for {from}..{to} lacks (a lagging backend?)",
-                        l.len(),
-                        target.contract
-                    )))
-                }
-                Err(e) => return Err(BatchError::Inconsistent(format!("block {n} by hash: {e:#}"))),
+        let suspects: Vec<(u64, B256)> = read
+            .iter()
+            .filter(|(n, h)| !block_hashes.contains_key(n) && h.may_have_logs(&target.address, &topics))
+            .map(|(n, h)| (*n, h.hash))
+            .collect();
+        if !suspects.is_empty() {
+            let hashes: Vec<B256> = suspects.iter().map(|(_, h)| *h).collect();
+            let per_request = self.cfg.header_batch.max(1);
+            let answers = match self.rpc.logs_of_blocks(&filter, &hashes, per_request).await {
+                Ok(a) => a,
+                Err(e) => return Err(BatchError::Inconsistent(format!("blocks by hash: {e:#}"))),
+            };
+            // An empty answer is a false positive of the bloom.
+            if let Some(((n, _), l)) = suspects.iter().zip(&answers).find(|(_, l)| !l.is_empty()) {
+                return Err(BatchError::Inconsistent(format!(
+                    "block {n} has {} log(s) of {} that the answer for {from}..{to} lacks (a lagging backend?)",
+                    l.len(),
+                    target.contract
+                )));
             }
         }
         let after = self.header(to).await?;
@@ -567,7 +591,12 @@ impl Indexer {
             )));
         }
         read.insert(to, after);
-        let headers: Vec<Header> = read.into_values().collect();
+        // Stored: the headers of blocks with logs, `from`, `to` and the dense window.
+        let headers: Vec<Header> = read
+            .into_iter()
+            .filter(|(n, _)| *n == to || wanted.contains_key(n))
+            .map(|(_, h)| h)
+            .collect();
         let times: BTreeMap<u64, chrono::DateTime<chrono::Utc>> =
             headers.iter().map(|h| (h.number, store::block_time(h))).collect();
         decoded.sort_by_key(|a| {

@@ -228,16 +228,6 @@ impl Rpc {
             .ok_or_else(|| anyhow!("{what}: the chain has no {} block", tag.name()))
     }
 
-    /// The logs of one block by its hash (EIP-234): a node that does not have that
-    /// block answers with an error, not with an empty list.
-    pub async fn logs_of_block(&self, filter: &Filter, hash: alloy::primitives::B256) -> Result<Vec<Log>> {
-        let f = filter.clone().at_block_hash(hash);
-        match self.call("eth_getLogs(blockHash)", || self.provider.get_logs(&f)).await {
-            Ok(l) => Ok(l),
-            Err((_, m)) => Err(anyhow!(m)),
-        }
-    }
-
     pub async fn block_number(&self) -> Result<u64> {
         Self::plain(
             self.call("eth_blockNumber", || self.provider.get_block_number().into_future())
@@ -257,6 +247,64 @@ impl Rpc {
             .await,
         )?;
         Ok(block.as_ref().map(Header::of))
+    }
+
+    /// The headers of `first..=last`; `None` for a block the chain does not have.
+    pub async fn headers(&self, first: u64, last: u64, per_request: u64) -> Result<Vec<Option<Header>>> {
+        let params: Vec<_> = (first..=last).map(|n| (BlockNumberOrTag::Number(n), false)).collect();
+        let what = format!("eth_getBlockByNumber({first}..={last})");
+        let blocks: Vec<Option<alloy::rpc::types::Block>> =
+            self.batched(&what, "eth_getBlockByNumber", &params, per_request).await?;
+        Ok(blocks.iter().map(|b| b.as_ref().map(Header::of)).collect())
+    }
+
+    /// The logs of each block by its hash (EIP-234): a node that does not have a block
+    /// answers with an error, not with an empty list.
+    pub async fn logs_of_blocks(
+        &self,
+        filter: &Filter,
+        hashes: &[alloy::primitives::B256],
+        per_request: u64,
+    ) -> Result<Vec<Vec<Log>>> {
+        let params: Vec<_> = hashes.iter().map(|h| (filter.clone().at_block_hash(*h),)).collect();
+        self.batched("eth_getLogs(blockHash)", "eth_getLogs", &params, per_request).await
+    }
+
+    /// One call per element of `params`, `per_request` of them to a JSON-RPC batch (one
+    /// HTTP request, retried as a whole; any failed call fails it). A batch of one is
+    /// a plain call, for endpoints that refuse batches (`chain.header_batch = 1`).
+    async fn batched<P, R>(&self, what: &str, method: &'static str, params: &[P], per_request: u64) -> Result<Vec<R>>
+    where
+        P: alloy::rpc::json_rpc::RpcSend + Clone,
+        R: alloy::rpc::json_rpc::RpcRecv,
+    {
+        let mut out = Vec::with_capacity(params.len());
+        for chunk in params.chunks(per_request.clamp(1, 1000) as usize) {
+            if let [one] = chunk {
+                let got = self
+                    .call(what, || self.provider.client().request::<P, R>(method, one.clone()).into_future())
+                    .await;
+                out.push(Self::plain(got)?);
+                continue;
+            }
+            let got = self
+                .call(what, || async {
+                    let mut batch = alloy::rpc::client::BatchRequest::new(self.provider.client());
+                    let waiters = chunk
+                        .iter()
+                        .map(|p| batch.add_call::<_, R>(method, p))
+                        .collect::<Result<Vec<_>, _>>()?;
+                    batch.send().await?;
+                    let mut got = Vec::with_capacity(waiters.len());
+                    for w in waiters {
+                        got.push(w.await?);
+                    }
+                    Ok(got)
+                })
+                .await;
+            out.extend(Self::plain(got)?);
+        }
+        Ok(out)
     }
 
     pub async fn logs(&self, filter: &Filter) -> Result<Vec<Log>, LogsError> {

@@ -6,6 +6,7 @@
 use std::sync::{Arc, Mutex};
 
 use alloy::primitives::Address;
+use alloy::sol_types::SolEvent;
 use serde_json::{json, Value};
 
 use crate::checkpoint;
@@ -19,6 +20,12 @@ struct Lies {
     stale_block: Option<(u64, Value, u32)>,
     /// eth_getLogs over a block range (not by blockHash) is answered with [].
     empty_logs: bool,
+    /// eth_getLogs over a block range lacks the logs of these blocks: a replica that
+    /// was at block .0 - 1 answered a range reaching past it, then caught up.
+    hole: Option<(u64, u64)>,
+    /// JSON-RPC calls seen (each call of a batch counts) and HTTP requests.
+    calls: u64,
+    requests: u64,
     /// eth_chainId is answered with this.
     chain_id: Option<u64>,
     /// How often a lie was told.
@@ -41,9 +48,15 @@ async fn proxy(upstream: String) -> (Server, Arc<Mutex<Lies>>) {
                 Response::new(200, serde_json::to_vec(&json!({"jsonrpc": "2.0", "id": body["id"], "result": result})).unwrap())
                     .with("Content-Type", "application/json")
             };
+            let mut hole = None;
             {
                 let mut l = lies.lock().unwrap();
+                l.requests += 1;
+                l.calls += body.as_array().map_or(1, |a| a.len() as u64);
                 let method = body["method"].as_str().unwrap_or("");
+                if method == "eth_getLogs" && body["params"][0].get("blockHash").is_none() {
+                    hole = l.hole;
+                }
                 if method == "eth_chainId" {
                     if let Some(id) = l.chain_id {
                         l.told += 1;
@@ -74,7 +87,19 @@ async fn proxy(upstream: String) -> (Server, Arc<Mutex<Lies>>) {
                 .await
                 .unwrap();
             let status = resp.status().as_u16();
-            Response::new(status, resp.bytes().await.unwrap().to_vec()).with("Content-Type", "application/json")
+            let mut bytes = resp.bytes().await.unwrap().to_vec();
+            if let Some((a, b)) = hole {
+                let mut v: Value = serde_json::from_slice(&bytes).unwrap();
+                if let Some(logs) = v["result"].as_array_mut() {
+                    let before = logs.len();
+                    logs.retain(|l| !(a..=b).contains(&num(&l["blockNumber"])));
+                    if logs.len() < before {
+                        lies.lock().unwrap().told += 1;
+                    }
+                }
+                bytes = serde_json::to_vec(&v).unwrap();
+            }
+            Response::new(status, bytes).with("Content-Type", "application/json")
         })
     });
     (serve(h).await, lies)
@@ -159,6 +184,116 @@ async fn a_lagging_backend_answering_no_logs_never_moves_the_checkpoint() {
     let run = loader(&db, &args).await;
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(count(&db).await, 1);
+    db.finish().await;
+}
+
+/// A long backfill in one batch; the replica that answers its range was behind the
+/// middle of it, so the range answer lacks the logs of a run of blocks that are
+/// neither a batch end, nor a block with logs in the answer, nor near the head. With
+/// only the headers a batch stores, nothing looked at those blocks and the checkpoint
+/// passed the submission; now every header's logsBloom is checked (D46).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lagging_backend_in_the_middle_of_a_long_backfill_never_moves_the_checkpoint_past_the_hole() {
+    let node = Node::start().await;
+    let p = provider(&node.url);
+    let db = TestDb::new().await;
+    let c = deploy_all(&p, Address::ZERO, &[1], 1000).await;
+    let (proxy, lies) = proxy(node.url.clone()).await;
+    let dir = tmp_dir("attack-lagging-middle");
+    let chain = "confirmations = 0\nmax_retries = 1\nmax_block_range = 1000\nreorg_window = 16\nheader_batch = 50\n";
+    let cfg = config(&dir, &proxy.url(), &c, chain, "", "");
+    let cfg_s = cfg.to_str().unwrap().to_string();
+    let args = ["tail", "--once", "--no-bundles", "--config", cfg_s.as_str()];
+
+    let first = submit(&p, &c, 1, &cid(4), "0x", 1).await.block_number.unwrap();
+    mine(&p, 60).await;
+    let middle = submit(&p, &c, 1, &cid(5), "0x", 1).await.block_number.unwrap();
+    mine(&p, 60).await;
+    let last = submit(&p, &c, 1, &cid(6), "0x", 1).await.block_number.unwrap();
+    mine(&p, 40).await;
+    lies.lock().unwrap().hole = Some((first + 30, first + 90));
+    let run = loader(&db, &args).await;
+    assert!(lies.lock().unwrap().told > 0, "the hole was served");
+    assert_ne!(run.code, 0, "a hole in the range answer must not look like a quiet stretch: {}", run.stderr);
+    let last_line = run.stderr.trim().lines().last().unwrap_or("");
+    assert!(
+        last_line.contains("stay inconsistent") && last_line.contains(&format!("block {middle} has 1 log")),
+        "{}",
+        run.stderr
+    );
+    let cp = db.one::<Option<i64>>("SELECT max(last_block) FROM nweb.chain_checkpoints").await;
+    assert!(cp.unwrap_or(-1) < middle as i64, "the checkpoint stays before the hole at {middle}: {cp:?}");
+
+    // The replica caught up: the same run indexes all three.
+    lies.lock().unwrap().hole = None;
+    let run = loader(&db, &args).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(count(&db).await, 3);
+    let (cp, _) = checkpoint(&db).await;
+    assert!(cp > last as i64);
+    db.finish().await;
+}
+
+/// The Attestor's address emits a ScanSubmitted log whose data does not decode (its
+/// code swapped for a few opcodes with `anvil_setCode`, then put back: the routers
+/// revert such input, a hostile or buggy contract need not). The log is recorded in
+/// nweb.chain_log_rejects in the batch that indexes the valid logs around it and moves
+/// the checkpoint past it; a reorg that replaces its block removes it again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_undecodable_log_is_recorded_with_its_batch_and_rolled_back_with_its_block() {
+    let node = Node::start().await;
+    let p = provider(&node.url);
+    let db = TestDb::new().await;
+    let c = deploy_all(&p, Address::ZERO, &[1], 1000).await;
+    let dir = tmp_dir("attack-undecodable");
+    let cfg = config(&dir, &node.url, &c, "confirmations = 0\n", "", "");
+    let cfg_s = cfg.to_str().unwrap().to_string();
+    let args = ["tail", "--once", "--no-bundles", "--config", cfg_s.as_str()];
+
+    submit(&p, &c, 1, &cid(7), "0x", 1).await;
+    let attestor = format!("{:#x}", c.attestor);
+    let code = raw(&p, "eth_getCode", json!([attestor, "latest"])).await;
+    // PUSH32 topic0, PUSH1 0 (size), PUSH1 0 (offset), LOG1, STOP: no data at all.
+    let topic0 = IAttestor::ScanSubmitted::SIGNATURE_HASH;
+    let evil = format!("0x7f{}60006000a100", alloy::hex::encode(topic0));
+    raw(&p, "anvil_setCode", json!([attestor, evil])).await;
+    let from = format!("{:#x}", signer(3).address());
+    let tx = raw(&p, "eth_sendTransaction", json!([{"from": from, "to": attestor, "data": "0x"}])).await;
+    let receipt = raw(&p, "eth_getTransactionReceipt", json!([tx])).await;
+    assert_eq!(receipt["logs"].as_array().map(Vec::len), Some(1), "{receipt}");
+    let bad_block = num(&receipt["blockNumber"]) as i64;
+    raw(&p, "anvil_setCode", json!([attestor, code])).await;
+    submit(&p, &c, 1, &cid(8), "0x", 1).await;
+    mine(&p, 1).await;
+
+    let run = loader(&db, &args).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(count(&db).await, 2, "the valid logs of the batch are indexed: {}", run.stderr);
+    let (n, block, t0, error) = {
+        let r = db
+            .client
+            .query_one(
+                "SELECT count(*) OVER (), block_number, topic0, error FROM nweb.chain_log_rejects",
+                &[],
+            )
+            .await
+            .expect("one reject");
+        (r.get::<_, i64>(0), r.get::<_, i64>(1), r.get::<_, Option<String>>(2), r.get::<_, String>(3))
+    };
+    assert_eq!((n, block), (1, bad_block));
+    assert_eq!(t0.as_deref(), Some(format!("{topic0:#x}").as_str()));
+    assert!(!error.is_empty());
+    let (last, _) = checkpoint(&db).await;
+    assert!(last > bad_block, "the checkpoint passes the recorded log: {last}");
+
+    // A reorg replaces the bad block and everything after it: the reject goes with it.
+    let depth = head(&p).await as i64 - bad_block + 1;
+    raw(&p, "anvil_reorg", json!([depth, []])).await;
+    mine(&p, 1).await;
+    let run = loader(&db, &args).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(db.one::<i64>("SELECT count(*) FROM nweb.chain_log_rejects").await, 0);
+    assert_eq!(count(&db).await, 1, "the submission below the fork stays");
     db.finish().await;
 }
 
