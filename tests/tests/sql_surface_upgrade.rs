@@ -1,4 +1,4 @@
-//! Upgrades: the shipped 0.1.0, 0.3.0, 0.4.0, 0.5.0, 0.6.0 and 0.7.0 scripts (sql/archive/)
+//! Upgrades: the shipped 0.1.0, 0.3.0, 0.4.0, 0.5.0, 0.6.0, 0.7.0 and 0.8.0 scripts (sql/archive/)
 //! with this library, data added, ALTER EXTENSION xray_pg UPDATE, and
 //! everything still there and working; and an updated install is, object by
 //! object, a fresh one (written separately, in sql/schema/).
@@ -289,7 +289,7 @@ async fn updated_install_is_identical_to_a_fresh_one() {
     let config = "SELECT xray.engine_config()::text
                   || (SELECT string_agg(t::text, ',' ORDER BY t::text) FROM xray.risk_buckets t)
                   || (SELECT string_agg(t::text, ',' ORDER BY t::text) FROM xray.scan_profiles t)";
-    for release in ["0.1.0", "0.3.0", "0.4.0", "0.5.0", "0.6.0", "0.7.0"] {
+    for release in ["0.1.0", "0.3.0", "0.4.0", "0.5.0", "0.6.0", "0.7.0", "0.8.0"] {
         let updated = TestDb::without_extension().await;
         create_release(&updated, release).await;
         updated.client.batch_execute("ALTER EXTENSION xray_pg UPDATE").await.unwrap();
