@@ -187,6 +187,12 @@ interface IStakeRegistry {
     event Staked(address indexed who, uint256 amount, uint256 total);
     event Unstaked(address indexed who, uint256 amount, uint256 total);
     event Slashed(address indexed who, address indexed challenger, uint256 amount, uint256 bounty, uint256 burned);
+    /// Unstaked GST starts unbonding: no quota, still slashable until `releaseAt`.
+    event Unbonding(address indexed who, uint256 amount, uint256 totalUnbonding, uint64 releaseAt);
+    event Withdrawn(address indexed who, uint256 amount);
+    /// The part of a slash taken from unbonding GST (Slashed carries the part taken
+    /// from the active stake, so that nweb.stakes stays the stake that buys quota).
+    event UnbondingSlashed(address indexed who, address indexed challenger, uint256 amount, uint256 bounty, uint256 burned);
     event RepFactorSet(address indexed who, uint256 repFactorMicros);
 
     function stake(uint256 amount) external;

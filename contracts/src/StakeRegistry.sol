@@ -24,7 +24,8 @@ interface ILastSubmission {
 ///   (docs/design.md D34): otherwise a submitter could unstake 72 h after the last
 ///   submission and unpin everything in the same block, before any challenger can see it.
 ///   `Unstaked` keeps meaning "left the active stake" (its total is the stake that buys
-///   quota), so the indexer's derivation of nweb.stakes is unchanged.
+///   quota); `Unbonding`, `UnbondingSlashed` and `Withdrawn` (IStakeRegistry) give the
+///   indexer the unbonding GST beside it (docs/design.md D45).
 /// - repFactor (reputation is computed off-chain by indexers, nweb.reputation_at) may be
 ///   set only by the reputation oracle fixed at deployment; with oracle 0 it stays 0.
 contract StakeRegistry is IStakeRegistry, IWiring {
@@ -52,13 +53,6 @@ contract StakeRegistry is IStakeRegistry, IWiring {
 
     /// Unstaked GST that has not been withdrawn: slashable until it is.
     mapping(address => Unbond) public unbonding;
-
-    /// Additive to IStakeRegistry's events, which the indexer reads unchanged.
-    event Unbonding(address indexed who, uint256 amount, uint256 totalUnbonding, uint64 releaseAt);
-    event Withdrawn(address indexed who, uint256 amount);
-    /// The part of a slash taken from unbonding GST (Slashed carries the part taken
-    /// from the active stake, so that nweb.stakes stays the stake that buys quota).
-    event UnbondingSlashed(address indexed who, address indexed challenger, uint256 amount, uint256 bounty, uint256 burned);
 
     constructor(IERC20 gst_, address reputationOracle_) {
         gst = gst_;

@@ -30,3 +30,4 @@ SELECT pg_catalog.pg_extension_config_dump('nweb.availability_checks_check_id_se
 SELECT pg_catalog.pg_extension_config_dump('nweb.stake_events', '');
 SELECT pg_catalog.pg_extension_config_dump('nweb.chain_log_rejects', '');
 SELECT pg_catalog.pg_extension_config_dump('xray.identity_rekeys', '');
+SELECT pg_catalog.pg_extension_config_dump('nweb.submission_kinds', '');

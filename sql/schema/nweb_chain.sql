@@ -8,10 +8,7 @@ CREATE FUNCTION nweb.attestation_applied() RETURNS trigger
     AS $_$
 DECLARE
     p    jsonb := NEW.payload;
-    b    nweb.bundles;
-    sub  record;
     what text := format('%s attestation %s/%s', NEW.kind, NEW.tx_hash, NEW.log_index);
-    mismatch text;
 BEGIN
     -- Only UPDATEs of bundles and inserts of derived (undumped) challenges, so that
     -- replaying attestations during a restore cannot collide with restored rows.
@@ -27,27 +24,7 @@ BEGIN
             END IF;
             RETURN NULL;
         END IF;
-        PERFORM pg_advisory_xact_lock(hashtextextended('nweb.bundle:' || NEW.cid, 0));
-        SELECT * INTO sub FROM nweb.first_submission(NEW.cid);
-        UPDATE nweb.bundles AS x
-           SET submitter = sub.submitter, attested_merkle_root = sub.attested_merkle_root
-         WHERE x.cid = NEW.cid
-           AND (x.submitter IS DISTINCT FROM sub.submitter OR x.attested_merkle_root IS DISTINCT FROM sub.attested_merkle_root)
-        RETURNING * INTO b;
-        -- Checked before its attestation was seen: the two must agree.
-        IF b.status = 'verified' THEN
-            mismatch := CASE WHEN b.attested_merkle_root IS NOT NULL AND b.attested_merkle_root IS DISTINCT FROM b.merkle_root
-                             THEN format('the manifest''s merkleRoot %s differs from the attested %s',
-                                         b.merkle_root, b.attested_merkle_root)
-                             ELSE nweb.submission_mismatch(b.cid, b.dataset_type) END;
-            IF mismatch IS NOT NULL THEN
-                DELETE FROM nweb.scanprint AS s WHERE s.bundle_cid = b.cid;
-                UPDATE nweb.bundles AS x
-                   SET status = 'invalid', reason = 'CID_HASH_MISMATCH', verified_at = NULL, checked_at = now(),
-                       reason_detail = mismatch
-                 WHERE x.cid = b.cid;
-            END IF;
-        END IF;
+        PERFORM nweb.recheck_bundle(NEW.cid);
     ELSIF NEW.kind = 'Challenge' THEN
         IF NEW.uid IS NULL OR coalesce(p ->> 'cid', '') = ''
            OR coalesce(p ->> 'reasonCode', '') NOT IN ('CID_UNAVAILABLE', 'CID_HASH_MISMATCH', 'FORMAT_INVALID') THEN
@@ -243,6 +220,74 @@ COMMENT ON COLUMN nweb.challenges.grace_ends_at IS 'filed_at (block time) + 72 h
 
 GRANT SELECT ON TABLE nweb.challenges TO xray_reader;
 
+CREATE FUNCTION nweb.submission_kind_applied() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_cid text;
+BEGIN
+    -- The ScanSubmission and its SubmissionRecorded are logs of one transaction but of
+    -- two contracts, indexed under two checkpoints: whichever comes second checks the
+    -- bundle (docs/design.md D44).
+    SELECT a.cid INTO v_cid
+      FROM nweb.attestations AS a
+     WHERE a.kind = 'ScanSubmission' AND a.chain_id = NEW.chain_id AND a.uid = NEW.uid AND a.cid IS NOT NULL
+     LIMIT 1;
+    IF v_cid IS NOT NULL THEN
+        PERFORM nweb.recheck_bundle(v_cid);
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+COMMENT ON FUNCTION nweb.submission_kind_applied() IS 'AFTER INSERT on nweb.submission_kinds: checks the bundle of the ScanSubmission it prices, when that is indexed already (nweb.recheck_bundle)';
+
+CREATE TABLE nweb.submission_kinds (
+    chain_id bigint NOT NULL,
+    tx_hash text NOT NULL,
+    log_index integer NOT NULL,
+    block_number bigint NOT NULL,
+    block_hash text NOT NULL,
+    block_time timestamp with time zone NOT NULL,
+    router text NOT NULL,
+    uid text NOT NULL,
+    submitter text NOT NULL,
+    cost_kind text NOT NULL,
+    cost integer NOT NULL,
+    inserted_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT submission_kinds_block_hash_check CHECK ((block_hash ~ '^0x[0-9a-f]{64}$'::text)),
+    CONSTRAINT submission_kinds_block_number_check CHECK ((block_number >= 0)),
+    CONSTRAINT submission_kinds_chain_id_check CHECK ((chain_id > 0)),
+    CONSTRAINT submission_kinds_cost_check CHECK ((cost >= 0)),
+    CONSTRAINT submission_kinds_cost_kind_check CHECK ((cost_kind = ANY (ARRAY['masscan-quick'::text, 'nmap-top1k'::text, 'nmap-full'::text, 'diff/enrich'::text]))),
+    CONSTRAINT submission_kinds_log_index_check CHECK ((log_index >= 0)),
+    CONSTRAINT submission_kinds_router_check CHECK ((router ~ '^0x[0-9a-f]{40}$'::text)),
+    CONSTRAINT submission_kinds_submitter_check CHECK ((submitter ~ '^0x[0-9a-f]{40}$'::text)),
+    CONSTRAINT submission_kinds_tx_hash_check CHECK ((tx_hash ~ '^0x[0-9a-f]{64}$'::text)),
+    CONSTRAINT submission_kinds_uid_check CHECK ((uid ~ '^0x[0-9a-f]{64}$'::text))
+);
+
+ALTER TABLE ONLY nweb.submission_kinds
+    ADD CONSTRAINT submission_kinds_pkey PRIMARY KEY (chain_id, tx_hash, log_index);
+
+CREATE INDEX submission_kinds_block ON nweb.submission_kinds USING btree (chain_id, block_number);
+
+CREATE INDEX submission_kinds_uid ON nweb.submission_kinds USING btree (chain_id, uid);
+
+CREATE TRIGGER submission_kinds_apply AFTER INSERT ON nweb.submission_kinds FOR EACH ROW EXECUTE FUNCTION nweb.submission_kind_applied();
+
+COMMENT ON TABLE nweb.submission_kinds IS 'SubmissionRouter logs (SubmissionRecorded): the cost kind each ScanSubmission (by uid) paid for, written by xray-loader tail in the transaction of its checkpoint with ON CONFLICT (chain_id, tx_hash, log_index) DO NOTHING; deleted by nweb.chain_rollback. A verified bundle of another cost kind is invalid (COST_KIND_MISMATCH, nweb.submission_mismatch)';
+
+COMMENT ON COLUMN nweb.submission_kinds.uid IS 'The ScanSubmission attestation''s UID (nweb.attestations.uid)';
+
+COMMENT ON COLUMN nweb.submission_kinds.cost_kind IS 'The Kind paid for, spelled as nweb.bundles.cost_kind (masscan-quick, nmap-top1k, nmap-full, diff/enrich)';
+
+COMMENT ON COLUMN nweb.submission_kinds.cost IS 'Quota units charged';
+
+GRANT SELECT ON TABLE nweb.submission_kinds TO xray_reader;
+GRANT INSERT ON TABLE nweb.submission_kinds TO xray_ingest;
+
 CREATE TABLE nweb.stake_events (
     chain_id bigint NOT NULL,
     tx_hash text NOT NULL,
@@ -259,6 +304,7 @@ CREATE TABLE nweb.stake_events (
     bounty numeric,
     burned numeric,
     inserted_at timestamp with time zone DEFAULT now() NOT NULL,
+    release_at timestamp with time zone,
     CONSTRAINT stake_events_address_check CHECK ((address ~ '^0x[0-9a-f]{40}$'::text)),
     CONSTRAINT stake_events_amount_check CHECK ((amount >= (0)::numeric)),
     CONSTRAINT stake_events_block_hash_check CHECK ((block_hash ~ '^0x[0-9a-f]{64}$'::text)),
@@ -268,11 +314,12 @@ CREATE TABLE nweb.stake_events (
     CONSTRAINT stake_events_chain_id_check CHECK ((chain_id > 0)),
     CONSTRAINT stake_events_challenger_check CHECK ((challenger ~ '^0x[0-9a-f]{40}$'::text)),
     CONSTRAINT stake_events_fields CHECK (
-CASE kind
-    WHEN 'Slashed'::text THEN ((total IS NULL) AND (challenger IS NOT NULL) AND (bounty IS NOT NULL) AND (burned IS NOT NULL))
-    ELSE ((total IS NOT NULL) AND (challenger IS NULL) AND (bounty IS NULL) AND (burned IS NULL))
+CASE
+    WHEN (kind = ANY (ARRAY['Slashed'::text, 'UnbondingSlashed'::text])) THEN ((total IS NULL) AND (challenger IS NOT NULL) AND (bounty IS NOT NULL) AND (burned IS NOT NULL) AND (release_at IS NULL))
+    WHEN (kind = 'Withdrawn'::text) THEN ((total IS NULL) AND (challenger IS NULL) AND (bounty IS NULL) AND (burned IS NULL) AND (release_at IS NULL))
+    ELSE ((total IS NOT NULL) AND (challenger IS NULL) AND (bounty IS NULL) AND (burned IS NULL) AND ((release_at IS NOT NULL) = (kind = 'Unbonding'::text)))
 END),
-    CONSTRAINT stake_events_kind_check CHECK ((kind = ANY (ARRAY['Staked'::text, 'Unstaked'::text, 'Slashed'::text]))),
+    CONSTRAINT stake_events_kind_check CHECK ((kind = ANY (ARRAY['Staked'::text, 'Unstaked'::text, 'Slashed'::text, 'Unbonding'::text, 'UnbondingSlashed'::text, 'Withdrawn'::text]))),
     CONSTRAINT stake_events_log_index_check CHECK ((log_index >= 0)),
     CONSTRAINT stake_events_registry_check CHECK ((registry ~ '^0x[0-9a-f]{40}$'::text)),
     CONSTRAINT stake_events_total_check CHECK ((total >= (0)::numeric)),
@@ -286,17 +333,19 @@ CREATE INDEX stake_events_block ON nweb.stake_events USING btree (chain_id, bloc
 
 CREATE INDEX stake_events_history ON nweb.stake_events USING btree (address, chain_id, registry, block_number, log_index);
 
-COMMENT ON TABLE nweb.stake_events IS 'StakeRegistry logs (Staked, Unstaked, Slashed), one row per log, written by xray-loader tail in the transaction of its checkpoint with ON CONFLICT (chain_id, tx_hash, log_index) DO NOTHING; deleted by nweb.chain_rollback. nweb.stakes.stake is derived from them (nweb.refresh_stakes)';
+COMMENT ON TABLE nweb.stake_events IS 'StakeRegistry logs (Staked, Unstaked, Slashed, Unbonding, UnbondingSlashed, Withdrawn), one row per log, written by xray-loader tail in the transaction of its checkpoint with ON CONFLICT (chain_id, tx_hash, log_index) DO NOTHING; deleted by nweb.chain_rollback. nweb.stakes is derived from them (nweb.refresh_stakes)';
 
 COMMENT ON COLUMN nweb.stake_events.registry IS 'The StakeRegistry that emitted the log (lowercase 0x hex)';
 
 COMMENT ON COLUMN nweb.stake_events.address IS 'The staker (`who`)';
 
-COMMENT ON COLUMN nweb.stake_events.amount IS 'GST (exact decimal, not wei): staked, unstaked, or slashed in total (bounty + burned)';
+COMMENT ON COLUMN nweb.stake_events.amount IS 'GST (exact decimal, not wei): staked, unstaked, started unbonding, withdrawn, or slashed (bounty + burned; Slashed: the part taken from the active stake, UnbondingSlashed: the part taken from the unbonding GST, both logs of one slash)';
 
-COMMENT ON COLUMN nweb.stake_events.total IS 'Staked, Unstaked: the address''s stake in this registry after the event, as emitted (GST). NULL for Slashed, which emits none';
+COMMENT ON COLUMN nweb.stake_events.total IS 'Staked, Unstaked: the address''s active stake in this registry after the event; Unbonding: its unbonding GST after the event (totalUnbonding); as emitted (GST). NULL for the others, which emit none';
 
-COMMENT ON COLUMN nweb.stake_events.challenger IS 'Slashed: who receives the bounty';
+COMMENT ON COLUMN nweb.stake_events.challenger IS 'Slashed, UnbondingSlashed: who receives the bounty';
+
+COMMENT ON COLUMN nweb.stake_events.release_at IS 'Unbonding: when all the unbonding GST can be withdrawn (each unstake restarts the clock)';
 
 GRANT SELECT ON TABLE nweb.stake_events TO xray_reader;
 GRANT INSERT ON TABLE nweb.stake_events TO xray_ingest;
@@ -307,17 +356,28 @@ CREATE TABLE nweb.stakes (
     reputation double precision DEFAULT 0 NOT NULL,
     reputation_as_of timestamp with time zone,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    unbonding numeric DEFAULT 0 NOT NULL,
+    unbonding_release_at timestamp with time zone,
+    slashed numeric DEFAULT 0 NOT NULL,
     CONSTRAINT stakes_address_check CHECK ((address ~ '^0x[0-9a-f]{40}$'::text)),
     CONSTRAINT stakes_reputation_check CHECK ((reputation >= (0)::double precision)),
-    CONSTRAINT stakes_stake_check CHECK ((stake >= (0)::numeric))
+    CONSTRAINT stakes_stake_check CHECK ((stake >= (0)::numeric)),
+    CONSTRAINT stakes_unbonding_check CHECK ((unbonding >= (0)::numeric)),
+    CONSTRAINT stakes_slashed_check CHECK ((slashed >= (0)::numeric))
 );
 
 ALTER TABLE ONLY nweb.stakes
     ADD CONSTRAINT stakes_pkey PRIMARY KEY (address);
 
-COMMENT ON TABLE nweb.stakes IS 'Staked GST per address (from StakeRegistry) and its reputation (nweb.refresh_reputation)';
+COMMENT ON TABLE nweb.stakes IS 'Staked GST per address (from StakeRegistry): active, unbonding and slashed, and its reputation (nweb.refresh_reputation)';
 
-COMMENT ON COLUMN nweb.stakes.stake IS 'GST, exact decimal (not wei)';
+COMMENT ON COLUMN nweb.stakes.stake IS 'Active GST, exact decimal (not wei): what buys quota';
+
+COMMENT ON COLUMN nweb.stakes.unbonding IS 'Unstaked GST not withdrawn yet: no quota, still slashable';
+
+COMMENT ON COLUMN nweb.stakes.unbonding_release_at IS 'When the unbonding GST can be withdrawn (the latest over registries); NULL when nothing unbonds';
+
+COMMENT ON COLUMN nweb.stakes.slashed IS 'GST slashed so far, from the active stake and from unbonding GST';
 
 GRANT SELECT ON TABLE nweb.stakes TO xray_reader;
 GRANT INSERT,UPDATE ON TABLE nweb.stakes TO xray_ingest;
@@ -353,6 +413,8 @@ BEGIN
          WHERE b.cid = ANY (v_cids)
            AND NOT EXISTS (SELECT 1 FROM nweb.attestations AS a WHERE a.kind = 'ScanSubmission' AND a.cid = b.cid);
     END IF;
+    DELETE FROM nweb.submission_kinds AS k
+     WHERE k.chain_id = chain_rollback.chain_id AND k.block_number >= chain_rollback.first_reverted_block;
     DELETE FROM nweb.chain_log_rejects AS r
      WHERE r.chain_id = chain_rollback.chain_id AND r.block_number >= chain_rollback.first_reverted_block;
     -- Reverted stake events, and the stakes of their addresses derived again without them.
@@ -380,18 +442,21 @@ BEGIN
 END
 $$;
 
-COMMENT ON FUNCTION nweb.chain_rollback(chain_id bigint, first_reverted_block bigint) IS 'A reorg reverted first_reverted_block and everything after it on this chain: delete those attestations (their challenges follow), the bundles (with their scanprint rows) that only they attested, the stake events (the stakes of their addresses are derived again), the rejected logs, their block hashes, and move every checkpoint of the chain back before it. Returns the number of attestations deleted. Runs in the caller''s transaction';
+COMMENT ON FUNCTION nweb.chain_rollback(chain_id bigint, first_reverted_block bigint) IS 'A reorg reverted first_reverted_block and everything after it on this chain: delete those attestations (their challenges follow), the bundles (with their scanprint rows) that only they attested, the submission kinds, the stake events (the stakes of their addresses are derived again), the rejected logs, their block hashes, and move every checkpoint of the chain back before it. Returns the number of attestations deleted. Runs in the caller''s transaction';
 
 REVOKE ALL ON FUNCTION nweb.chain_rollback(chain_id bigint, first_reverted_block bigint) FROM PUBLIC;
 GRANT ALL ON FUNCTION nweb.chain_rollback(chain_id bigint, first_reverted_block bigint) TO xray_ingest;
 
-CREATE FUNCTION nweb.stakes_by_registry(addresses text[] DEFAULT NULL::text[]) RETURNS TABLE(chain_id bigint, registry text, address text, stake numeric, last_block bigint, unanchored_slash numeric)
+CREATE FUNCTION nweb.stakes_by_registry(addresses text[] DEFAULT NULL::text[]) RETURNS TABLE(chain_id bigint, registry text, address text, stake numeric, last_block bigint, unanchored_slash numeric, unbonding numeric, unbonding_release_at timestamp with time zone, slashed numeric)
     LANGUAGE sql STABLE
     AS $$
     SELECT k.chain_id, k.registry, k.address,
            CASE WHEN un.amount = 0 THEN coalesce(an.total, 0) - sl.amount END,
-           greatest(an.block_number, sl.last_block),
-           nullif(un.amount, 0)
+           greatest(an.block_number, sl.last_block, ub.block_number, ubx.last_block),
+           nullif(un.amount, 0),
+           CASE WHEN ub.total IS NULL OR ubx.withdrawn THEN 0 ELSE ub.total - ubx.slashed END,
+           CASE WHEN ub.total IS NOT NULL AND NOT ubx.withdrawn AND ub.total > ubx.slashed THEN ub.release_at END,
+           tot.slashed
       FROM (SELECT DISTINCT e.chain_id, e.registry, e.address
               FROM nweb.stake_events AS e
              WHERE stakes_by_registry.addresses IS NULL
@@ -400,7 +465,7 @@ CREATE FUNCTION nweb.stakes_by_registry(addresses text[] DEFAULT NULL::text[]) R
             SELECT e.total, e.block_number, e.log_index
               FROM nweb.stake_events AS e
              WHERE e.address = k.address AND e.chain_id = k.chain_id AND e.registry = k.registry
-               AND e.total IS NOT NULL
+               AND e.kind IN ('Staked', 'Unstaked')
              ORDER BY e.block_number DESC, e.log_index DESC
              LIMIT 1) AS an ON true
      CROSS JOIN LATERAL (
@@ -413,7 +478,7 @@ CREATE FUNCTION nweb.stakes_by_registry(addresses text[] DEFAULT NULL::text[]) R
             SELECT e.block_number, e.log_index
               FROM nweb.stake_events AS e
              WHERE e.address = k.address AND e.chain_id = k.chain_id AND e.registry = k.registry
-               AND e.total IS NOT NULL
+               AND e.kind IN ('Staked', 'Unstaked')
              ORDER BY e.block_number, e.log_index
              LIMIT 1) AS fst ON true
      CROSS JOIN LATERAL (
@@ -421,10 +486,32 @@ CREATE FUNCTION nweb.stakes_by_registry(addresses text[] DEFAULT NULL::text[]) R
               FROM nweb.stake_events AS e
              WHERE e.address = k.address AND e.chain_id = k.chain_id AND e.registry = k.registry
                AND e.kind = 'Slashed'
-               AND (fst.block_number IS NULL OR (e.block_number, e.log_index) < (fst.block_number, fst.log_index))) AS un;
+               AND (fst.block_number IS NULL OR (e.block_number, e.log_index) < (fst.block_number, fst.log_index))) AS un
+      -- Unbonding GST: the totalUnbonding of the last Unbonding, less what was slashed
+      -- from it since, and nothing once a Withdrawn (which pays out all of it) follows.
+      LEFT JOIN LATERAL (
+            SELECT e.total, e.release_at, e.block_number, e.log_index
+              FROM nweb.stake_events AS e
+             WHERE e.address = k.address AND e.chain_id = k.chain_id AND e.registry = k.registry
+               AND e.kind = 'Unbonding'
+             ORDER BY e.block_number DESC, e.log_index DESC
+             LIMIT 1) AS ub ON true
+     CROSS JOIN LATERAL (
+            SELECT coalesce(sum(e.amount) FILTER (WHERE e.kind = 'UnbondingSlashed'), 0) AS slashed,
+                   coalesce(bool_or(e.kind = 'Withdrawn'), false) AS withdrawn,
+                   max(e.block_number) AS last_block
+              FROM nweb.stake_events AS e
+             WHERE e.address = k.address AND e.chain_id = k.chain_id AND e.registry = k.registry
+               AND e.kind IN ('UnbondingSlashed', 'Withdrawn')
+               AND (e.block_number, e.log_index) > (ub.block_number, ub.log_index)) AS ubx
+     CROSS JOIN LATERAL (
+            SELECT coalesce(sum(e.amount), 0) AS slashed
+              FROM nweb.stake_events AS e
+             WHERE e.address = k.address AND e.chain_id = k.chain_id AND e.registry = k.registry
+               AND e.kind IN ('Slashed', 'UnbondingSlashed')) AS tot;
 $$;
 
-COMMENT ON FUNCTION nweb.stakes_by_registry(addresses text[]) IS 'Stake per (chain, registry, address) from nweb.stake_events (all addresses when NULL): the total of the last Staked or Unstaked, minus the amounts slashed after it. stake is NULL, and unanchored_slash the GST slashed, when a slash of more than 0 has no Staked or Unstaked before it (the registry was not indexed from its deployment)';
+COMMENT ON FUNCTION nweb.stakes_by_registry(addresses text[]) IS 'Stake per (chain, registry, address) from nweb.stake_events (all addresses when NULL): the total of the last Staked or Unstaked, minus the amounts slashed after it. stake is NULL, and unanchored_slash the GST slashed, when a slash of more than 0 has no Staked or Unstaked before it (the registry was not indexed from its deployment). unbonding: the totalUnbonding of the last Unbonding minus the UnbondingSlashed after it, 0 after a Withdrawn; unbonding_release_at its release time while any unbonds; slashed: every Slashed and UnbondingSlashed amount';
 
 CREATE FUNCTION nweb.refresh_stakes(addresses text[]) RETURNS integer
     LANGUAGE plpgsql SECURITY DEFINER
@@ -446,7 +533,7 @@ BEGIN
         PERFORM pg_advisory_xact_lock(hashtextextended('nweb.stake:' || a, 0));
     END LOOP;
     SELECT * INTO bad FROM nweb.stakes_by_registry(v_addrs) AS s
-     WHERE s.stake IS NULL OR s.stake < 0
+     WHERE s.stake IS NULL OR s.stake < 0 OR s.unbonding < 0
      ORDER BY s.chain_id, s.registry, s.address
      LIMIT 1;
     IF FOUND THEN
@@ -456,6 +543,11 @@ BEGIN
                 USING ERRCODE = 'object_not_in_prerequisite_state',
                       HINT = 'Index the StakeRegistry from its deployment: chain.start_block at or before it, and a new checkpoint (DELETE its row of nweb.chain_checkpoints).';
         END IF;
+        IF bad.stake >= 0 THEN
+            RAISE EXCEPTION 'nweb.stake_events: % has more slashed from unbonding GST than unbonding (% GST) in StakeRegistry % on chain %',
+                bad.address, bad.unbonding, bad.registry, bad.chain_id
+                USING ERRCODE = 'check_violation';
+        END IF;
         RAISE EXCEPTION 'nweb.stake_events: % has more slashed than staked (% GST) in StakeRegistry % on chain %',
             bad.address, bad.stake, bad.registry, bad.chain_id
             USING ERRCODE = 'check_violation';
@@ -463,24 +555,27 @@ BEGIN
     -- An address whose events are all gone (rolled back) keeps its row with stake 0:
     -- the row may hold its reputation.
     WITH s AS (
-        SELECT s.address, sum(s.stake) AS stake
+        SELECT s.address, sum(s.stake) AS stake, sum(s.unbonding) AS unbonding,
+               max(s.unbonding_release_at) AS unbonding_release_at, sum(s.slashed) AS slashed
           FROM nweb.stakes_by_registry(v_addrs) AS s
          GROUP BY s.address
     )
-    INSERT INTO nweb.stakes AS st (address, stake)
-    SELECT x.address, coalesce(s.stake, 0)
+    INSERT INTO nweb.stakes AS st (address, stake, unbonding, unbonding_release_at, slashed)
+    SELECT x.address, coalesce(s.stake, 0), coalesce(s.unbonding, 0), s.unbonding_release_at, coalesce(s.slashed, 0)
       FROM unnest(v_addrs) AS x(address)
       LEFT JOIN s ON s.address = x.address
      WHERE s.address IS NOT NULL OR EXISTS (SELECT 1 FROM nweb.stakes AS o WHERE o.address = x.address)
     ON CONFLICT (address) DO UPDATE
-       SET stake = EXCLUDED.stake, updated_at = now()
-     WHERE st.stake IS DISTINCT FROM EXCLUDED.stake;
+       SET stake = EXCLUDED.stake, unbonding = EXCLUDED.unbonding,
+           unbonding_release_at = EXCLUDED.unbonding_release_at, slashed = EXCLUDED.slashed, updated_at = now()
+     WHERE (st.stake, st.unbonding, st.unbonding_release_at, st.slashed)
+           IS DISTINCT FROM (EXCLUDED.stake, EXCLUDED.unbonding, EXCLUDED.unbonding_release_at, EXCLUDED.slashed);
     GET DIAGNOSTICS n = ROW_COUNT;
     RETURN n;
 END
 $$;
 
-COMMENT ON FUNCTION nweb.refresh_stakes(addresses text[]) IS 'Set nweb.stakes.stake of these addresses to the sum over chains and registries of nweb.stakes_by_registry (0 when no event is left), in the caller''s transaction; returns the number of rows changed. ERROR when a slash has no Staked or Unstaked before it. Called by xray-loader tail after each batch and by nweb.chain_rollback';
+COMMENT ON FUNCTION nweb.refresh_stakes(addresses text[]) IS 'Set nweb.stakes.stake, unbonding, unbonding_release_at and slashed of these addresses to the sums (latest release time) over chains and registries of nweb.stakes_by_registry (0 when no event is left), in the caller''s transaction; returns the number of rows changed. ERROR when a slash has no Staked or Unstaked before it. Called by xray-loader tail after each batch and by nweb.chain_rollback';
 
 REVOKE ALL ON FUNCTION nweb.refresh_stakes(addresses text[]) FROM PUBLIC;
 GRANT ALL ON FUNCTION nweb.refresh_stakes(addresses text[]) TO xray_ingest;

@@ -28,32 +28,83 @@ $_$;
 
 COMMENT ON FUNCTION nweb.first_submission_payload(cid text) IS 'Payload of the first ScanSubmission naming this (canonical) CID: the claims its bundle is checked against (docs/design.md D43)';
 
-CREATE FUNCTION nweb.submission_mismatch(cid text, dataset_type text) RETURNS text
+CREATE FUNCTION nweb.submission_mismatch(cid text, dataset_type text, cost_kind text) RETURNS text
     LANGUAGE sql STABLE
     AS $$
-    SELECT format('COST_KIND_MISMATCH: the ScanSubmission attests datasetType %s (cost kind %s), the manifest''s datasetType is %s (cost kind %s)',
-                  coalesce(quote_literal(a.payload ->> 'datasetType'), 'NULL'),
-                  coalesce(@extschema@.nweb_cost_kind(a.payload ->> 'datasetType'), 'none'),
-                  coalesce(quote_literal(submission_mismatch.dataset_type), 'NULL'),
-                  coalesce(@extschema@.nweb_cost_kind(submission_mismatch.dataset_type), 'none'))
-      FROM (SELECT nweb.first_submission_payload(submission_mismatch.cid) AS payload) AS a
-     WHERE a.payload ? 'datasetType'
-       AND (a.payload ->> 'datasetType') IS DISTINCT FROM submission_mismatch.dataset_type;
+    SELECT CASE
+             WHEN a.payload ? 'datasetType' AND (a.payload ->> 'datasetType') IS DISTINCT FROM submission_mismatch.dataset_type
+             THEN format('COST_KIND_MISMATCH: the ScanSubmission attests datasetType %s (cost kind %s), the manifest''s datasetType is %s (cost kind %s)',
+                         coalesce(quote_literal(a.payload ->> 'datasetType'), 'NULL'),
+                         coalesce(@extschema@.nweb_cost_kind(a.payload ->> 'datasetType'), 'none'),
+                         coalesce(quote_literal(submission_mismatch.dataset_type), 'NULL'),
+                         coalesce(@extschema@.nweb_cost_kind(submission_mismatch.dataset_type), 'none'))
+             -- On chain nmap-top1k and nmap-full are the same datasetType: only the
+             -- bundle's scan says which one was paid for (docs/design.md D44).
+             WHEN k.uid IS NOT NULL AND k.cost_kind IS DISTINCT FROM submission_mismatch.cost_kind
+             THEN format('COST_KIND_MISMATCH: the SubmissionRouter charged the ScanSubmission as %s (%s units), the bundle is %s (%s units)',
+                         k.cost_kind, k.cost, coalesce(submission_mismatch.cost_kind, 'none'),
+                         coalesce(@extschema@.nweb_submission_cost(submission_mismatch.cost_kind)::text, 'no'))
+           END
+      FROM (SELECT a.payload, a.chain_id, a.uid
+              FROM nweb.attestations AS a
+             WHERE a.kind = 'ScanSubmission' AND a.cid = submission_mismatch.cid
+             ORDER BY a.block_time, a.attestation_id
+             LIMIT 1) AS a
+      LEFT JOIN nweb.submission_kinds AS k ON k.chain_id = a.chain_id AND k.uid = a.uid;
 $$;
 
-COMMENT ON FUNCTION nweb.submission_mismatch(cid text, dataset_type text) IS 'Why the first ScanSubmission of this CID does not describe a bundle of this manifest datasetType (the on-chain price follows the attested datasetType, the reputation the bundle), or NULL when it does, when there is none yet, or when its payload has no datasetType at all (a row not written by the indexer, which always sets it)';
+COMMENT ON FUNCTION nweb.submission_mismatch(cid text, dataset_type text, cost_kind text) IS 'Why the first ScanSubmission of this CID does not describe a bundle of this manifest datasetType and cost kind (the on-chain price follows the attested datasetType and the Kind the SubmissionRouter charged, the reputation the bundle), or NULL when it does, when there is none yet, or when neither its payload has a datasetType (a row not written by the indexer, which always sets it) nor its SubmissionRecorded is indexed (chain.submission_router not set)';
+
+CREATE FUNCTION nweb.recheck_bundle(p_cid text) RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    b        nweb.bundles;
+    sub      record;
+    mismatch text;
+BEGIN
+    PERFORM pg_advisory_xact_lock(hashtextextended('nweb.bundle:' || p_cid, 0));
+    SELECT * INTO sub FROM nweb.first_submission(p_cid);
+    UPDATE nweb.bundles AS x
+       SET submitter = sub.submitter, attested_merkle_root = sub.attested_merkle_root
+     WHERE x.cid = p_cid
+       AND (x.submitter IS DISTINCT FROM sub.submitter OR x.attested_merkle_root IS DISTINCT FROM sub.attested_merkle_root);
+    SELECT * INTO b FROM nweb.bundles AS x WHERE x.cid = p_cid;
+    -- Checked before its submission was seen: the two must agree.
+    IF b.status = 'verified' THEN
+        mismatch := CASE WHEN b.attested_merkle_root IS NOT NULL AND b.attested_merkle_root IS DISTINCT FROM b.merkle_root
+                         THEN format('the manifest''s merkleRoot %s differs from the attested %s',
+                                     b.merkle_root, b.attested_merkle_root)
+                         ELSE nweb.submission_mismatch(b.cid, b.dataset_type, b.cost_kind) END;
+        IF mismatch IS NOT NULL THEN
+            DELETE FROM nweb.scanprint AS s WHERE s.bundle_cid = b.cid;
+            UPDATE nweb.bundles AS x
+               SET status = 'invalid', reason = 'CID_HASH_MISMATCH', verified_at = NULL, checked_at = now(),
+                   reason_detail = mismatch
+             WHERE x.cid = b.cid;
+        END IF;
+    END IF;
+END
+$$;
+
+COMMENT ON FUNCTION nweb.recheck_bundle(p_cid text) IS 'Internal: a ScanSubmission or SubmissionRecorded of this CID was indexed; fill in the bundle''s submitter and attested root, and invalidate a verified bundle that the first submission does not describe (root, datasetType or cost kind)';
+
+REVOKE ALL ON FUNCTION nweb.recheck_bundle(p_cid text) FROM PUBLIC;
 
 CREATE FUNCTION nweb.store_bundle(p_cid text, p_manifest text, p_scanprint text, p_files jsonb, p_manifest_sha256 text, p_bundle_bytes bigint, p_unreadable text) RETURNS nweb.bundles
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 DECLARE
-    v_cid  text := @extschema@.nweb_cid_canonical(p_cid);
-    v_json jsonb := CASE WHEN p_manifest IS NOT NULL THEN @extschema@.nweb_json_or_null(p_manifest) END;
-    b      nweb.bundles;
-    sub    record;
-    v      jsonb;
-    m      jsonb;
+    v_cid    text := @extschema@.nweb_cid_canonical(p_cid);
+    v_json   jsonb := CASE WHEN p_manifest IS NOT NULL THEN @extschema@.nweb_json_or_null(p_manifest) END;
+    b        nweb.bundles;
+    sub      record;
+    attested jsonb;
+    v        jsonb;
+    m        jsonb;
+    mismatch text;
 BEGIN
     IF v_cid IS NULL THEN
         RAISE EXCEPTION 'cid: % is not a CID', coalesce(quote_literal(p_cid), 'NULL')
@@ -72,15 +123,22 @@ BEGIN
     END IF;
 
     SELECT * INTO sub FROM nweb.first_submission(v_cid);
+    attested := nweb.first_submission_payload(v_cid);
     -- Every claim of the submission, not only its root: a bundle that is not what was
     -- attested (and paid for) is a verified mismatch with what was committed on chain.
     -- A manifest given as jsonb (ingest_bundle) lost its bytes, so their hash is not
     -- checked: it would accuse a bundle of our re-spelling.
     v := @extschema@.nweb_bundle_verdict(p_manifest, p_scanprint, p_files, sub.attested_merkle_root, p_unreadable,
-                                         CASE WHEN p_manifest_sha256 IS NULL
-                                              THEN nweb.first_submission_payload(v_cid) - 'manifestSha256'
-                                              ELSE nweb.first_submission_payload(v_cid) END);
+                                         CASE WHEN p_manifest_sha256 IS NULL THEN attested - 'manifestSha256' ELSE attested END);
     m := v -> 'manifest';
+    -- The SubmissionRouter's charge is the one claim the payload cannot carry: on
+    -- chain nmap-top1k and nmap-full are one datasetType (docs/design.md D44).
+    IF v ->> 'status' = 'verified' THEN
+        mismatch := nweb.submission_mismatch(v_cid, m ->> 'dataset_type', v ->> 'cost_kind');
+        IF mismatch IS NOT NULL THEN
+            v := v || jsonb_build_object('status', 'invalid', 'reason', 'CID_HASH_MISMATCH', 'reason_detail', mismatch);
+        END IF;
+    END IF;
     INSERT INTO nweb.bundles AS x
            (cid, status, reason, reason_detail, manifest, manifest_sha256, merkle_root, computed_merkle_root,
             attested_merkle_root, submitter,

@@ -183,12 +183,15 @@ CREATE VIEW nweb.v_submissions AS
     COALESCE(b.status, 'pending'::text) AS status,
     COALESCE(b.cost_kind, @extschema@.nweb_cost_kind((a.payload ->> 'datasetType'::text))) AS cost_kind,
     COALESCE(b.cost_units, @extschema@.nweb_submission_cost(@extschema@.nweb_cost_kind((a.payload ->> 'datasetType'::text)))) AS cost_units,
-    b.vantage
-   FROM (nweb.attestations a
+    b.vantage,
+    k.cost_kind AS paid_cost_kind,
+    k.cost AS paid_units
+   FROM ((nweb.attestations a
      LEFT JOIN nweb.bundles b ON ((b.cid = a.cid)))
+     LEFT JOIN nweb.submission_kinds k ON (((k.chain_id = a.chain_id) AND (k.uid = a.uid))))
   WHERE (a.kind = 'ScanSubmission'::text);
 
-COMMENT ON VIEW nweb.v_submissions IS 'ScanSubmissions with their bundle''s verdict and price (the attested datasetType until the bundle is verified)';
+COMMENT ON VIEW nweb.v_submissions IS 'ScanSubmissions with their bundle''s verdict and price (the attested datasetType until the bundle is verified), and the Kind and units the SubmissionRouter charged (paid_cost_kind, paid_units; NULL until its SubmissionRecorded is indexed)';
 
 GRANT SELECT ON TABLE nweb.v_submissions TO xray_reader;
 

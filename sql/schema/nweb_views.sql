@@ -23,7 +23,15 @@ CREATE VIEW nweb.v_bundles AS
     b.bundle_bytes,
     b.first_seen_at,
     b.checked_at,
-    b.verified_at
+    b.verified_at,
+    ( SELECT k.cost_kind
+           FROM (( SELECT a.chain_id,
+                    a.uid
+                   FROM nweb.attestations a
+                  WHERE ((a.kind = 'ScanSubmission'::text) AND (a.cid = b.cid))
+                  ORDER BY a.block_time, a.attestation_id
+                 LIMIT 1) f
+             JOIN nweb.submission_kinds k ON (((k.chain_id = f.chain_id) AND (k.uid = f.uid))))) AS paid_cost_kind
    FROM nweb.bundles b
 UNION ALL
  SELECT s.cid,
@@ -47,21 +55,55 @@ UNION ALL
     NULL::bigint AS bundle_bytes,
     s.block_time AS first_seen_at,
     NULL::timestamp with time zone AS checked_at,
-    NULL::timestamp with time zone AS verified_at
-   FROM ( SELECT DISTINCT ON (a.cid) a.cid,
+    NULL::timestamp with time zone AS verified_at,
+    k.cost_kind AS paid_cost_kind
+   FROM (( SELECT DISTINCT ON (a.cid) a.cid,
             a.attester,
             a.payload,
-            a.block_time
+            a.block_time,
+            a.chain_id,
+            a.uid
            FROM nweb.attestations a
           WHERE ((a.kind = 'ScanSubmission'::text) AND (a.cid IS NOT NULL))
           ORDER BY a.cid, a.block_time, a.attestation_id) s
+     LEFT JOIN nweb.submission_kinds k ON (((k.chain_id = s.chain_id) AND (k.uid = s.uid))))
   WHERE (NOT (EXISTS ( SELECT 1
            FROM nweb.bundles b
           WHERE (b.cid = s.cid))));
 
-COMMENT ON VIEW nweb.v_bundles IS 'Every bundle without its manifest document: checked ones from nweb.bundles, and attested CIDs not checked yet as pending (what the indexer should fetch)';
+COMMENT ON VIEW nweb.v_bundles IS 'Every bundle without its manifest document: checked ones from nweb.bundles, and attested CIDs not checked yet as pending (what the indexer should fetch). paid_cost_kind: the Kind the SubmissionRouter charged the first ScanSubmission (NULL until its SubmissionRecorded is indexed); a verified bundle of another cost_kind is invalid with COST_KIND_MISMATCH';
 
 GRANT SELECT ON TABLE nweb.v_bundles TO xray_reader;
+
+CREATE VIEW nweb.v_slashes AS
+ SELECT s.chain_id,
+    s.registry,
+    s.tx_hash,
+    s.log_index,
+    s.block_number,
+    s.block_time,
+    s.address,
+    s.challenger,
+    s.amount AS from_active,
+    COALESCE(u.amount, (0)::numeric) AS from_unbonding,
+    (s.amount + COALESCE(u.amount, (0)::numeric)) AS amount,
+    (s.bounty + COALESCE(u.bounty, (0)::numeric)) AS bounty,
+    (s.burned + COALESCE(u.burned, (0)::numeric)) AS burned
+   FROM (nweb.stake_events s
+     LEFT JOIN LATERAL ( SELECT e.amount,
+            e.bounty,
+            e.burned
+           FROM nweb.stake_events e
+          WHERE ((e.kind = 'UnbondingSlashed'::text) AND (e.chain_id = s.chain_id) AND (e.tx_hash = s.tx_hash) AND (e.registry = s.registry) AND (e.address = s.address) AND (e.log_index < s.log_index) AND (NOT (EXISTS ( SELECT 1
+                   FROM nweb.stake_events x
+                  WHERE ((x.kind = 'Slashed'::text) AND (x.chain_id = s.chain_id) AND (x.tx_hash = s.tx_hash) AND (x.registry = s.registry) AND (x.address = s.address) AND (x.log_index > e.log_index) AND (x.log_index < s.log_index))))))
+          ORDER BY e.log_index DESC
+         LIMIT 1) u ON (true))
+  WHERE (s.kind = 'Slashed'::text);
+
+COMMENT ON VIEW nweb.v_slashes IS 'One row per executed slash: the StakeRegistry takes 10 % of active and unbonding GST, unbonding first, and logs the two parts apart (UnbondingSlashed, then Slashed, in one transaction); amount, bounty and burned are the totals';
+
+GRANT SELECT ON TABLE nweb.v_slashes TO xray_reader;
 
 CREATE VIEW nweb.v_port_latest AS
  SELECT DISTINCT ON (s.ip, s.proto, s.port) s.ip,

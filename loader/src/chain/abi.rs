@@ -1,6 +1,7 @@
 //! The contracts' ABI, read by `sol!` from the one Solidity file that declares it
 //! (contracts/src/IAttestor.sol), and the decoding of Attestor logs into the rows of
-//! `nweb.attestations` and of StakeRegistry logs into those of `nweb.stake_events`.
+//! `nweb.attestations`, of StakeRegistry logs into those of `nweb.stake_events`, and of
+//! SubmissionRouter logs into those of `nweb.submission_kinds`.
 
 use alloy::primitives::{Address, Bytes, FixedBytes, B256, U256};
 use alloy::rpc::types::Log;
@@ -21,12 +22,15 @@ pub fn payload_topics() -> Vec<B256> {
     ]
 }
 
-/// topic0 of the StakeRegistry events that change a stake.
+/// topic0 of the StakeRegistry events that change a stake, active or unbonding.
 pub fn stake_topics() -> Vec<B256> {
     vec![
         IStakeRegistry::Staked::SIGNATURE_HASH,
         IStakeRegistry::Unstaked::SIGNATURE_HASH,
         IStakeRegistry::Slashed::SIGNATURE_HASH,
+        IStakeRegistry::Unbonding::SIGNATURE_HASH,
+        IStakeRegistry::UnbondingSlashed::SIGNATURE_HASH,
+        IStakeRegistry::Withdrawn::SIGNATURE_HASH,
     ]
 }
 
@@ -71,6 +75,11 @@ pub fn revert_text(data: &[u8]) -> Option<String> {
         .or_else(|| fields::<IStakeRegistry::IStakeRegistryErrors>(data))
         .or_else(|| fields::<IWiring::IWiringErrors>(data))
         .or_else(|| fields::<ICanonicalCid::ICanonicalCidErrors>(data))
+}
+
+/// topic0 of the SubmissionRouter's one event, the cost kind a submission paid for.
+pub fn submission_topics() -> Vec<B256> {
+    vec![ISubmissionRouter::SubmissionRecorded::SIGNATURE_HASH]
 }
 
 /// One decoded Attestor log, as `nweb.attestations` stores it.
@@ -186,7 +195,7 @@ pub fn resolution_json(r: &Resolution) -> Value {
 /// One decoded StakeRegistry log, as `nweb.stake_events` stores it. Amounts in wei.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StakeEvent {
-    /// `Staked`, `Unstaked` or `Slashed`.
+    /// `Staked`, `Unstaked`, `Slashed`, `Unbonding`, `UnbondingSlashed` or `Withdrawn`.
     pub kind: &'static str,
     pub tx_hash: B256,
     pub log_index: u64,
@@ -194,10 +203,28 @@ pub struct StakeEvent {
     pub block_hash: B256,
     pub who: Address,
     pub amount: U256,
-    /// The stake after the event, as the registry emits it; `Slashed` emits none.
+    /// The stake after the event (`Unbonding`: the unbonding GST after it), as the
+    /// registry emits it; the others emit none.
     pub total: Option<U256>,
-    /// `Slashed` only.
+    /// `Slashed` and `UnbondingSlashed`.
     pub slash: Option<SlashSplit>,
+    /// `Unbonding`: when the unbonding GST can be withdrawn (unix seconds).
+    pub release_at: Option<u64>,
+}
+
+/// One decoded SubmissionRouter log, as `nweb.submission_kinds` stores it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubmissionRecord {
+    pub tx_hash: B256,
+    pub log_index: u64,
+    pub block_number: u64,
+    pub block_hash: B256,
+    /// The ScanSubmission's attestation UID.
+    pub uid: B256,
+    pub submitter: Address,
+    /// The Kind charged, spelled as nweb.bundles.cost_kind.
+    pub cost_kind: &'static str,
+    pub cost: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -228,8 +255,10 @@ pub fn gst_text(wei: U256) -> String {
 pub enum DecodeError {
     /// Not one of the four payload events (the filter should not return these).
     NotPayloadEvent,
-    /// Not Staked, Unstaked or Slashed (the filter should not return these).
+    /// Not a stake event (the filter should not return these).
     NotStakeEvent,
+    /// Not SubmissionRecorded (the filter should not return these).
+    NotSubmissionEvent,
     /// The node returned a log without its position; such a log cannot be stored.
     Incomplete(&'static str),
     /// The log claims a payload event but its data does not decode.
@@ -240,7 +269,8 @@ impl std::fmt::Display for DecodeError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             DecodeError::NotPayloadEvent => f.write_str("not an Attestor payload event"),
-            DecodeError::NotStakeEvent => f.write_str("not a StakeRegistry Staked, Unstaked or Slashed event"),
+            DecodeError::NotStakeEvent => f.write_str("not a StakeRegistry stake event"),
+            DecodeError::NotSubmissionEvent => f.write_str("not a SubmissionRouter SubmissionRecorded event"),
             DecodeError::Incomplete(what) => write!(f, "the node returned the log without its {what}"),
             DecodeError::Malformed(e) => write!(f, "cannot decode: {e}"),
         }
@@ -300,14 +330,14 @@ pub fn decode_stake(log: &Log) -> Result<StakeEvent, DecodeError> {
     let (tx_hash, log_index, block_number, block_hash) = position(log)?;
     let topic0 = log.topic0().copied().ok_or(DecodeError::NotStakeEvent)?;
     let malformed = |e: alloy::sol_types::Error| DecodeError::Malformed(e.to_string());
-    let (kind, who, amount, total, slash) = match topic0 {
+    let (kind, who, amount, total, slash, release_at) = match topic0 {
         IStakeRegistry::Staked::SIGNATURE_HASH => {
             let e = IStakeRegistry::Staked::decode_log_data(&log.inner.data).map_err(malformed)?;
-            ("Staked", e.who, e.amount, Some(e.total), None)
+            ("Staked", e.who, e.amount, Some(e.total), None, None)
         }
         IStakeRegistry::Unstaked::SIGNATURE_HASH => {
             let e = IStakeRegistry::Unstaked::decode_log_data(&log.inner.data).map_err(malformed)?;
-            ("Unstaked", e.who, e.amount, Some(e.total), None)
+            ("Unstaked", e.who, e.amount, Some(e.total), None, None)
         }
         IStakeRegistry::Slashed::SIGNATURE_HASH => {
             let e = IStakeRegistry::Slashed::decode_log_data(&log.inner.data).map_err(malformed)?;
@@ -316,7 +346,24 @@ pub fn decode_stake(log: &Log) -> Result<StakeEvent, DecodeError> {
                 bounty: e.bounty,
                 burned: e.burned,
             };
-            ("Slashed", e.who, e.amount, None, Some(split))
+            ("Slashed", e.who, e.amount, None, Some(split), None)
+        }
+        IStakeRegistry::Unbonding::SIGNATURE_HASH => {
+            let e = IStakeRegistry::Unbonding::decode_log_data(&log.inner.data).map_err(malformed)?;
+            ("Unbonding", e.who, e.amount, Some(e.totalUnbonding), None, Some(e.releaseAt))
+        }
+        IStakeRegistry::UnbondingSlashed::SIGNATURE_HASH => {
+            let e = IStakeRegistry::UnbondingSlashed::decode_log_data(&log.inner.data).map_err(malformed)?;
+            let split = SlashSplit {
+                challenger: e.challenger,
+                bounty: e.bounty,
+                burned: e.burned,
+            };
+            ("UnbondingSlashed", e.who, e.amount, None, Some(split), None)
+        }
+        IStakeRegistry::Withdrawn::SIGNATURE_HASH => {
+            let e = IStakeRegistry::Withdrawn::decode_log_data(&log.inner.data).map_err(malformed)?;
+            ("Withdrawn", e.who, e.amount, None, None, None)
         }
         _ => return Err(DecodeError::NotStakeEvent),
     };
@@ -330,6 +377,36 @@ pub fn decode_stake(log: &Log) -> Result<StakeEvent, DecodeError> {
         amount,
         total,
         slash,
+        release_at,
+    })
+}
+
+/// Decodes one SubmissionRouter log with the `sol!` types.
+pub fn decode_submission(log: &Log) -> Result<SubmissionRecord, DecodeError> {
+    use ISubmissionRouter::Kind;
+    use nweb::rules::SubmissionKind;
+    let (tx_hash, log_index, block_number, block_hash) = position(log)?;
+    if log.topic0() != Some(&ISubmissionRouter::SubmissionRecorded::SIGNATURE_HASH) {
+        return Err(DecodeError::NotSubmissionEvent);
+    }
+    let e = ISubmissionRouter::SubmissionRecorded::decode_log_data(&log.inner.data)
+        .map_err(|e| DecodeError::Malformed(e.to_string()))?;
+    let kind = match e.kind {
+        Kind::MasscanQuick => SubmissionKind::MasscanQuick,
+        Kind::NmapTop1k => SubmissionKind::NmapTop1k,
+        Kind::NmapFull => SubmissionKind::NmapFull,
+        Kind::DiffEnrich => SubmissionKind::DiffEnrich,
+        other => return Err(DecodeError::Malformed(format!("kind {} is not a Kind", other as u8))),
+    };
+    Ok(SubmissionRecord {
+        tx_hash,
+        log_index,
+        block_number,
+        block_hash,
+        uid: e.uid,
+        submitter: e.submitter,
+        cost_kind: kind.as_str(),
+        cost: e.cost,
     })
 }
 

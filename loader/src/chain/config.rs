@@ -21,6 +21,7 @@ chain_id = 8453                           # checked against eth_chainId
 attestor = "0x0000000000000000000000000000000000000000"
 # stake_registry = "0x..."                # tail: Staked/Unstaked/Slashed -> nweb.stakes; without it stakes stay unindexed
 # slash_router = "0x..."                  # check: where Challenges are filed
+# submission_router = "0x..."             # tail: SubmissionRecorded -> nweb.submission_kinds (the cost kind paid, checked against the bundle)
 start_block = 0                           # at or before the deployment of the Attestor and the StakeRegistry
 confirmations = 24                        # stay this many blocks behind the head
 # head = "finalized"                      # or "safe": index up to that block (no reorg below it); latest - confirmations when the RPC refuses the tag
@@ -75,6 +76,7 @@ struct RawChain {
     attestor: String,
     stake_registry: Option<String>,
     slash_router: Option<String>,
+    submission_router: Option<String>,
     #[serde(default)]
     start_block: u64,
     #[serde(default = "d_confirmations")]
@@ -189,6 +191,8 @@ pub struct ChainConfig {
     /// want stakes; `tail` indexes it when set.
     pub stake_registry: Option<Address>,
     pub slash_router: Option<Address>,
+    /// Optional: `tail` indexes the cost kind each submission paid for when set.
+    pub submission_router: Option<Address>,
     pub start_block: u64,
     pub confirmations: u64,
     /// Index up to the chain's `safe` or `finalized` block instead of head −
@@ -309,6 +313,16 @@ impl NwebConfig {
                 if stake_registry == Some(attestor) {
                     bail!("chain.stake_registry: the same address as chain.attestor");
                 }
+                let submission_router = c
+                    .submission_router
+                    .as_deref()
+                    .map(|s| parse_address("chain.submission_router", s))
+                    .transpose()?;
+                if let Some(r) = submission_router {
+                    if r == attestor || Some(r) == stake_registry {
+                        bail!("chain.submission_router: the same address as chain.attestor or chain.stake_registry");
+                    }
+                }
                 Ok(ChainConfig {
                     rpc_url: parse_url("chain.rpc_url", &c.rpc_url)?,
                     chain_id: c.chain_id,
@@ -319,6 +333,7 @@ impl NwebConfig {
                         .as_deref()
                         .map(|s| parse_address("chain.slash_router", s))
                         .transpose()?,
+                    submission_router,
                     start_block: c.start_block,
                     confirmations: c.confirmations,
                     head: match c.head.as_deref() {

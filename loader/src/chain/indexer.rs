@@ -1,5 +1,6 @@
 //! `xray-loader tail`: Attestor logs into nweb.attestations and, when configured,
-//! StakeRegistry logs into nweb.stake_events and nweb.stakes (docs/design.md D8, D29).
+//! StakeRegistry logs into nweb.stake_events and nweb.stakes (docs/design.md D8, D29,
+//! D45) and SubmissionRouter logs into nweb.submission_kinds (D44).
 //!
 //! - Each contract has its own checkpoint and is caught up in turn, so a registry added
 //!   to the configuration later is indexed from the start block, not from where the
@@ -52,6 +53,8 @@ pub struct Progress {
     pub reverted: u64,
     pub stake_events_added: u64,
     pub stake_events_reverted: u64,
+    /// SubmissionRecorded logs (nweb.submission_kinds).
+    pub submissions_added: u64,
     pub batches: u64,
     /// Every followed contract is indexed up to here.
     pub last_block: i64,
@@ -59,7 +62,7 @@ pub struct Progress {
 
 impl Progress {
     pub fn changed(&self) -> u64 {
-        self.added + self.reverted + self.stake_events_added + self.stake_events_reverted
+        self.added + self.reverted + self.stake_events_added + self.stake_events_reverted + self.submissions_added
     }
 
     fn add_reverted(&mut self, r: store::Reverted) {
@@ -73,6 +76,7 @@ impl Progress {
 enum Kind {
     Attestor,
     StakeRegistry,
+    SubmissionRouter,
 }
 
 impl Kind {
@@ -80,6 +84,7 @@ impl Kind {
         match self {
             Kind::Attestor => "Attestor",
             Kind::StakeRegistry => "StakeRegistry",
+            Kind::SubmissionRouter => "SubmissionRouter",
         }
     }
 
@@ -87,6 +92,7 @@ impl Kind {
         match self {
             Kind::Attestor => abi::payload_topics(),
             Kind::StakeRegistry => abi::stake_topics(),
+            Kind::SubmissionRouter => abi::submission_topics(),
         }
     }
 }
@@ -105,6 +111,7 @@ struct Target {
 enum Decoded {
     Attestation(abi::Attestation),
     Stake(abi::StakeEvent),
+    Submission(abi::SubmissionRecord),
 }
 
 impl Decoded {
@@ -112,6 +119,7 @@ impl Decoded {
         match self {
             Decoded::Attestation(a) => (a.block_number, a.block_hash, a.log_index),
             Decoded::Stake(e) => (e.block_number, e.block_hash, e.log_index),
+            Decoded::Submission(r) => (r.block_number, r.block_hash, r.log_index),
         }
     }
 }
@@ -147,6 +155,12 @@ impl Indexer {
                  update the extension to xray_pg 0.4.0 (ALTER EXTENSION xray_pg UPDATE)"
             );
         }
+        if cfg.submission_router.is_some() && !store::has_submission_kinds(db).await? {
+            bail!(
+                "chain.submission_router is set but the database has no nweb.submission_kinds: \
+                 update the extension to xray_pg 0.8.0 (ALTER EXTENSION xray_pg UPDATE)"
+            );
+        }
         let rpc = Rpc::new(cfg)?;
         rpc.check_chain_id(cfg.chain_id).await?;
         let id = cfg.chain_id;
@@ -165,6 +179,14 @@ impl Indexer {
             }),
             // Not a warning: stderr output makes cron send mail on every run.
             None => tracing::info!("chain.stake_registry is not set: nweb.stakes is not indexed"),
+        }
+        if let Some(r) = cfg.submission_router {
+            targets.push(Target {
+                kind: Kind::SubmissionRouter,
+                address: r,
+                contract: addr(&r),
+                range: cfg.max_block_range,
+            });
         }
         tracing::info!(
             rpc = %rpc.shown(),
@@ -264,14 +286,16 @@ impl Indexer {
                                 contract = kind.name(),
                                 from,
                                 to,
-                                logs = batch.rows.len() + batch.stakes.len(),
+                                logs = batch.rows.len() + batch.stakes.len() + batch.submissions.len(),
                                 rejected = batch.rejects.len(),
                                 attestations = c.attestations,
                                 stake_events = c.stake_events,
+                                submissions = c.submissions,
                                 "batch"
                             );
                             p.added += c.attestations;
                             p.stake_events_added += c.stake_events;
+                            p.submissions_added += c.submissions;
                             p.add_reverted(c.reverted);
                             rolled_back |= c.rolled_back;
                             p.batches += 1;
@@ -467,10 +491,11 @@ impl Indexer {
             let one = match target.kind {
                 Kind::Attestor => abi::decode(log).map(Decoded::Attestation),
                 Kind::StakeRegistry => abi::decode_stake(log).map(Decoded::Stake),
+                Kind::SubmissionRouter => abi::decode_submission(log).map(Decoded::Submission),
             };
             let problem = match &one {
                 Ok(Decoded::Attestation(a)) => cid_problem(a),
-                Ok(Decoded::Stake(_)) => None,
+                Ok(Decoded::Stake(_) | Decoded::Submission(_)) => None,
                 Err(abi::DecodeError::Incomplete(what)) => {
                     return Err(BatchError::Inconsistent(format!(
                         "a log came without its {what} (pending block?)"
@@ -603,12 +628,13 @@ impl Indexer {
             let (n, _, i) = a.block();
             (n, i)
         });
-        let (mut rows, mut stakes) = (Vec::new(), Vec::new());
+        let (mut rows, mut stakes, mut submissions) = (Vec::new(), Vec::new(), Vec::new());
         for d in decoded {
             let t = times[&d.block().0];
             match d {
                 Decoded::Attestation(a) => rows.push((a, t)),
                 Decoded::Stake(e) => stakes.push((e, t)),
+                Decoded::Submission(r) => submissions.push((r, t)),
             }
         }
         Ok(Batch {
@@ -618,6 +644,7 @@ impl Indexer {
             headers,
             rows,
             stakes,
+            submissions,
             rejects,
         })
     }

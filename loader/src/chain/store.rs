@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use tokio_postgres::Client;
 
-use super::abi::{addr, gst_text, hex0x, Attestation, StakeEvent};
+use super::abi::{addr, gst_text, hex0x, Attestation, StakeEvent, SubmissionRecord};
 use super::rpc::Header;
 use crate::db::pg_error;
 
@@ -77,10 +77,19 @@ pub async fn stored_blocks(db: &Client, chain_id: u64, upto: i64) -> Result<Vec<
 
 /// Whether the database has the StakeRegistry's table (xray_pg 0.4.0).
 pub async fn has_stake_events(db: &Client) -> Result<bool> {
+    has_table(db, "nweb.stake_events").await
+}
+
+/// Whether the database has the SubmissionRouter's table (xray_pg 0.8.0).
+pub async fn has_submission_kinds(db: &Client) -> Result<bool> {
+    has_table(db, "nweb.submission_kinds").await
+}
+
+async fn has_table(db: &Client, name: &str) -> Result<bool> {
     Ok(db
-        .query_one("SELECT to_regclass('nweb.stake_events') IS NOT NULL", &[])
+        .query_one("SELECT to_regclass($1) IS NOT NULL", &[&name])
         .await
-        .map_err(pg("looking for nweb.stake_events"))?
+        .map_err(|e| anyhow!("looking for {name}: {}", pg_error(&e)))?
         .get(0))
 }
 
@@ -148,6 +157,8 @@ pub struct Batch {
     pub rows: Vec<(Attestation, DateTime<Utc>)>,
     /// StakeRegistry logs, in (block, log index) order.
     pub stakes: Vec<(StakeEvent, DateTime<Utc>)>,
+    /// SubmissionRouter logs, in (block, log index) order.
+    pub submissions: Vec<(SubmissionRecord, DateTime<Utc>)>,
     /// Logs that are not indexed, and why (nweb.chain_log_rejects).
     pub rejects: Vec<Reject>,
 }
@@ -170,6 +181,7 @@ pub struct Committed {
     /// New rows (a log already stored is not counted again).
     pub attestations: u64,
     pub stake_events: u64,
+    pub submissions: u64,
     /// Whether a block another loader had stored was stale, so that every checkpoint of
     /// the chain was moved back before this batch was written.
     pub rolled_back: bool,
@@ -311,6 +323,12 @@ pub async fn commit_batch(
         insert_stake_events(&tx, cid, contract, &b.stakes).await?
     };
 
+    let submissions = if b.submissions.is_empty() {
+        0
+    } else {
+        insert_submission_kinds(&tx, cid, contract, &b.submissions).await?
+    };
+
     if !b.rejects.is_empty() {
         insert_rejects(&tx, cid, &b.rejects).await?;
     }
@@ -346,6 +364,7 @@ pub async fn commit_batch(
     Ok(Committed {
         attestations: added,
         stake_events,
+        submissions,
         rolled_back: stale.is_some(),
         reverted,
     })
@@ -383,6 +402,45 @@ async fn insert_rejects(tx: &tokio_postgres::Transaction<'_>, cid: i64, rejects:
     Ok(())
 }
 
+/// The SubmissionRouter's logs of a batch. Their trigger checks the bundles they price
+/// (nweb.recheck_bundle).
+async fn insert_submission_kinds(
+    tx: &tokio_postgres::Transaction<'_>,
+    cid: i64,
+    router: &str,
+    records: &[(SubmissionRecord, DateTime<Utc>)],
+) -> Result<u64, CommitError> {
+    let dbe = |c: &'static str| move |e: tokio_postgres::Error| CommitError::Db(anyhow!("{c}: {}", pg_error(&e)));
+    let txs: Vec<String> = records.iter().map(|(r, _)| hex0x(r.tx_hash.as_slice())).collect();
+    let idx = records
+        .iter()
+        .map(|(r, _)| i32::try_from(r.log_index).map_err(|_| CommitError::Db(anyhow!("log index {} too big", r.log_index))))
+        .collect::<Result<Vec<i32>, _>>()?;
+    let bns: Vec<i64> = records.iter().map(|(r, _)| r.block_number as i64).collect();
+    let bhs: Vec<String> = records.iter().map(|(r, _)| hex0x(r.block_hash.as_slice())).collect();
+    let bts: Vec<DateTime<Utc>> = records.iter().map(|(_, t)| *t).collect();
+    let uids: Vec<String> = records.iter().map(|(r, _)| hex0x(r.uid.as_slice())).collect();
+    let subs: Vec<String> = records.iter().map(|(r, _)| addr(&r.submitter)).collect();
+    let kinds: Vec<&str> = records.iter().map(|(r, _)| r.cost_kind).collect();
+    let costs = records
+        .iter()
+        .map(|(r, _)| i32::try_from(r.cost).map_err(|_| CommitError::Db(anyhow!("cost {} too big", r.cost))))
+        .collect::<Result<Vec<i32>, _>>()?;
+    tx.execute(
+        "INSERT INTO nweb.submission_kinds
+                (chain_id, tx_hash, log_index, block_number, block_hash, block_time, router, uid, submitter, cost_kind, cost)
+         SELECT $1, x.tx_hash, x.log_index, x.block_number, x.block_hash, x.block_time, $2, x.uid, x.submitter, x.kind, x.cost
+           FROM unnest($3::text[], $4::int4[], $5::int8[], $6::text[], $7::timestamptz[], $8::text[], $9::text[],
+                       $10::text[], $11::int4[])
+                WITH ORDINALITY AS x(tx_hash, log_index, block_number, block_hash, block_time, uid, submitter, kind, cost, n)
+          ORDER BY x.n
+         ON CONFLICT (chain_id, tx_hash, log_index) DO NOTHING",
+        &[&cid, &router, &txs, &idx, &bns, &bhs, &bts, &uids, &subs, &kinds, &costs],
+    )
+    .await
+    .map_err(dbe("inserting submission kinds"))
+}
+
 /// The StakeRegistry's logs of a batch, then the stakes of their addresses derived again
 /// (nweb.refresh_stakes), in the batch's transaction. Amounts go to the database as
 /// exact decimal text: numeric has no binary form in tokio-postgres, and a float would
@@ -408,10 +466,11 @@ async fn insert_stake_events(
         Vec::with_capacity(n),
         Vec::<Option<String>>::with_capacity(n),
     );
-    let (mut challengers, mut bounties, mut burned) = (
+    let (mut challengers, mut bounties, mut burned, mut releases) = (
         Vec::<Option<String>>::with_capacity(n),
         Vec::<Option<String>>::with_capacity(n),
         Vec::<Option<String>>::with_capacity(n),
+        Vec::<Option<DateTime<Utc>>>::with_capacity(n),
     );
     for (e, t) in events {
         txs.push(hex0x(e.tx_hash.as_slice()));
@@ -428,18 +487,19 @@ async fn insert_stake_events(
         challengers.push(e.slash.as_ref().map(|s| addr(&s.challenger)));
         bounties.push(e.slash.as_ref().map(|s| gst_text(s.bounty)));
         burned.push(e.slash.as_ref().map(|s| gst_text(s.burned)));
+        releases.push(e.release_at.map(ts));
     }
     let added = tx
         .execute(
             "INSERT INTO nweb.stake_events
                     (chain_id, tx_hash, log_index, block_number, block_hash, block_time, registry, kind, address,
-                     amount, total, challenger, bounty, burned)
+                     amount, total, challenger, bounty, burned, release_at)
              SELECT $1, x.tx_hash, x.log_index, x.block_number, x.block_hash, x.block_time, $2, x.kind, x.address,
-                    x.amount::numeric, x.total::numeric, x.challenger, x.bounty::numeric, x.burned::numeric
+                    x.amount::numeric, x.total::numeric, x.challenger, x.bounty::numeric, x.burned::numeric, x.release_at
                FROM unnest($3::text[], $4::int4[], $5::int8[], $6::text[], $7::timestamptz[], $8::text[], $9::text[],
-                           $10::text[], $11::text[], $12::text[], $13::text[], $14::text[])
+                           $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::timestamptz[])
                     WITH ORDINALITY AS x(tx_hash, log_index, block_number, block_hash, block_time, kind, address,
-                                         amount, total, challenger, bounty, burned, n)
+                                         amount, total, challenger, bounty, burned, release_at, n)
               ORDER BY x.n
              ON CONFLICT (chain_id, tx_hash, log_index) DO NOTHING",
             &[
@@ -457,6 +517,7 @@ async fn insert_stake_events(
                 &challengers,
                 &bounties,
                 &burned,
+                &releases,
             ],
         )
         .await

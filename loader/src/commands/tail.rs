@@ -98,7 +98,8 @@ pub async fn run(args: TailArgs, cli_db: Option<String>) -> Result<ExitCode> {
     }
 }
 
-/// The one line `tail --once` prints; the stake part only when the registry is followed.
+/// The one line `tail --once` prints; the stake and submission parts only when their
+/// contracts are followed.
 fn summary(chain: &config::ChainConfig, p: &indexer::Progress, b: &BundleCounts) -> String {
     let stakes = if chain.stake_registry.is_some() {
         format!(
@@ -108,8 +109,13 @@ fn summary(chain: &config::ChainConfig, p: &indexer::Progress, b: &BundleCounts)
     } else {
         String::new()
     };
+    let submissions = if chain.submission_router.is_some() {
+        format!(" {} submission kinds added;", p.submissions_added)
+    } else {
+        String::new()
+    };
     format!(
-        "chain {} block {}: {} attestations added, {} reverted;{stakes} bundles: {} verified, {} invalid, {} unavailable, {} deferred, {} failed",
+        "chain {} block {}: {} attestations added, {} reverted;{stakes}{submissions} bundles: {} verified, {} invalid, {} unavailable, {} deferred, {} failed",
         chain.chain_id, p.last_block, p.added, p.reverted, b.verified, b.invalid, b.unavailable, b.deferred, b.failed
     )
 }

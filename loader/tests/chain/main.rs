@@ -16,6 +16,7 @@ mod indexer_attacks;
 mod kubo;
 mod reorgs;
 mod stakes;
+mod submission_kinds;
 // Shared with contracts/tests; not every helper is used here.
 #[allow(dead_code)]
 mod support;

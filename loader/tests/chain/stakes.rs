@@ -1,4 +1,5 @@
-//! `xray-loader tail` on the StakeRegistry: Staked, Unstaked and Slashed logs into
+//! `xray-loader tail` on the StakeRegistry: Staked, Unstaked, Slashed, Unbonding,
+//! UnbondingSlashed and Withdrawn logs into
 //! nweb.stake_events, and nweb.stakes derived from them, with the indexer's guarantees
 //! (one transaction with the checkpoint, reorgs, replays). Needs xray_pg 0.4.0 with the
 //! StakeRegistry section of sql/xray_pg--0.3.0--0.4.0.sql installed.
@@ -21,6 +22,7 @@ struct StakeRow {
     challenger: Option<String>,
     bounty: Option<String>,
     burned: Option<String>,
+    release_at: Option<i64>,
 }
 
 /// The registry's stake logs straight from the node (not through the loader's code),
@@ -30,6 +32,7 @@ async fn chain_stake_rows(p: &DynProvider, registry: Address, from: u64, to: u64
     let mut out = Vec::new();
     for l in p.get_logs(&filter).await.unwrap() {
         let topic0 = *l.topic0().unwrap();
+        let mut release_at = None;
         let (kind, who, amount, total, slash) = if topic0 == IStakeRegistry::Staked::SIGNATURE_HASH {
             let e = IStakeRegistry::Staked::decode_log_data(&l.inner.data).unwrap();
             ("Staked", e.who, e.amount, Some(e.total), None)
@@ -39,6 +42,16 @@ async fn chain_stake_rows(p: &DynProvider, registry: Address, from: u64, to: u64
         } else if topic0 == IStakeRegistry::Slashed::SIGNATURE_HASH {
             let e = IStakeRegistry::Slashed::decode_log_data(&l.inner.data).unwrap();
             ("Slashed", e.who, e.amount, None, Some((e.challenger, e.bounty, e.burned)))
+        } else if topic0 == IStakeRegistry::Unbonding::SIGNATURE_HASH {
+            let e = IStakeRegistry::Unbonding::decode_log_data(&l.inner.data).unwrap();
+            release_at = Some(e.releaseAt as i64);
+            ("Unbonding", e.who, e.amount, Some(e.totalUnbonding), None)
+        } else if topic0 == IStakeRegistry::UnbondingSlashed::SIGNATURE_HASH {
+            let e = IStakeRegistry::UnbondingSlashed::decode_log_data(&l.inner.data).unwrap();
+            ("UnbondingSlashed", e.who, e.amount, None, Some((e.challenger, e.bounty, e.burned)))
+        } else if topic0 == IStakeRegistry::Withdrawn::SIGNATURE_HASH {
+            let e = IStakeRegistry::Withdrawn::decode_log_data(&l.inner.data).unwrap();
+            ("Withdrawn", e.who, e.amount, None, None)
         } else {
             continue; // RepFactorSet
         };
@@ -57,6 +70,7 @@ async fn chain_stake_rows(p: &DynProvider, registry: Address, from: u64, to: u64
             challenger: slash.map(|s| hx(s.0.as_slice())),
             bounty: slash.map(|s| format_gst(s.1)),
             burned: slash.map(|s| format_gst(s.2)),
+            release_at,
         });
     }
     out.sort();
@@ -69,7 +83,7 @@ async fn db_stake_rows(db: &TestDb) -> Vec<StakeRow> {
         .query(
             "SELECT block_number, log_index, tx_hash, block_hash, extract(epoch FROM block_time)::bigint, kind, address,
                     trim_scale(amount)::text, trim_scale(total)::text, challenger, trim_scale(bounty)::text,
-                    trim_scale(burned)::text
+                    trim_scale(burned)::text, extract(epoch FROM release_at)::bigint
                FROM nweb.stake_events ORDER BY block_number, log_index",
             &[],
         )
@@ -90,6 +104,7 @@ async fn db_stake_rows(db: &TestDb) -> Vec<StakeRow> {
             challenger: r.get(9),
             bounty: r.get(10),
             burned: r.get(11),
+            release_at: r.get(12),
         })
         .collect();
     out.sort();
@@ -254,7 +269,8 @@ async fn tail_derives_the_stakes_from_the_stake_registry() {
     assert_eq!(run.code, 0, "{}", run.stderr);
     let safe = head(&p).await - 1;
     let expected = chain_stake_rows(&p, c.stakes, c.deployed_at, safe).await;
-    assert_eq!(expected.len(), 7);
+    // Two unstakes, each also an Unbonding.
+    assert_eq!(expected.len(), 9);
     assert!(
         run.stdout.contains(&format!(
             ": 0 attestations added, 0 reverted; {} stake events added, 0 reverted; bundles:",
@@ -359,8 +375,8 @@ async fn tail_derives_the_stakes_from_the_stake_registry() {
     let run = loader(&db, &args).await;
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(
-        run.stdout.contains(" 2 stake events added, 0 reverted;"),
-        "{}",
+        run.stdout.contains(" 3 stake events added, 0 reverted;"),
+        "an unstake is also an Unbonding: {}",
         run.stdout
     );
     assert_eq!(chain_stake(&p, &c, submitter).await, "900.000000000000000001");
@@ -487,7 +503,7 @@ async fn a_reorg_takes_back_a_stake() {
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(
         run.stdout
-            .contains(": 0 attestations added, 1 reverted; 1 stake events added, 2 reverted;"),
+            .contains(": 0 attestations added, 1 reverted; 2 stake events added, 2 reverted;"),
         "{}",
         run.stdout
     );
@@ -764,5 +780,120 @@ async fn stake_events_derive_roll_back_and_survive_a_dump() {
     assert_eq!(stake_snapshot(&restored).await, before);
     assert!(before[0].starts_with("stake_events 2:"), "{before:?}");
     restored.finish().await;
+    db.finish().await;
+}
+
+/// (stake, unbonding, unbonding_release_at, slashed) of nweb.stakes, GST text and unix seconds.
+async fn db_stake_parts(db: &TestDb, who: Address) -> (String, String, Option<i64>, String) {
+    let r = db
+        .client
+        .query_one(
+            "SELECT trim_scale(stake)::text, trim_scale(unbonding)::text,
+                    extract(epoch FROM unbonding_release_at)::bigint, trim_scale(slashed)::text
+               FROM nweb.stakes WHERE address = $1",
+            &[&hx(who.as_slice())],
+        )
+        .await
+        .unwrap();
+    (r.get(0), r.get(1), r.get(2), r.get(3))
+}
+
+/// The registry's own view of the same: (stakeOf, unbonding amount, releaseAt or None).
+async fn chain_stake_parts(p: &DynProvider, c: &Contracts, who: Address) -> (String, String, Option<i64>) {
+    let u = view(p, c.stakes, Unbonding::unbondingCall { who }).await;
+    (
+        chain_stake(p, c, who).await,
+        format_gst(u.amount),
+        (u.amount > U256::ZERO).then_some(u.releaseAt as i64),
+    )
+}
+
+/// Unstaked GST stays slashable while it unbonds (D34), and a slash takes it first: the
+/// stake view shows active and unbonding GST apart, and a slash's two logs as one total
+/// (docs/design.md D45). Compared with the registry's view functions at every step.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unbonding_gst_and_what_a_slash_takes_from_it_are_shown() {
+    let node = Node::start().await;
+    let p = provider(&node.url);
+    let db = TestDb::new().await;
+    let c = deploy_all(&p, Address::ZERO, &[1], 1000).await;
+    let who = signer(1).address();
+    let dir = tmp_dir("stakes-unbonding");
+    let cfg = registry_config(&dir, &node.url, &c, "confirmations = 0\n");
+    let args = ["tail", "--once", "--no-bundles", "--config", cfg.as_str()];
+    let tail = || async {
+        let run = loader(&db, &args).await;
+        assert_eq!(run.code, 0, "{}", run.stderr);
+    };
+
+    let cid = Bundle::new("192.0.2.1", 1, 10).cid().to_string();
+    submit(&p, &c, 1, &cid, "0x", 1).await;
+    increase_time(&p, 72 * 3600 + 1).await;
+    send(&p, who, c.stakes, IStakeRegistry::unstakeCall { amount: gst(50) }).await;
+    tail().await;
+    let (stake, unbonding, release) = chain_stake_parts(&p, &c, who).await;
+    assert_eq!((stake.as_str(), unbonding.as_str()), ("950", "50"));
+    assert!(release.is_some());
+    assert_eq!(db_stake_parts(&db, who).await, (stake, unbonding, release, "0".to_string()));
+
+    // Challenged on the earlier submission while unbonding, unanswered: 10 % of
+    // 950 + 50, the 50 unbonding first, then 50 of the active stake.
+    let id = challenge(&p, &c, 2, &cid).await;
+    increase_time(&p, 72 * 3600 + 1).await;
+    send(&p, signer(3).address(), c.slash, ISlashRouter::slashCall { challengeId: id }).await;
+    tail().await;
+    let (stake, unbonding, release) = chain_stake_parts(&p, &c, who).await;
+    assert_eq!((stake.as_str(), unbonding.as_str(), release), ("900", "0", None));
+    assert_eq!(db_stake_parts(&db, who).await, (stake, unbonding, None, "100".to_string()));
+    let r = db
+        .client
+        .query_one(
+            "SELECT trim_scale(from_active)::text, trim_scale(from_unbonding)::text, trim_scale(amount)::text,
+                    trim_scale(bounty)::text, trim_scale(burned)::text, challenger
+               FROM nweb.v_slashes WHERE address = $1",
+            &[&hx(who.as_slice())],
+        )
+        .await
+        .unwrap();
+    let got: (String, String, String, String, String, String) = (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5));
+    assert_eq!(
+        got,
+        (
+            "50".into(),
+            "50".into(),
+            "100".into(),
+            "50".into(),
+            "50".into(),
+            hx(signer(2).address().as_slice())
+        )
+    );
+    // Slashed alone, as before, says only 50: what the view adds is the other half.
+    assert_eq!(
+        db.one::<String>("SELECT trim_scale(amount)::text FROM nweb.stake_events WHERE kind = 'Slashed'").await,
+        "50"
+    );
+
+    // Unstaked again, then withdrawn after unbonding: nothing left unbonding.
+    send(&p, who, c.stakes, IStakeRegistry::unstakeCall { amount: gst(100) }).await;
+    tail().await;
+    let (stake, unbonding, release) = chain_stake_parts(&p, &c, who).await;
+    assert_eq!((stake.as_str(), unbonding.as_str()), ("800", "100"));
+    assert_eq!(db_stake_parts(&db, who).await, (stake, unbonding, release, "100".to_string()));
+    increase_time(&p, 7 * 24 * 3600 + 1).await;
+    send(&p, who, c.stakes, Unbonding::withdrawCall {}).await;
+    tail().await;
+    let (stake, unbonding, release) = chain_stake_parts(&p, &c, who).await;
+    assert_eq!((stake.as_str(), unbonding.as_str(), release), ("800", "0", None));
+    assert_eq!(db_stake_parts(&db, who).await, (stake, unbonding, None, "100".to_string()));
+    assert_eq!(
+        db.one::<i64>("SELECT count(*) FROM nweb.stake_events WHERE kind IN ('Unbonding', 'UnbondingSlashed', 'Withdrawn')").await,
+        4
+    );
+
+    // Rolled back to before the slash: the first unbonding is back, nothing slashed.
+    let slash_block: i64 = db.one("SELECT block_number FROM nweb.stake_events WHERE kind = 'Slashed'").await;
+    db.one::<i64>(&format!("SELECT nweb.chain_rollback(31337, {slash_block})")).await;
+    let (_, unbonding, release, slashed) = db_stake_parts(&db, who).await;
+    assert_eq!((unbonding.as_str(), release.is_some(), slashed.as_str()), ("50", true, "0"));
     db.finish().await;
 }
