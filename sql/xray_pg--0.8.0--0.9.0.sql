@@ -63,7 +63,7 @@ CREATE INDEX submission_kinds_uid ON nweb.submission_kinds USING btree (chain_id
 
 CREATE TRIGGER submission_kinds_apply AFTER INSERT ON nweb.submission_kinds FOR EACH ROW EXECUTE FUNCTION nweb.submission_kind_applied();
 
-COMMENT ON TABLE nweb.submission_kinds IS 'SubmissionRouter logs (SubmissionRecorded): the cost kind each ScanSubmission (by uid) paid for, written by xray-loader tail in the transaction of its checkpoint with ON CONFLICT (chain_id, tx_hash, log_index) DO NOTHING; deleted by nweb.chain_rollback. A verified bundle of another cost kind is invalid (COST_KIND_MISMATCH, nweb.submission_mismatch)';
+COMMENT ON TABLE nweb.submission_kinds IS 'SubmissionRouter logs (SubmissionRecorded): the cost kind each ScanSubmission (by uid) paid for, written by xray-loader tail in the transaction of its checkpoint with ON CONFLICT (chain_id, tx_hash, log_index) DO NOTHING; deleted by nweb.chain_rollback. A verified bundle of another cost kind is invalid (COST_KIND_MISMATCH, nweb.cost_kind_mismatch)';
 
 COMMENT ON COLUMN nweb.submission_kinds.uid IS 'The ScanSubmission attestation''s UID (nweb.attestations.uid)';
 
@@ -76,34 +76,37 @@ GRANT INSERT ON TABLE nweb.submission_kinds TO xray_ingest;
 
 SELECT pg_catalog.pg_extension_config_dump('nweb.submission_kinds', '');
 
+-- The datasetType check of submission_mismatch is one of the attested claims, which
+-- nweb_attested_mismatch checks for a bundle loaded before its submission (D43): what
+-- is left is the SubmissionRouter's charge.
 DROP FUNCTION nweb.submission_mismatch(text, text);
 
-CREATE FUNCTION nweb.submission_mismatch(cid text, dataset_type text, cost_kind text) RETURNS text
+CREATE FUNCTION nweb_attested_mismatch(attested jsonb, manifest_sha256 text, dataset_type text, tool text,
+                                       vantage text, started_at bigint, finished_at bigint) RETURNS text
+IMMUTABLE PARALLEL SAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'nweb_attested_mismatch_wrapper';
+
+COMMENT ON FUNCTION @extschema@.nweb_attested_mismatch(attested jsonb, manifest_sha256 text, dataset_type text, tool text, vantage text, started_at bigint, finished_at bigint) IS 'The first claim of a ScanSubmission payload (manifestSha256, datasetType, tool, vantage, startedAt, finishedAt) that these facts of a bundle contradict, as the detail nweb_bundle_verdict gives (attestation.tool "masscan" differs from manifest.tool "nmap"), or NULL; manifestSha256 is not compared when manifest_sha256 is NULL. nweb.recheck_bundle holds a bundle checked before its submission to it';
+
+CREATE FUNCTION nweb.cost_kind_mismatch(cid text, cost_kind text) RETURNS text
     LANGUAGE sql STABLE
     AS $$
-    SELECT CASE
-             WHEN a.payload ? 'datasetType' AND (a.payload ->> 'datasetType') IS DISTINCT FROM submission_mismatch.dataset_type
-             THEN format('COST_KIND_MISMATCH: the ScanSubmission attests datasetType %s (cost kind %s), the manifest''s datasetType is %s (cost kind %s)',
-                         coalesce(quote_literal(a.payload ->> 'datasetType'), 'NULL'),
-                         coalesce(@extschema@.nweb_cost_kind(a.payload ->> 'datasetType'), 'none'),
-                         coalesce(quote_literal(submission_mismatch.dataset_type), 'NULL'),
-                         coalesce(@extschema@.nweb_cost_kind(submission_mismatch.dataset_type), 'none'))
-             -- On chain nmap-top1k and nmap-full are the same datasetType: only the
-             -- bundle's scan says which one was paid for (docs/design.md D44).
-             WHEN k.uid IS NOT NULL AND k.cost_kind IS DISTINCT FROM submission_mismatch.cost_kind
-             THEN format('COST_KIND_MISMATCH: the SubmissionRouter charged the ScanSubmission as %s (%s units), the bundle is %s (%s units)',
-                         k.cost_kind, k.cost, coalesce(submission_mismatch.cost_kind, 'none'),
-                         coalesce(@extschema@.nweb_submission_cost(submission_mismatch.cost_kind)::text, 'no'))
-           END
-      FROM (SELECT a.payload, a.chain_id, a.uid
+    -- On chain nmap-top1k and nmap-full are the same datasetType: only the bundle's
+    -- scan says which one was paid for (docs/design.md D44).
+    SELECT format('COST_KIND_MISMATCH: the SubmissionRouter charged the ScanSubmission as %s (%s units), the bundle is %s (%s units)',
+                  k.cost_kind, k.cost, coalesce(cost_kind_mismatch.cost_kind, 'none'),
+                  coalesce(@extschema@.nweb_submission_cost(cost_kind_mismatch.cost_kind)::text, 'no'))
+      FROM (SELECT a.chain_id, a.uid
               FROM nweb.attestations AS a
-             WHERE a.kind = 'ScanSubmission' AND a.cid = submission_mismatch.cid
+             WHERE a.kind = 'ScanSubmission' AND a.cid = cost_kind_mismatch.cid
              ORDER BY a.block_time, a.attestation_id
              LIMIT 1) AS a
-      LEFT JOIN nweb.submission_kinds AS k ON k.chain_id = a.chain_id AND k.uid = a.uid;
+      JOIN nweb.submission_kinds AS k ON k.chain_id = a.chain_id AND k.uid = a.uid
+     WHERE k.cost_kind IS DISTINCT FROM cost_kind_mismatch.cost_kind;
 $$;
 
-COMMENT ON FUNCTION nweb.submission_mismatch(cid text, dataset_type text, cost_kind text) IS 'Why the first ScanSubmission of this CID does not describe a bundle of this manifest datasetType and cost kind (the on-chain price follows the attested datasetType and the Kind the SubmissionRouter charged, the reputation the bundle), or NULL when it does, when there is none yet, or when neither its payload has a datasetType (a row not written by the indexer, which always sets it) nor its SubmissionRecorded is indexed (chain.submission_router not set)';
+COMMENT ON FUNCTION nweb.cost_kind_mismatch(cid text, cost_kind text) IS 'Why the Kind the SubmissionRouter charged the first ScanSubmission of this CID is not this bundle cost kind, or NULL when it is, when there is no submission yet, or when its SubmissionRecorded is not indexed (chain.submission_router not set). The other claims of the submission are checked by nweb_attested_mismatch and nweb_bundle_verdict';
 
 CREATE FUNCTION nweb.recheck_bundle(p_cid text) RETURNS void
     LANGUAGE plpgsql SECURITY DEFINER
@@ -126,7 +129,11 @@ BEGIN
         mismatch := CASE WHEN b.attested_merkle_root IS NOT NULL AND b.attested_merkle_root IS DISTINCT FROM b.merkle_root
                          THEN format('the manifest''s merkleRoot %s differs from the attested %s',
                                      b.merkle_root, b.attested_merkle_root)
-                         ELSE nweb.submission_mismatch(b.cid, b.dataset_type, b.cost_kind) END;
+                         ELSE coalesce(@extschema@.nweb_attested_mismatch(nweb.first_submission_payload(p_cid), b.manifest_sha256,
+                                                                           b.dataset_type, b.tool, b.vantage,
+                                                                           extract(epoch FROM b.scan_started_at)::bigint,
+                                                                           extract(epoch FROM b.scan_finished_at)::bigint),
+                                       nweb.cost_kind_mismatch(b.cid, b.cost_kind)) END;
         IF mismatch IS NOT NULL THEN
             DELETE FROM nweb.scanprint AS s WHERE s.bundle_cid = b.cid;
             UPDATE nweb.bundles AS x
@@ -138,7 +145,7 @@ BEGIN
 END
 $$;
 
-COMMENT ON FUNCTION nweb.recheck_bundle(p_cid text) IS 'Internal: a ScanSubmission or SubmissionRecorded of this CID was indexed; fill in the bundle''s submitter and attested root, and invalidate a verified bundle that the first submission does not describe (root, datasetType or cost kind)';
+COMMENT ON FUNCTION nweb.recheck_bundle(p_cid text) IS 'Internal: a ScanSubmission or SubmissionRecorded of this CID was indexed; fill in the bundle''s submitter and attested root, and invalidate a verified bundle that the first submission does not describe (root, manifestSha256, datasetType, tool, vantage, times, cost kind charged)';
 
 REVOKE ALL ON FUNCTION nweb.recheck_bundle(p_cid text) FROM PUBLIC;
 
@@ -228,7 +235,7 @@ BEGIN
     -- The SubmissionRouter's charge is the one claim the payload cannot carry: on
     -- chain nmap-top1k and nmap-full are one datasetType (docs/design.md D44).
     IF v ->> 'status' = 'verified' THEN
-        mismatch := nweb.submission_mismatch(v_cid, m ->> 'dataset_type', v ->> 'cost_kind');
+        mismatch := nweb.cost_kind_mismatch(v_cid, v ->> 'cost_kind');
         IF mismatch IS NOT NULL THEN
             v := v || jsonb_build_object('status', 'invalid', 'reason', 'CID_HASH_MISMATCH', 'reason_detail', mismatch);
         END IF;

@@ -499,19 +499,32 @@ impl AttestedClaims {
     /// the manifest's: the attestation is what a challenge is about, so it leads.
     /// `manifest_text` is the whole `manifest.json`, `m` what [`parse_manifest`] made of it.
     pub fn mismatch(&self, manifest_text: &str, m: &Manifest) -> Option<String> {
-        if let Some(claimed) = &self.manifest_sha256 {
-            let got = sha256_hex(manifest_text.as_bytes());
+        self.mismatch_with(&BundleFacts {
+            manifest_sha256: Some(&sha256_hex(manifest_text.as_bytes())),
+            dataset_type: &m.dataset_type,
+            tool: &m.tool,
+            vantage: &m.vantage,
+            started_at: m.started_at,
+            finished_at: m.finished_at,
+        })
+    }
+
+    /// [`AttestedClaims::mismatch`] against what was recorded of a bundle checked before
+    /// its submission was seen (`nweb.bundles`). Without the manifest's bytes
+    /// (`manifest_sha256` None) their hash is not compared.
+    pub fn mismatch_with(&self, facts: &BundleFacts<'_>) -> Option<String> {
+        if let (Some(claimed), Some(got)) = (&self.manifest_sha256, facts.manifest_sha256) {
             let c = claimed.strip_prefix("0x").unwrap_or(claimed);
-            if !c.eq_ignore_ascii_case(&got) {
+            if !c.eq_ignore_ascii_case(got) {
                 return Some(format!(
                     "attestation.manifestSha256 {claimed:?} differs from the SHA-256 of {MANIFEST_PATH}, {got}"
                 ));
             }
         }
         let texts = [
-            ("datasetType", &self.dataset_type, &m.dataset_type),
-            ("tool", &self.tool, &m.tool),
-            ("vantage", &self.vantage, &m.vantage),
+            ("datasetType", &self.dataset_type, facts.dataset_type),
+            ("tool", &self.tool, facts.tool),
+            ("vantage", &self.vantage, facts.vantage),
         ];
         for (field, claimed, got) in texts {
             if let Some(c) = claimed {
@@ -523,8 +536,8 @@ impl AttestedClaims {
             }
         }
         let times = [
-            ("startedAt", self.started_at, m.started_at),
-            ("finishedAt", self.finished_at, m.finished_at),
+            ("startedAt", self.started_at, facts.started_at),
+            ("finishedAt", self.finished_at, facts.finished_at),
         ];
         for (field, claimed, got) in times {
             if let Some(c) = claimed {
@@ -537,6 +550,18 @@ impl AttestedClaims {
         }
         None
     }
+}
+
+/// The facts of a bundle that a ScanSubmission makes claims about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BundleFacts<'a> {
+    /// Lowercase hex SHA-256 of `manifest.json`'s bytes, when they are known.
+    pub manifest_sha256: Option<&'a str>,
+    pub dataset_type: &'a str,
+    pub tool: &'a str,
+    pub vantage: &'a str,
+    pub started_at: u64,
+    pub finished_at: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -1038,6 +1063,18 @@ pub(crate) mod tests {
                 "attestation.finishedAt 1693530000 differs from manifest.finishedAt 1693529999",
             ),
         ];
+        // What nweb.bundles recorded of the bundle, for one checked before its submission.
+        let m = parse_manifest(&text).unwrap();
+        let sha = sha256_hex(text.as_bytes());
+        let recorded = |manifest_sha256| BundleFacts {
+            manifest_sha256,
+            dataset_type: &m.dataset_type,
+            tool: &m.tool,
+            vantage: &m.vantage,
+            started_at: m.started_at,
+            finished_at: m.finished_at,
+        };
+        assert_eq!(honest.mismatch_with(&recorded(Some(&sha))), None);
         for (lie, want) in lies {
             let mut c = honest.clone();
             lie(&mut c);
@@ -1047,6 +1084,11 @@ pub(crate) mod tests {
             let d = v.reason_detail.unwrap();
             assert!(d.starts_with(want), "{d:?} should start with {want:?}");
             assert!(v.manifest.is_some(), "what was read is kept");
+            // Recorded first, submitted after: the same claim is caught with the same detail.
+            assert_eq!(c.mismatch_with(&recorded(Some(&sha))).as_deref(), Some(d.as_str()));
+            // Without the manifest's bytes only their hash goes unchecked.
+            let unhashed = c.mismatch_with(&recorded(None));
+            assert_eq!(unhashed.is_none(), want.starts_with("attestation.manifestSha256"), "{want}");
         }
         // The manifest's bytes, not its meaning: the same JSON pretty-printed is another file.
         let pretty = serde_json::to_string_pretty(&manifest_value(&good_root())).unwrap();

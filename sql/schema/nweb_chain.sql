@@ -277,7 +277,7 @@ CREATE INDEX submission_kinds_uid ON nweb.submission_kinds USING btree (chain_id
 
 CREATE TRIGGER submission_kinds_apply AFTER INSERT ON nweb.submission_kinds FOR EACH ROW EXECUTE FUNCTION nweb.submission_kind_applied();
 
-COMMENT ON TABLE nweb.submission_kinds IS 'SubmissionRouter logs (SubmissionRecorded): the cost kind each ScanSubmission (by uid) paid for, written by xray-loader tail in the transaction of its checkpoint with ON CONFLICT (chain_id, tx_hash, log_index) DO NOTHING; deleted by nweb.chain_rollback. A verified bundle of another cost kind is invalid (COST_KIND_MISMATCH, nweb.submission_mismatch)';
+COMMENT ON TABLE nweb.submission_kinds IS 'SubmissionRouter logs (SubmissionRecorded): the cost kind each ScanSubmission (by uid) paid for, written by xray-loader tail in the transaction of its checkpoint with ON CONFLICT (chain_id, tx_hash, log_index) DO NOTHING; deleted by nweb.chain_rollback. A verified bundle of another cost kind is invalid (COST_KIND_MISMATCH, nweb.cost_kind_mismatch)';
 
 COMMENT ON COLUMN nweb.submission_kinds.uid IS 'The ScanSubmission attestation''s UID (nweb.attestations.uid)';
 

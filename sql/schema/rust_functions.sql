@@ -2,6 +2,8 @@
 -- (xray_pg/src/functions.rs, ingest.rs, nweb.rs); COMMENT ON cannot be said
 -- in Rust, so they are here, one per function.
 
+COMMENT ON FUNCTION @extschema@.nweb_attested_mismatch(attested jsonb, manifest_sha256 text, dataset_type text, tool text, vantage text, started_at bigint, finished_at bigint) IS 'The first claim of a ScanSubmission payload (manifestSha256, datasetType, tool, vantage, startedAt, finishedAt) that these facts of a bundle contradict, as the detail nweb_bundle_verdict gives (attestation.tool "masscan" differs from manifest.tool "nmap"), or NULL; manifestSha256 is not compared when manifest_sha256 is NULL. nweb.recheck_bundle holds a bundle checked before its submission to it';
+
 COMMENT ON FUNCTION @extschema@.nweb_bridge_payload(tenant_id uuid, bundle jsonb, assets jsonb, rows jsonb) IS 'Pure part of nweb.bridge_payload: an xray 1.2 scan payload from bundle metadata, assets and scanprint rows';
 
 COMMENT ON FUNCTION @extschema@.nweb_bundle_verdict(manifest text, scanprint text, artifacts jsonb, attested_merkle_root text, unreadable text, attested jsonb) IS 'Pure verdict on a bundle: {status verified|invalid, reason, reason_detail, manifest{...}, computed_merkle_root, scanprint_lines, cost_kind, cost_units}. artifacts maps every file path of the bundle to the SHA-256 hex of its bytes; attested is the ScanSubmission payload, whose manifestSha256, datasetType, tool, vantage, startedAt and finishedAt must match (CID_HASH_MISMATCH naming the field)';

@@ -1513,7 +1513,52 @@ async fn a_bundle_that_is_not_what_its_submission_attests_is_a_verified_mismatch
     assert!(detail.as_deref().unwrap().starts_with("attestation.finishedAt 1770009999 differs"), "{detail:?}");
 
     // No submission yet: nothing is claimed, the bundle is checked as before.
-    assert_eq!(ingest_car(&db.client, &bundle(7)).await, ("verified".into(), None, None));
+    let early = bundle(7);
+    assert_eq!(ingest_car(&db.client, &early).await, ("verified".into(), None, None));
+
+    // Loaded before its submission (a hoarder, a gateway, a hand-run ingest): when the
+    // submission arrives it is held to the same claims, with the same detail. On 0.8.0
+    // the trigger compared the datasetType only, so these stayed verified.
+    let status = |cid: String| {
+        let db = &db;
+        async move {
+            let r = db
+                .client
+                .query_one("SELECT status, reason, reason_detail FROM nweb.bundles WHERE cid = $1", &[&cid])
+                .await
+                .unwrap();
+            (r.get::<_, String>(0), r.get::<_, Option<String>>(1), r.get::<_, Option<String>>(2))
+        }
+    };
+    let mut claims = honest(&early);
+    claims["vantage"] = json!("AS1/rare-place");
+    attest(&db.client, "ScanSubmission", 7, &who, "2026-03-01T00:00:00Z", None, claims).await;
+    assert_eq!(
+        status(early.cid()).await,
+        ("invalid".into(), Some("CID_HASH_MISMATCH".into()),
+         Some(r#"attestation.vantage "AS1/rare-place" differs from manifest.vantage "AS64500/test""#.into()))
+    );
+    assert_eq!(rows_of(&db.client, &early.cid()).await, 0, "its rows go with the verdict");
+    // The manifest's bytes were hashed when the CAR was loaded: a lie about them is caught
+    // too; a bundle loaded from jsonb has no such hash, and its other claims hold.
+    let (by_car, by_json) = (bundle(8), bundle(9));
+    assert_eq!(ingest_car(&db.client, &by_car).await.0, "verified");
+    assert_eq!(ingest(&db.client, &by_json).await.0, "verified");
+    for (n, b) in [(8, &by_car), (9, &by_json)] {
+        let mut claims = honest(b);
+        claims["manifestSha256"] = json!(format!("0x{}", "cd".repeat(32)));
+        attest(&db.client, "ScanSubmission", n, &who, "2026-03-01T00:00:00Z", None, claims).await;
+    }
+    let (st, _, detail) = status(by_car.cid()).await;
+    assert_eq!(st, "invalid");
+    assert!(detail.as_deref().unwrap().starts_with("attestation.manifestSha256 "), "{detail:?}");
+    assert_eq!(status(by_json.cid()).await, ("verified".into(), None, None));
+    // An honest submission after its bundle leaves it verified.
+    let fine = bundle(10);
+    assert_eq!(ingest_car(&db.client, &fine).await.0, "verified");
+    attest(&db.client, "ScanSubmission", 10, &who, "2026-03-01T00:00:00Z", None, honest(&fine)).await;
+    assert_eq!(status(fine.cid()).await, ("verified".into(), None, None));
+    assert!(rows_of(&db.client, &fine.cid()).await > 0);
     db.finish().await;
 }
 

@@ -295,6 +295,33 @@ fn nweb_bundle_verdict_0_8(
     bundle_verdict(manifest, scanprint, artifacts, attested_merkle_root, unreadable, &claims)
 }
 
+/// The first claim of a ScanSubmission payload that a bundle recorded before it was seen
+/// contradicts (`nweb::bundle::AttestedClaims::mismatch_with`), or NULL. The recheck of
+/// `nweb.recheck_bundle` calls it with the columns of `nweb.bundles`, so a bundle loaded
+/// first is held to the same claims as one loaded after its submission.
+#[pg_extern(immutable, parallel_safe)]
+fn nweb_attested_mismatch(
+    attested: Option<JsonB>,
+    manifest_sha256: Option<&str>,
+    dataset_type: Option<&str>,
+    tool: Option<&str>,
+    vantage: Option<&str>,
+    started_at: Option<i64>,
+    finished_at: Option<i64>,
+) -> Option<String> {
+    let claims = AttestedClaims::from_submission_json(&attested?.0);
+    // Only a verified bundle has every fact; an unchecked one has nothing to contradict.
+    let facts = bundle::BundleFacts {
+        manifest_sha256,
+        dataset_type: dataset_type?,
+        tool: tool?,
+        vantage: vantage?,
+        started_at: u64::try_from(started_at?).ok()?,
+        finished_at: u64::try_from(finished_at?).ok()?,
+    };
+    claims.mismatch_with(&facts)
+}
+
 fn bundle_verdict(
     manifest: Option<&str>,
     scanprint: Option<&str>,
