@@ -5,7 +5,8 @@
 
 use std::sync::{Arc, Mutex};
 
-use alloy::primitives::Address;
+use alloy::primitives::{keccak256, Address, LogData, B256};
+use alloy::providers::DynProvider;
 use alloy::sol_types::SolEvent;
 use serde_json::{json, Value};
 
@@ -111,6 +112,42 @@ async fn count(db: &TestDb) -> i64 {
 
 fn cid(n: i64) -> String {
     Bundle::new("192.0.2.16", n, 10).cid().to_string()
+}
+
+/// Makes the Attestor's address emit `logs` in one transaction: its code is swapped
+/// (`anvil_setCode`) for a few opcodes that CODECOPY each log's data, appended to the
+/// code, into memory and LOG it with its topics, then put back. What a hostile or buggy
+/// Attestor could emit, and the routers never would. Returns the transaction's block.
+async fn emit_as_attestor(p: &DynProvider, c: &Contracts, logs: &[LogData]) -> i64 {
+    // Per log: PUSH2 len, PUSH2 at, PUSH1 0, CODECOPY (9 bytes); PUSH32 per topic, last
+    // first; PUSH2 len, PUSH1 0, LOGn (6 bytes). Then STOP, then the data.
+    let ops_len = logs.iter().map(|l| 33 * l.topics().len() + 15).sum::<usize>() + 1;
+    let (mut code, mut data) = (Vec::new(), Vec::new());
+    for l in logs {
+        let len = u16::try_from(l.data.len()).unwrap().to_be_bytes();
+        let at = u16::try_from(ops_len + data.len()).unwrap().to_be_bytes();
+        code.extend([0x61, len[0], len[1], 0x61, at[0], at[1], 0x60, 0x00, 0x39]);
+        for t in l.topics().iter().rev() {
+            code.push(0x7f);
+            code.extend(t.as_slice());
+        }
+        code.extend([0x61, len[0], len[1], 0x60, 0x00, 0xa0 + l.topics().len() as u8]);
+        data.extend_from_slice(&l.data);
+    }
+    code.push(0x00);
+    assert_eq!(code.len(), ops_len);
+    code.extend(data);
+
+    let attestor = format!("{:#x}", c.attestor);
+    let real = raw(p, "eth_getCode", json!([attestor, "latest"])).await;
+    raw(p, "anvil_setCode", json!([attestor, alloy::hex::encode_prefixed(code)])).await;
+    let from = format!("{:#x}", signer(3).address());
+    let tx = raw(p, "eth_sendTransaction", json!([{"from": from, "to": attestor, "data": "0x"}])).await;
+    let receipt = raw(p, "eth_getTransactionReceipt", json!([tx])).await;
+    assert_eq!(receipt["status"], "0x1", "{receipt}");
+    assert_eq!(receipt["logs"].as_array().map(Vec::len), Some(logs.len()), "{receipt}");
+    raw(p, "anvil_setCode", json!([attestor, real])).await;
+    num(&receipt["blockNumber"]) as i64
 }
 
 /// A reorg lands between the read of the checkpoint's block (still answered from the
@@ -251,18 +288,9 @@ async fn an_undecodable_log_is_recorded_with_its_batch_and_rolled_back_with_its_
     let args = ["tail", "--once", "--no-bundles", "--config", cfg_s.as_str()];
 
     submit(&p, &c, 1, &cid(7), "0x", 1).await;
-    let attestor = format!("{:#x}", c.attestor);
-    let code = raw(&p, "eth_getCode", json!([attestor, "latest"])).await;
-    // PUSH32 topic0, PUSH1 0 (size), PUSH1 0 (offset), LOG1, STOP: no data at all.
+    // ScanSubmitted's topic0 and no data at all.
     let topic0 = IAttestor::ScanSubmitted::SIGNATURE_HASH;
-    let evil = format!("0x7f{}60006000a100", alloy::hex::encode(topic0));
-    raw(&p, "anvil_setCode", json!([attestor, evil])).await;
-    let from = format!("{:#x}", signer(3).address());
-    let tx = raw(&p, "eth_sendTransaction", json!([{"from": from, "to": attestor, "data": "0x"}])).await;
-    let receipt = raw(&p, "eth_getTransactionReceipt", json!([tx])).await;
-    assert_eq!(receipt["logs"].as_array().map(Vec::len), Some(1), "{receipt}");
-    let bad_block = num(&receipt["blockNumber"]) as i64;
-    raw(&p, "anvil_setCode", json!([attestor, code])).await;
+    let bad_block = emit_as_attestor(&p, &c, &[LogData::new_unchecked(vec![topic0], Default::default())]).await;
     submit(&p, &c, 1, &cid(8), "0x", 1).await;
     mine(&p, 1).await;
 
@@ -294,6 +322,105 @@ async fn an_undecodable_log_is_recorded_with_its_batch_and_rolled_back_with_its_
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(db.one::<i64>("SELECT count(*) FROM nweb.chain_log_rejects").await, 0);
     assert_eq!(count(&db).await, 1, "the submission below the fork stays");
+    db.finish().await;
+}
+
+/// A hostile or buggy Attestor (one that skips the CanonicalCid check) emits
+/// ScanSubmissions that decode, laid out byte for byte as the real contract's logs
+/// (Attested, then ScanSubmitted with the same uid), naming an honestly submitted
+/// bundle's CID in variant spellings: CIDv0 and base32 upper-case. The chain knows a CID
+/// by its exact text, so the slasher would never look these up, yet the database would
+/// read them as the bundle's. Both are recorded in nweb.chain_log_rejects with the
+/// batch that indexes the valid logs around them, a forged log with the canonical
+/// spelling among them included; the honest submission of the same CID is unaffected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_variant_cid_from_a_hostile_attestor_is_recorded_not_indexed() {
+    let node = Node::start().await;
+    let p = provider(&node.url);
+    let db = TestDb::new().await;
+    let c = deploy_all(&p, Address::ZERO, &[1], 1000).await;
+    let dir = tmp_dir("attack-variant-cid");
+    let cfg = config(&dir, &node.url, &c, "confirmations = 0\n", "", "");
+    let cfg_s = cfg.to_str().unwrap().to_string();
+
+    let bundle = Bundle::new("192.0.2.16", 9, 10);
+    let canonical = bundle.cid().to_string();
+    let honest = submit(&p, &c, 1, &canonical, "0x", 1).await;
+    let real = |topic0: B256| {
+        let l = honest.logs().iter().find(|l| l.topic0() == Some(&topic0)).expect("the contract's log");
+        l.inner.data.clone()
+    };
+    let attested = IAttestor::Attested::decode_log_data(&real(IAttestor::Attested::SIGNATURE_HASH)).unwrap();
+    let submitted_data = real(IAttestor::ScanSubmitted::SIGNATURE_HASH);
+    let submitted = IAttestor::ScanSubmitted::decode_log_data(&submitted_data).unwrap();
+    assert_eq!(submitted.encode_log_data(), submitted_data, "the forged logs are encoded as the contract's");
+
+    let v0 = nweb::Cid::new_v0(*bundle.cid().hash()).unwrap().to_string();
+    let upper = canonical.to_uppercase();
+    assert!(v0.starts_with("Qm") && upper.starts_with("BAFY"), "{v0} {upper}");
+    let control = cid(11);
+    let who = signer(3).address();
+    let forged: Vec<LogData> = [&v0, &upper, &control]
+        .iter()
+        .flat_map(|spelling| {
+            let uid = keccak256(spelling.as_bytes());
+            let a = IAttestor::Attested { recipient: who, attester: who, uid, ..attested.clone() };
+            let submission = IAttestor::ScanSubmission {
+                subject: who,
+                cid: spelling.to_string(),
+                ..submitted.submission.clone()
+            };
+            let s = IAttestor::ScanSubmitted { uid, attester: who, submission };
+            [a.encode_log_data(), s.encode_log_data()]
+        })
+        .collect();
+    let bad_block = emit_as_attestor(&p, &c, &forged).await;
+    submit(&p, &c, 1, &cid(10), "0x", 2).await;
+    mine(&p, 1).await;
+
+    let run = loader(&db, &["tail", "--once", "--no-bundles", "--config", cfg_s.as_str()]).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let rejects = db
+        .client
+        .query(
+            "SELECT block_number, log_index, topic0, error FROM nweb.chain_log_rejects ORDER BY log_index",
+            &[],
+        )
+        .await
+        .unwrap();
+    let rejects: Vec<(i64, i32, Option<String>, String)> =
+        rejects.iter().map(|r| (r.get(0), r.get(1), r.get(2), r.get(3))).collect();
+    assert_eq!(rejects.len(), 2, "both variants are recorded: {rejects:?}\n{}", run.stderr);
+    let topic0 = format!("{:#x}", IAttestor::ScanSubmitted::SIGNATURE_HASH);
+    for ((block, log_index, t0, error), (spelling, index)) in rejects.iter().zip([(&v0, 1), (&upper, 3)]) {
+        assert_eq!((*block, *log_index, t0.as_deref()), (bad_block, index, Some(topic0.as_str())));
+        assert!(error.starts_with(&format!("payload.cid {spelling:?}: not the canonical spelling")), "{error}");
+        assert!(error.contains(&canonical), "the error names the canonical spelling: {error}");
+    }
+    let indexed = db
+        .one::<i64>(&format!(
+            "SELECT count(*) FROM nweb.attestations WHERE payload->>'cid' IN ('{v0}', '{upper}')"
+        ))
+        .await;
+    assert_eq!(indexed, 0, "no variant is in nweb.attestations");
+    let submitted = db
+        .client
+        .query("SELECT submitter, cid FROM nweb.v_submissions ORDER BY block_number, log_index", &[])
+        .await
+        .unwrap();
+    let submitted: Vec<(String, Option<String>)> = submitted.iter().map(|r| (r.get(0), r.get(1))).collect();
+    let (honest_submitter, hostile) = (format!("{:#x}", signer(1).address()), format!("{who:#x}"));
+    assert_eq!(
+        submitted,
+        [
+            (honest_submitter.clone(), Some(canonical.clone())),
+            (hostile, Some(control)),
+            (honest_submitter, Some(cid(10))),
+        ],
+        "the honest submission of the CID, the forged canonical one and the one after are indexed"
+    );
+    let (last, _) = checkpoint(&db).await;
+    assert!(last > bad_block, "the checkpoint passes the recorded logs: {last}");
     db.finish().await;
 }
 
